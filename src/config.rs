@@ -1,0 +1,136 @@
+//! Configuration: one JSON file plus environment overrides, with one documented field per knob.
+//!
+//! The file is `$HARNESS_CONFIG`, else `$XDG_CONFIG_HOME/agent-harness/config.json` (by default
+//! `~/.config/agent-harness/config.json`). It is optional; every knob has a default. Unknown
+//! keys are errors, so a typo is reported instead of silently ignored. Hooks that meet a broken
+//! file fall back to the defaults and log why; the `harness` CLI refuses to run and says what to
+//! fix. Environment variables win over the file: `HARNESS_DB` (store path).
+//!
+//! Owns reading and validating settings; must not act on them.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::paths;
+
+/// All settings. Every section and field is optional in the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The SQLite store.
+    pub store: StoreConfig,
+}
+
+/// `"store": {...}`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Path of the SQLite file. Default: `$XDG_STATE_HOME/agent-harness/harness.db`
+    /// (`~/.local/state/agent-harness/harness.db`). `HARNESS_DB` overrides it.
+    pub path: Option<PathBuf>,
+    /// How long a hook waits for another process's write lock before it gives up, records the
+    /// event in the spool file instead, and lets the session go on. Default 2000 ms.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: None,
+            busy_timeout_ms: 2000,
+        }
+    }
+}
+
+impl Config {
+    /// Where the config file is looked for.
+    pub fn file_path() -> Option<PathBuf> {
+        std::env::var_os("HARNESS_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| paths::config_home().map(|d| d.join("agent-harness/config.json")))
+    }
+
+    /// Reads the config file if it exists. A missing file is the defaults; an unreadable or
+    /// invalid one is an error naming the file and the problem.
+    pub fn load() -> Result<Config> {
+        match Config::file_path() {
+            Some(path) => Config::load_from(&path),
+            None => Ok(Config::default()),
+        }
+    }
+
+    pub fn load_from(path: &Path) -> Result<Config> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => return Err(Error::io("read config file", path, e)),
+        };
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_json::from_str(&text).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The store's path: `HARNESS_DB`, else the config's `store.path`, else the XDG default.
+    pub fn db_path(&self) -> Result<PathBuf> {
+        if let Some(p) = std::env::var_os("HARNESS_DB").filter(|p| !p.is_empty()) {
+            return Ok(PathBuf::from(p));
+        }
+        if let Some(p) = &self.store.path {
+            return Ok(p.clone());
+        }
+        default_db_path()
+    }
+}
+
+/// `$XDG_STATE_HOME/agent-harness/harness.db`.
+pub fn default_db_path() -> Result<PathBuf> {
+    paths::default_state_dir()
+        .map(|d| d.join("harness.db"))
+        .ok_or(Error::NoStateDir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("ah-config-{name}-{}.json", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn missing_and_empty_files_are_defaults() {
+        let c = Config::load_from(Path::new("/nonexistent/config.json")).unwrap();
+        assert_eq!(c.store.busy_timeout_ms, 2000);
+        let p = write("empty", "  \n");
+        assert_eq!(Config::load_from(&p).unwrap().store.busy_timeout_ms, 2000);
+    }
+
+    #[test]
+    fn partial_files_keep_other_defaults() {
+        let p = write("partial", r#"{"store": {"busy_timeout_ms": 50}}"#);
+        let c = Config::load_from(&p).unwrap();
+        assert_eq!(c.store.busy_timeout_ms, 50);
+        assert!(c.store.path.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_json_name_the_file_and_the_problem() {
+        let p = write("typo", r#"{"store": {"busy_timeout": 50}}"#);
+        let msg = Config::load_from(&p).unwrap_err().to_string();
+        assert!(msg.contains(p.to_str().unwrap()), "{msg}");
+        assert!(msg.contains("unknown field `busy_timeout`"), "{msg}");
+
+        let p = write("bad", "{ nope");
+        let msg = Config::load_from(&p).unwrap_err().to_string();
+        assert!(msg.contains("config file"), "{msg}");
+        assert!(msg.contains("line 1"), "{msg}");
+    }
+}

@@ -1,0 +1,311 @@
+//! `harness install` / `uninstall`: merging the harness's hooks into a Claude Code settings file
+//! and taking exactly them out again.
+//!
+//! Owns the merge, not the file IO policy around it (backup, dry run, writing): that is the CLI's.
+//! A hook is the harness's when it is a command hook whose executable's file name is one of the
+//! harness's hook binaries; everything else in the file (other hooks, other keys, their order) is
+//! kept as it was. Installing twice gives the same file as installing once.
+
+use serde_json::{Map, Value};
+
+/// The hooks as shipped (`settings.snippet.json`), with bare binary names.
+pub const SNIPPET: &str = include_str!("../settings.snippet.json");
+
+/// Slash commands shipped in `commands/`, copied into `.claude/commands/` by install.
+pub const COMMANDS: &[(&str, &str)] = &[];
+
+/// The hook binaries, one per event the harness registers.
+pub const HOOK_BINARIES: &[&str] = &[
+    "harness-session-start",
+    "harness-user-prompt-submit",
+    "harness-user-prompt-expansion",
+    "harness-pre-tool-use",
+    "harness-post-tool-use",
+    "harness-post-tool-use-failure",
+    "harness-stop",
+    "harness-stop-failure",
+    "harness-subagent-start",
+    "harness-subagent-stop",
+    "harness-pre-compact",
+    "harness-post-compact",
+    "harness-notification",
+    "harness-session-end",
+];
+
+/// Why a settings file cannot be merged.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ShapeError(pub String);
+
+impl std::fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// True when `hook` (one entry of a group's `hooks` array) runs one of the harness's binaries.
+pub fn is_harness_hook(hook: &Value) -> bool {
+    let Some(command) = hook.get("command").and_then(Value::as_str) else {
+        return false;
+    };
+    // Exec form names the executable; in shell form it is the first word, perhaps quoted.
+    let exe = match command.chars().next() {
+        Some(q @ ('"' | '\'')) => command[1..].split(q).next().unwrap_or(""),
+        _ => command.split_whitespace().next().unwrap_or(""),
+    };
+    let name = exe.rsplit('/').next().unwrap_or(exe);
+    HOOK_BINARIES.contains(&name)
+}
+
+/// The shipped hooks with each command rewritten by `command_for(binary name)`.
+pub fn snippet_hooks(command_for: &dyn Fn(&str) -> String) -> Map<String, Value> {
+    let snippet: Value = serde_json::from_str(SNIPPET).expect("settings.snippet.json is valid JSON");
+    let mut hooks = snippet["hooks"]
+        .as_object()
+        .cloned()
+        .expect("settings.snippet.json has a hooks object");
+    for groups in hooks.values_mut() {
+        for group in groups.as_array_mut().into_iter().flatten() {
+            for hook in group["hooks"].as_array_mut().into_iter().flatten() {
+                if let Some(Value::String(cmd)) = hook.get_mut("command") {
+                    *cmd = command_for(cmd);
+                }
+            }
+        }
+    }
+    hooks
+}
+
+fn hooks_object(settings: &mut Value) -> Result<&mut Map<String, Value>, ShapeError> {
+    let root = settings
+        .as_object_mut()
+        .ok_or_else(|| ShapeError("the settings file is not a JSON object".into()))?;
+    let hooks = root
+        .entry("hooks")
+        .or_insert_with(|| Value::Object(Map::new()));
+    hooks
+        .as_object_mut()
+        .ok_or_else(|| ShapeError("\"hooks\" is not an object".into()))
+}
+
+/// Removes the harness's hooks from one event's groups; drops groups left with no hooks.
+fn strip_event(event: &str, groups: &mut Value) -> Result<usize, ShapeError> {
+    let list = groups
+        .as_array_mut()
+        .ok_or_else(|| ShapeError(format!("\"hooks.{event}\" is not an array")))?;
+    let mut removed = 0;
+    list.retain_mut(|group| {
+        let Some(hooks) = group.get_mut("hooks").and_then(Value::as_array_mut) else {
+            return true;
+        };
+        let before = hooks.len();
+        hooks.retain(|h| !is_harness_hook(h));
+        removed += before - hooks.len();
+        !(before > 0 && hooks.is_empty())
+    });
+    Ok(removed)
+}
+
+/// Merges the harness's hooks into `settings`. Earlier harness hooks are replaced, so the result
+/// does not depend on how often install ran. Returns the events whose hooks changed.
+pub fn merge(settings: &mut Value, ours: &Map<String, Value>) -> Result<Vec<String>, ShapeError> {
+    let before = settings.clone();
+    let hooks = hooks_object(settings)?;
+    let mut changed = Vec::new();
+    for (event, groups) in ours {
+        let slot = hooks
+            .entry(event.clone())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        strip_event(event, slot)?;
+        let list = slot.as_array_mut().expect("strip_event checked the array");
+        list.extend(groups.as_array().into_iter().flatten().cloned());
+        if before.get("hooks").and_then(|h| h.get(event)) != Some(&*slot) {
+            changed.push(event.clone());
+        }
+    }
+    Ok(changed)
+}
+
+/// Removes every harness hook from `settings`, then the groups, event lists and `hooks` object
+/// that this leaves empty. Returns how many hooks were removed.
+pub fn unmerge(settings: &mut Value) -> Result<usize, ShapeError> {
+    let Some(root) = settings.as_object_mut() else {
+        return Err(ShapeError("the settings file is not a JSON object".into()));
+    };
+    let Some(hooks) = root.get_mut("hooks") else {
+        return Ok(0);
+    };
+    let hooks = hooks
+        .as_object_mut()
+        .ok_or_else(|| ShapeError("\"hooks\" is not an object".into()))?;
+    let mut removed = 0;
+    let mut emptied = Vec::new();
+    for (event, groups) in hooks.iter_mut() {
+        let n = strip_event(event, groups)?;
+        removed += n;
+        if n > 0 && groups.as_array().is_some_and(Vec::is_empty) {
+            emptied.push(event.clone());
+        }
+    }
+    for event in emptied {
+        hooks.shift_remove(&event);
+    }
+    if removed > 0 && hooks.is_empty() {
+        root.shift_remove("hooks");
+    }
+    Ok(removed)
+}
+
+/// A line diff of two texts for `--dry-run`: `-` and `+` lines with a little context.
+pub fn line_diff(old: &str, new: &str) -> String {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    // Longest common subsequence table, from the end.
+    let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let mut ops: Vec<(char, &str)> = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if i < a.len() && j < b.len() && a[i] == b[j] {
+            ops.push((' ', a[i]));
+            i += 1;
+            j += 1;
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            ops.push(('-', a[i]));
+            i += 1;
+        } else {
+            ops.push(('+', b[j]));
+            j += 1;
+        }
+    }
+    const CONTEXT: usize = 2;
+    let near_change = |k: usize| {
+        let lo = k.saturating_sub(CONTEXT);
+        let hi = (k + CONTEXT + 1).min(ops.len());
+        ops[lo..hi].iter().any(|(c, _)| *c != ' ')
+    };
+    let mut out = String::new();
+    let mut skipped = false;
+    for (k, (c, line)) in ops.iter().enumerate() {
+        if *c != ' ' || near_change(k) {
+            if skipped && !out.is_empty() {
+                out.push_str("  ...\n");
+            }
+            skipped = false;
+            out.push(*c);
+            out.push(' ');
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            skipped = true;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ours() -> Map<String, Value> {
+        snippet_hooks(&|name| format!("/opt/bin/{name}"))
+    }
+
+    #[test]
+    fn the_snippet_covers_every_binary_once() {
+        let hooks = ours();
+        let mut commands: Vec<String> = hooks
+            .values()
+            .flat_map(|g| g.as_array().unwrap().clone())
+            .flat_map(|g| g["hooks"].as_array().unwrap().clone())
+            .map(|h| h["command"].as_str().unwrap().rsplit('/').next().unwrap().to_owned())
+            .collect();
+        commands.sort();
+        let mut want: Vec<String> = HOOK_BINARIES.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(commands, want);
+    }
+
+    #[test]
+    fn merge_keeps_user_hooks_and_keys_and_is_idempotent() {
+        let mut settings = json!({
+            "model": "opus",
+            "hooks": {
+                "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "my-guard"}]}],
+                "Stop": [{"hooks": [{"type": "command", "command": "notify-send done"}]}]
+            },
+            "permissions": {"allow": ["Bash(ls)"]}
+        });
+        let original = settings.clone();
+        let changed = merge(&mut settings, &ours()).unwrap();
+        assert_eq!(changed.len(), HOOK_BINARIES.len());
+        let once = settings.clone();
+        assert_eq!(merge(&mut settings, &ours()).unwrap(), Vec::<String>::new());
+        assert_eq!(settings, once);
+        assert_eq!(settings["hooks"]["PreToolUse"][0], original["hooks"]["PreToolUse"][0]);
+        assert_eq!(settings["hooks"]["PreToolUse"].as_array().unwrap().len(), 2);
+        let keys: Vec<&String> = settings.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["model", "hooks", "permissions"]);
+
+        assert_eq!(unmerge(&mut settings).unwrap(), HOOK_BINARIES.len());
+        assert_eq!(settings, original);
+    }
+
+    #[test]
+    fn reinstalling_from_elsewhere_replaces_instead_of_adding() {
+        let mut settings = json!({});
+        merge(&mut settings, &ours()).unwrap();
+        let elsewhere = snippet_hooks(&|name| name.to_owned());
+        merge(&mut settings, &elsewhere).unwrap();
+        assert_eq!(settings["hooks"]["Stop"].as_array().unwrap().len(), 1);
+        assert_eq!(settings["hooks"]["Stop"][0]["hooks"][0]["command"], "harness-stop");
+        unmerge(&mut settings).unwrap();
+        assert_eq!(settings, json!({}));
+    }
+
+    #[test]
+    fn unmerge_leaves_a_mixed_group_with_the_users_hooks() {
+        let mut settings = json!({"hooks": {"Stop": [{"hooks": [
+            {"type": "command", "command": "/x/harness-stop", "args": []},
+            {"type": "command", "command": "say done"}
+        ]}]}});
+        assert_eq!(unmerge(&mut settings).unwrap(), 1);
+        assert_eq!(
+            settings,
+            json!({"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "say done"}]}]}})
+        );
+    }
+
+    #[test]
+    fn odd_shapes_are_reported_not_overwritten() {
+        let mut settings = json!({"hooks": []});
+        assert!(merge(&mut settings, &ours()).unwrap_err().0.contains("\"hooks\""));
+        let mut settings = json!({"hooks": {"Stop": {}}});
+        assert!(merge(&mut settings, &ours()).unwrap_err().0.contains("hooks.Stop"));
+        assert!(merge(&mut json!([1]), &ours()).is_err());
+    }
+
+    #[test]
+    fn recognises_harness_hooks_in_every_spelling() {
+        for cmd in ["harness-stop", "/a/b/harness-stop", "\"/a b/harness-stop\" --x"] {
+            assert!(is_harness_hook(&json!({"command": cmd})), "{cmd}");
+        }
+        for cmd in ["harness", "my-harness-stop", "echo harness-stop"] {
+            assert!(!is_harness_hook(&json!({"command": cmd})), "{cmd}");
+        }
+    }
+
+    #[test]
+    fn diff_shows_changed_lines_with_context() {
+        let d = line_diff("a\nb\nc\nd\ne\nf\ng\n", "a\nb\nc\nX\ne\nf\ng\n");
+        assert_eq!(d, "  b\n  c\n- d\n+ X\n  e\n  f\n");
+    }
+}

@@ -1,0 +1,18 @@
+//! agent-harness: Claude Code and Gemini CLI as one team.
+//!
+//! Hook binaries (`src/bin/harness-*.rs`) feed every lifecycle event of every session into one
+//! SQLite store through [`hook::run`]; the `harness` CLI reads it back. See DESIGN.md for the
+//! shape and the contracts.
+
+pub mod config;
+pub mod decision;
+pub mod error;
+pub mod event;
+pub mod hook;
+pub mod install;
+pub mod log;
+pub mod paths;
+pub mod payload;
+pub mod process;
+pub mod redact;
+pub mod store;

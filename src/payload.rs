@@ -1,0 +1,286 @@
+//! Wire types: the hook stdin JSON exactly as Claude Code (2.1.x) and Gemini CLI (0.61.x) send it.
+//!
+//! Owns reading and reading only: a bounded read of stdin and a lenient view of the JSON. Every
+//! field except `hook_event_name` may be missing, null or of an unexpected type; such a field
+//! reads as `None` instead of failing the whole payload, because both clients add and reshape
+//! fields from release to release. Only input that is not a JSON object naming its event is an
+//! error. Must not decide anything: reducing a payload to what the harness acts on is `event.rs`.
+
+use std::io::{self, Read};
+
+use serde_json::Value;
+
+/// The most bytes of a payload the harness keeps. Larger payloads (a huge Write, a tool response
+/// of many megabytes) are drained and recorded as truncated: parsing them would cost more than a
+/// hook call may.
+pub const MAX_PAYLOAD_BYTES: usize = 4 * 1024 * 1024;
+
+/// What a bounded read of stdin produced.
+#[derive(Debug)]
+pub struct Input {
+    /// The bytes kept: all of them, or the first [`MAX_PAYLOAD_BYTES`] when `truncated`.
+    pub bytes: Vec<u8>,
+    /// How many bytes arrived in all.
+    pub total_len: u64,
+    /// True when `total_len` exceeded the bound and only a prefix was kept.
+    pub truncated: bool,
+}
+
+/// Reads stdin up to `limit` bytes and drains the rest, so the client never sees a broken pipe.
+pub fn read_bounded(mut reader: impl Read, limit: usize) -> io::Result<Input> {
+    let mut bytes = Vec::with_capacity(8 * 1024);
+    let kept = reader.by_ref().take(limit as u64).read_to_end(&mut bytes)? as u64;
+    let mut total_len = kept;
+    if bytes.len() == limit {
+        let mut sink = [0u8; 64 * 1024];
+        loop {
+            match reader.read(&mut sink) {
+                Ok(0) => break,
+                Ok(n) => total_len += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(Input {
+        truncated: total_len > kept,
+        bytes,
+        total_len,
+    })
+}
+
+/// Why a payload could not be read as a hook payload.
+#[derive(Debug)]
+pub enum PayloadError {
+    /// Nothing arrived on stdin.
+    Empty,
+    /// The bytes are not JSON (or not UTF-8).
+    Malformed(String),
+    /// JSON, but not an object.
+    NotAnObject,
+    /// An object without a string `hook_event_name`.
+    NoEventName,
+}
+
+impl std::fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PayloadError::Empty => f.write_str("empty hook input (expected one JSON object on stdin)"),
+            PayloadError::Malformed(e) => write!(f, "malformed hook input: {e}"),
+            PayloadError::NotAnObject => f.write_str("hook input is JSON but not an object"),
+            PayloadError::NoEventName => f.write_str("hook input has no \"hook_event_name\""),
+        }
+    }
+}
+
+/// Parses stdin bytes into a JSON value that is known to be a hook payload.
+pub fn parse(bytes: &[u8]) -> Result<Value, PayloadError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(PayloadError::Empty);
+    }
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| PayloadError::Malformed(e.to_string()))?;
+    let Some(obj) = value.as_object() else {
+        return Err(PayloadError::NotAnObject);
+    };
+    if !matches!(obj.get("hook_event_name"), Some(Value::String(_))) {
+        return Err(PayloadError::NoEventName);
+    }
+    Ok(value)
+}
+
+/// One hook call's stdin, field for field. Borrowed from the parsed JSON value.
+///
+/// Claude Code sends the common fields `session_id`, `transcript_path`, `cwd`,
+/// `hook_event_name` always, `prompt_id` after the first prompt, `permission_mode` and `effort` on
+/// tool-context events, `agent_id`/`agent_type` inside subagents. Gemini CLI sends `session_id`,
+/// `transcript_path`, `cwd`, `hook_event_name` and `timestamp` on every event.
+#[derive(Debug, Clone, Copy)]
+pub struct HookPayload<'a> {
+    /// The raw JSON object, for fields read on demand and for storage.
+    pub raw: &'a Value,
+    /// The event: Claude Code's (`PreToolUse`, ...) or Gemini CLI's (`BeforeTool`, ...). Always set.
+    pub hook_event_name: &'a str,
+    /// Claude: the session UUID. Gemini: its session id (a UUID, or the id the harness chose).
+    pub session_id: Option<&'a str>,
+    /// Path of the client's transcript file; the file may not exist yet.
+    pub transcript_path: Option<&'a str>,
+    /// The client's working directory when the hook fired.
+    pub cwd: Option<&'a str>,
+    /// Gemini CLI only: ISO-8601 time of the event. Its presence marks a Gemini payload.
+    pub timestamp: Option<&'a str>,
+    /// Claude: one UUID per user prompt, after the first prompt.
+    pub prompt_id: Option<&'a str>,
+    /// Claude, tool-context events: `default`, `acceptEdits`, `bypassPermissions`, `plan`, ...
+    pub permission_mode: Option<&'a str>,
+    /// Claude: set when the hook fires inside a subagent, and on SubagentStart/Stop.
+    pub agent_id: Option<&'a str>,
+    /// Claude: the subagent type (`Explore`, `general-purpose`, `""` for the compaction agent).
+    pub agent_type: Option<&'a str>,
+    /// SessionStart: `startup|resume|clear|compact` (Claude), `startup|resume|clear` (Gemini).
+    pub source: Option<&'a str>,
+    /// SessionStart (Claude, sometimes): the model id, e.g. `claude-opus-4-8`.
+    pub model: Option<&'a str>,
+    /// UserPromptSubmit / BeforeAgent / AfterAgent / UserPromptExpansion: the prompt as typed.
+    pub prompt: Option<&'a str>,
+    /// Tool events: `Write`, `Edit`, `Bash`, `Agent`, `mcp__s__t` (Claude); `write_file`, ... (Gemini).
+    pub tool_name: Option<&'a str>,
+    /// Tool events: the tool's arguments, an object whose shape depends on the tool.
+    pub tool_input: Option<&'a Value>,
+    /// PostToolUse / AfterTool: the tool's result object.
+    pub tool_response: Option<&'a Value>,
+    /// Claude tool events: the tool call id (`toolu_...`). Gemini sends none.
+    pub tool_use_id: Option<&'a str>,
+    /// Claude PostToolUse/PostToolUseFailure (2.1.119+): how long the tool ran.
+    pub duration_ms: Option<u64>,
+    /// PostToolUseFailure: the failure text (`Exit code 1`). StopFailure: the error kind
+    /// (`rate_limit`, `overloaded`, `authentication_failed`, `billing_error`, ...).
+    pub error: Option<&'a str>,
+    /// PostToolUseFailure: true when the user interrupted the tool.
+    pub is_interrupt: Option<bool>,
+    /// SessionEnd: `clear|resume|logout|prompt_input_exit|other|...` (Claude), `exit|...` (Gemini).
+    pub reason: Option<&'a str>,
+    /// PreCompact/PostCompact (Claude), PreCompress (Gemini): `manual|auto`.
+    pub trigger: Option<&'a str>,
+    /// PreCompact: the text after `/compact`, or null.
+    pub custom_instructions: Option<&'a str>,
+    /// PostCompact: the summary the compaction produced.
+    pub compact_summary: Option<&'a str>,
+    /// Stop/SubagentStop/AfterAgent: true when this turn already continues because a hook blocked.
+    pub stop_hook_active: Option<bool>,
+    /// Stop/SubagentStop/StopFailure: the last assistant text.
+    pub last_assistant_message: Option<&'a str>,
+    /// Gemini AfterAgent: the model's reply to `prompt`.
+    pub prompt_response: Option<&'a str>,
+    /// Notification: `permission_prompt`, `idle_prompt`, ... (Claude), `ToolPermission` (Gemini).
+    pub notification_type: Option<&'a str>,
+    /// Notification: the text shown to the user.
+    pub message: Option<&'a str>,
+    /// UserPromptExpansion: the slash command's name, without the slash.
+    pub command_name: Option<&'a str>,
+    /// UserPromptExpansion: the raw argument text as typed.
+    pub command_args: Option<&'a str>,
+    /// SubagentStop: the subagent's own transcript.
+    pub agent_transcript_path: Option<&'a str>,
+}
+
+fn str_field<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
+    obj.get(key).and_then(Value::as_str)
+}
+
+impl<'a> HookPayload<'a> {
+    /// A lenient view of a value that [`parse`] accepted. Returns `None` for anything else.
+    pub fn view(raw: &'a Value) -> Option<Self> {
+        let hook_event_name = str_field(raw, "hook_event_name")?;
+        let s = |k| str_field(raw, k);
+        Some(HookPayload {
+            raw,
+            hook_event_name,
+            session_id: s("session_id").filter(|s| !s.is_empty()),
+            transcript_path: s("transcript_path"),
+            cwd: s("cwd"),
+            timestamp: s("timestamp"),
+            prompt_id: s("prompt_id"),
+            permission_mode: s("permission_mode"),
+            agent_id: s("agent_id"),
+            agent_type: s("agent_type"),
+            source: s("source"),
+            model: s("model"),
+            prompt: s("prompt"),
+            tool_name: s("tool_name"),
+            tool_input: raw.get("tool_input").filter(|v| v.is_object()),
+            tool_response: raw.get("tool_response").filter(|v| !v.is_null()),
+            tool_use_id: s("tool_use_id"),
+            duration_ms: raw.get("duration_ms").and_then(Value::as_u64),
+            error: s("error"),
+            is_interrupt: raw.get("is_interrupt").and_then(Value::as_bool),
+            reason: s("reason"),
+            trigger: s("trigger"),
+            custom_instructions: s("custom_instructions"),
+            compact_summary: s("compact_summary"),
+            stop_hook_active: raw.get("stop_hook_active").and_then(Value::as_bool),
+            last_assistant_message: s("last_assistant_message"),
+            prompt_response: s("prompt_response"),
+            notification_type: s("notification_type"),
+            message: s("message"),
+            command_name: s("command_name"),
+            command_args: s("command_args"),
+            agent_transcript_path: s("agent_transcript_path"),
+        })
+    }
+
+    /// A string argument of the tool call (`file_path`, `command`, `notebook_path`, ...).
+    pub fn tool_arg(&self, key: &str) -> Option<&'a str> {
+        self.tool_input.and_then(|v| str_field(v, key))
+    }
+}
+
+/// Finds `"key":"value"` in the prefix of a payload too large to parse, so a truncated event can
+/// still be attributed to its session. Only plain (unescaped) string values are taken.
+pub fn salvage_field<'a>(prefix: &'a [u8], key: &str) -> Option<&'a str> {
+    let needle = format!("\"{key}\"");
+    let text = std::str::from_utf8(prefix)
+        .or_else(|e| std::str::from_utf8(&prefix[..e.valid_up_to()]))
+        .ok()?;
+    let at = text.find(&needle)? + needle.len();
+    let rest = text[at..].trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start();
+    let rest = rest.strip_prefix('"')?;
+    let end = rest.find(['"', '\\'])?;
+    (rest.as_bytes().get(end) == Some(&b'"')).then(|| &rest[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_read_keeps_prefix_and_counts_the_rest() {
+        let data = vec![b'x'; 100];
+        let input = read_bounded(&data[..], 10).unwrap();
+        assert_eq!(input.bytes.len(), 10);
+        assert_eq!(input.total_len, 100);
+        assert!(input.truncated);
+
+        let input = read_bounded(&data[..], 100).unwrap();
+        assert_eq!(input.bytes.len(), 100);
+        assert!(!input.truncated);
+    }
+
+    #[test]
+    fn parse_rejects_what_is_not_a_hook_payload() {
+        assert!(matches!(parse(b""), Err(PayloadError::Empty)));
+        assert!(matches!(parse(b" \n"), Err(PayloadError::Empty)));
+        assert!(matches!(parse(b"{"), Err(PayloadError::Malformed(_))));
+        assert!(matches!(parse(b"[1]"), Err(PayloadError::NotAnObject)));
+        assert!(matches!(parse(b"{\"a\":1}"), Err(PayloadError::NoEventName)));
+        assert!(matches!(
+            parse(b"{\"hook_event_name\":3}"),
+            Err(PayloadError::NoEventName)
+        ));
+        assert!(parse(b"{\"hook_event_name\":\"X\"}").is_ok());
+    }
+
+    #[test]
+    fn view_tolerates_wrong_types_and_unknown_fields() {
+        let v: Value = serde_json::from_str(
+            r#"{"hook_event_name":"PreToolUse","session_id":"s","model":{"id":"x"},
+               "duration_ms":"12","tool_input":"nope","brand_new_field":[1,2]}"#,
+        )
+        .unwrap();
+        let p = HookPayload::view(&v).unwrap();
+        assert_eq!(p.session_id, Some("s"));
+        assert_eq!(p.model, None);
+        assert_eq!(p.duration_ms, None);
+        assert!(p.tool_input.is_none());
+    }
+
+    #[test]
+    fn salvage_finds_plain_string_fields() {
+        let prefix = br#"{"session_id": "abc-1","hook_event_name":"PostToolUse","tool_input":{"content":"xxxx"#;
+        assert_eq!(salvage_field(prefix, "session_id"), Some("abc-1"));
+        assert_eq!(salvage_field(prefix, "hook_event_name"), Some("PostToolUse"));
+        assert_eq!(salvage_field(prefix, "cwd"), None);
+        assert_eq!(salvage_field(br#"{"session_id":"a\"b"}"#, "session_id"), None);
+    }
+}

@@ -1,0 +1,339 @@
+//! Recording one hook call: the event row, the session it belongs to, and the tool call it
+//! starts or finishes. A [`Recording`] is plain owned data so that it can also wait in the spool
+//! file when the store cannot be written.
+
+use rusqlite::{Transaction, params};
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, Kind};
+use crate::paths;
+use crate::process::ClientProcess;
+use crate::redact;
+
+/// How a finished tool call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// What this event does to its session's lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Lifecycle {
+    None,
+    Started {
+        source: Option<String>,
+        client: Option<ClientProcess>,
+    },
+    Ended {
+        reason: Option<String>,
+    },
+}
+
+/// What this event does to a tool call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToolPhase {
+    Started,
+    Finished {
+        outcome: Outcome,
+        duration_ms: Option<i64>,
+        error: Option<String>,
+    },
+}
+
+/// The tool call an event concerns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolRecord {
+    pub name: String,
+    pub call_key: String,
+    pub file_path: Option<String>,
+    pub phase: ToolPhase,
+}
+
+/// Everything one hook call writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recording {
+    pub ts_ms: i64,
+    pub session_id: Option<String>,
+    pub agent: String,
+    pub event: String,
+    pub tool_use_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub cwd: Option<String>,
+    pub project_root: Option<String>,
+    pub transcript_path: Option<String>,
+    pub model: Option<String>,
+    pub lifecycle: Lifecycle,
+    pub tool: Option<ToolRecord>,
+    pub truncated: bool,
+    /// The payload as JSON text, secrets redacted.
+    pub payload: String,
+}
+
+impl Recording {
+    /// Builds the recording of a parsed event. `client` is the client process, learned only at
+    /// SessionStart (reading /proc costs a little, and later events need not repeat it).
+    pub fn of(event: &Event<'_>, now_ms: i64, client: Option<ClientProcess>) -> Recording {
+        let p = &event.payload;
+        let mut raw = p.raw.clone();
+        redact::redact_value(&mut raw);
+        let owned = |s: Option<&str>| s.map(str::to_owned);
+        let lifecycle = match event.kind {
+            Kind::SessionStart => Lifecycle::Started {
+                source: owned(p.source),
+                client,
+            },
+            Kind::SessionEnd => Lifecycle::Ended {
+                reason: owned(p.reason),
+            },
+            _ => Lifecycle::None,
+        };
+        let tool = event.tool.as_ref().and_then(|t| {
+            let phase = match event.kind {
+                Kind::PreTool => ToolPhase::Started,
+                Kind::PostTool => ToolPhase::Finished {
+                    outcome: Outcome::Success,
+                    duration_ms: p.duration_ms.map(|d| d as i64),
+                    error: None,
+                },
+                Kind::PostToolFailure => ToolPhase::Finished {
+                    outcome: if p.is_interrupt == Some(true) {
+                        Outcome::Interrupted
+                    } else {
+                        Outcome::Failure
+                    },
+                    duration_ms: p.duration_ms.map(|d| d as i64),
+                    error: p.error.map(|e| redact::redact_str(e).into_owned()),
+                },
+                _ => return None,
+            };
+            Some(ToolRecord {
+                name: t.name.to_owned(),
+                call_key: t.call_key.clone(),
+                file_path: t.file.as_ref().map(|f| f.to_string_lossy().into_owned()),
+                phase,
+            })
+        });
+        let project_root = p
+            .cwd
+            .and_then(|cwd| paths::project_root(std::path::Path::new(cwd)))
+            .map(|r| r.to_string_lossy().into_owned());
+        Recording {
+            ts_ms: now_ms,
+            session_id: owned(p.session_id),
+            agent: event.agent.as_str().to_owned(),
+            event: p.hook_event_name.to_owned(),
+            tool_use_id: owned(p.tool_use_id),
+            agent_id: owned(p.agent_id),
+            cwd: owned(p.cwd),
+            project_root,
+            transcript_path: owned(p.transcript_path),
+            model: owned(p.model),
+            lifecycle,
+            tool,
+            truncated: false,
+            payload: raw.to_string(),
+        }
+    }
+
+    /// The recording of a payload too large to parse: attributed to its session when the prefix
+    /// names one, with the redacted prefix kept as a JSON string.
+    pub fn truncated(
+        prefix: &[u8],
+        total_len: u64,
+        fallback_event: &str,
+        agent: &str,
+        now_ms: i64,
+    ) -> Recording {
+        use crate::payload::salvage_field;
+        const KEEP: usize = 64 * 1024;
+        let field = |k| salvage_field(prefix, k).map(str::to_owned);
+        let head = &prefix[..prefix.len().min(KEEP)];
+        let head = redact::redact_str(&String::from_utf8_lossy(head)).into_owned();
+        let payload = serde_json::json!({
+            "truncated": true,
+            "total_bytes": total_len,
+            "prefix": head,
+        });
+        Recording {
+            ts_ms: now_ms,
+            session_id: field("session_id"),
+            agent: agent.to_owned(),
+            event: field("hook_event_name").unwrap_or_else(|| fallback_event.to_owned()),
+            tool_use_id: field("tool_use_id"),
+            agent_id: field("agent_id"),
+            cwd: field("cwd"),
+            project_root: None,
+            transcript_path: field("transcript_path"),
+            model: None,
+            lifecycle: Lifecycle::None,
+            tool: None,
+            truncated: true,
+            payload: payload.to_string(),
+        }
+    }
+
+    /// Writes this recording: the event row, the session upsert, the tool call join. Returns the
+    /// event's id.
+    pub fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<i64> {
+        let tool = self.tool.as_ref();
+        tx.prepare_cached(
+            "INSERT INTO events (ts_ms, session_id, agent, event, tool_name, tool_use_id, \
+             file_path, truncated, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                self.ts_ms,
+                self.session_id,
+                self.agent,
+                self.event,
+                tool.map(|t| &t.name),
+                self.tool_use_id,
+                tool.and_then(|t| t.file_path.as_ref()),
+                self.truncated,
+                self.payload,
+            ])
+        })
+?;
+        let event_id = tx.last_insert_rowid();
+        let Some(session) = &self.session_id else {
+            return Ok(event_id);
+        };
+        tx.prepare_cached(
+            "INSERT INTO sessions (session_id, agent, first_seen_ms, last_seen_ms, cwd, \
+             project_root, transcript_path, model, event_count) \
+             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, 1) \
+             ON CONFLICT (session_id) DO UPDATE SET \
+               last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), \
+               cwd = coalesce(excluded.cwd, cwd), \
+               project_root = coalesce(excluded.project_root, project_root), \
+               transcript_path = coalesce(excluded.transcript_path, transcript_path), \
+               model = coalesce(excluded.model, model), \
+               event_count = event_count + 1",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                session,
+                self.agent,
+                self.ts_ms,
+                self.cwd,
+                self.project_root,
+                self.transcript_path,
+                self.model,
+            ])
+        })
+?;
+        match &self.lifecycle {
+            Lifecycle::None => {}
+            Lifecycle::Started { source, client } => {
+                tx.execute(
+                    "UPDATE sessions SET source = ?2, ended_ms = NULL, end_reason = NULL, \
+                     client_pid = coalesce(?3, client_pid), \
+                     client_start = coalesce(?4, client_start) WHERE session_id = ?1",
+                    params![
+                        session,
+                        source,
+                        client.map(|c| c.pid),
+                        client.map(|c| c.start_ticks as i64),
+                    ],
+                )
+        ?;
+            }
+            Lifecycle::Ended { reason } => {
+                tx.execute(
+                    "UPDATE sessions SET ended_ms = ?2, end_reason = ?3 WHERE session_id = ?1",
+                    params![session, self.ts_ms, reason],
+                )
+        ?;
+                tx.execute(
+                    "UPDATE tool_calls SET outcome = 'abandoned' \
+                     WHERE session_id = ?1 AND outcome = 'pending'",
+                    params![session],
+                )
+        ?;
+            }
+        }
+        if let Some(tool) = tool {
+            self.apply_tool(tx, session, tool)?;
+        }
+        Ok(event_id)
+    }
+
+    fn apply_tool(
+        &self,
+        tx: &Transaction<'_>,
+        session: &str,
+        tool: &ToolRecord,
+    ) -> rusqlite::Result<()> {
+        match &tool.phase {
+            ToolPhase::Started => {
+                tx.prepare_cached(
+                    "INSERT INTO tool_calls (session_id, call_key, tool_name, file_path, \
+                     agent_id, started_ms, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
+                )?
+                .execute(params![
+                    session,
+                    tool.call_key,
+                    tool.name,
+                    tool.file_path,
+                    self.agent_id,
+                    self.ts_ms
+                ])?;
+            }
+            ToolPhase::Finished {
+                outcome,
+                duration_ms,
+                error,
+            } => {
+                let updated = tx
+                    .prepare_cached(
+                        "UPDATE tool_calls SET finished_ms = ?3, outcome = ?4, error = ?5, \
+                         duration_ms = coalesce(?6, max(0, ?3 - started_ms)) \
+                         WHERE id = (SELECT id FROM tool_calls WHERE session_id = ?1 \
+                           AND call_key = ?2 AND outcome = 'pending' ORDER BY id DESC LIMIT 1)",
+                    )?
+                    .execute(params![
+                        session,
+                        tool.call_key,
+                        self.ts_ms,
+                        outcome.as_str(),
+                        error,
+                        duration_ms
+                    ])?;
+                if updated == 0 {
+                    // The Post event without its Pre (hooks registered for Post only, or the Pre
+                    // lost to a crash): still a call, with what is known of it.
+                    tx.prepare_cached(
+                        "INSERT INTO tool_calls (session_id, call_key, tool_name, file_path, \
+                         agent_id, finished_ms, duration_ms, outcome, error) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )?
+                    .execute(params![
+                        session,
+                        tool.call_key,
+                        tool.name,
+                        tool.file_path,
+                        self.agent_id,
+                        self.ts_ms,
+                        duration_ms,
+                        outcome.as_str(),
+                        error
+                    ])?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
