@@ -100,7 +100,8 @@ mod tests {
     use super::*;
 
     fn write(name: &str, text: &str) -> PathBuf {
-        let path = std::env::temp_dir().join(format!("ah-config-{name}-{}.json", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("ah-config-{name}-{}.json", std::process::id()));
         std::fs::write(&path, text).unwrap();
         path
     }

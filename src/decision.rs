@@ -143,22 +143,42 @@ mod tests {
         assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny");
         assert_eq!(v["hookSpecificOutput"]["permissionDecisionReason"], "held");
         // A deny means nothing outside a tool call.
-        assert_eq!(render(&Decision::Deny("x".into()), Kind::Stop, "Stop"), None);
+        assert_eq!(
+            render(&Decision::Deny("x".into()), Kind::Stop, "Stop"),
+            None
+        );
     }
 
     #[test]
     fn context_names_the_event_and_skips_events_that_cannot_carry_it() {
-        let v = parsed(&Decision::Context("c".into()), Kind::PromptSubmit, "UserPromptSubmit").unwrap();
+        let v = parsed(
+            &Decision::Context("c".into()),
+            Kind::PromptSubmit,
+            "UserPromptSubmit",
+        )
+        .unwrap();
         assert_eq!(v["hookSpecificOutput"]["hookEventName"], "UserPromptSubmit");
         assert_eq!(v["hookSpecificOutput"]["additionalContext"], "c");
-        assert_eq!(render(&Decision::Context("c".into()), Kind::PreCompact, "PreCompact"), None);
+        assert_eq!(
+            render(
+                &Decision::Context("c".into()),
+                Kind::PreCompact,
+                "PreCompact"
+            ),
+            None
+        );
     }
 
     #[test]
     fn blocks_use_each_clients_word() {
         let claude = parsed(&Decision::Block("r".into()), Kind::Stop, "Stop").unwrap();
         assert_eq!(claude, json!({"decision": "block", "reason": "r"}));
-        let gemini = parsed(&Decision::Block("r".into()), Kind::PromptSubmit, "BeforeAgent").unwrap();
+        let gemini = parsed(
+            &Decision::Block("r".into()),
+            Kind::PromptSubmit,
+            "BeforeAgent",
+        )
+        .unwrap();
         assert_eq!(gemini, json!({"decision": "deny", "reason": "r"}));
     }
 }

@@ -213,17 +213,41 @@ mod tests {
     #[test]
     fn names_map_to_kinds_and_agents() {
         let cases = [
-            (json!({"hook_event_name":"PreToolUse"}), Kind::PreTool, Agent::Claude),
-            (json!({"hook_event_name":"BeforeTool"}), Kind::PreTool, Agent::Gemini),
-            (json!({"hook_event_name":"AfterAgent"}), Kind::Stop, Agent::Gemini),
+            (
+                json!({"hook_event_name":"PreToolUse"}),
+                Kind::PreTool,
+                Agent::Claude,
+            ),
+            (
+                json!({"hook_event_name":"BeforeTool"}),
+                Kind::PreTool,
+                Agent::Gemini,
+            ),
+            (
+                json!({"hook_event_name":"AfterAgent"}),
+                Kind::Stop,
+                Agent::Gemini,
+            ),
             (
                 json!({"hook_event_name":"SessionStart","timestamp":"2026-11-21T10:36:31.563Z"}),
                 Kind::SessionStart,
                 Agent::Gemini,
             ),
-            (json!({"hook_event_name":"SessionStart"}), Kind::SessionStart, Agent::Claude),
-            (json!({"hook_event_name":"CwdChanged"}), Kind::Other, Agent::Claude),
-            (json!({"hook_event_name":"BeforeModel"}), Kind::Other, Agent::Gemini),
+            (
+                json!({"hook_event_name":"SessionStart"}),
+                Kind::SessionStart,
+                Agent::Claude,
+            ),
+            (
+                json!({"hook_event_name":"CwdChanged"}),
+                Kind::Other,
+                Agent::Claude,
+            ),
+            (
+                json!({"hook_event_name":"BeforeModel"}),
+                Kind::Other,
+                Agent::Gemini,
+            ),
         ];
         for (payload, kind, agent) in &cases {
             let e = reduce(payload);
@@ -238,7 +262,10 @@ mod tests {
         let e = reduce(&v);
         let tool = e.tool.unwrap();
         assert_eq!(tool.class, ToolClass::FileWrite);
-        assert_eq!(tool.file.unwrap(), PathBuf::from("/nonexistent/ws/README.md"));
+        assert_eq!(
+            tool.file.unwrap(),
+            PathBuf::from("/nonexistent/ws/README.md")
+        );
         assert!(tool.call_key.starts_with("replace#"));
 
         let v = json!({"hook_event_name":"PreToolUse","cwd":"/p","tool_name":"NotebookEdit",

@@ -78,14 +78,13 @@ pub fn run(binary: &str) -> ExitCode {
 /// One stderr line, and the same problems in the log.
 fn report(binary: &str, outcome: &Outcome) {
     let text = outcome.problems.join("; ");
-    let logged = match &outcome.log {
-        Some(log) => crate::log::append(log, binary, &text),
-        None => false,
-    };
-    let suffix = match (&outcome.log, logged) {
-        (Some(log), true) => format!(" (logged to {})", log.display()),
-        (Some(log), false) => format!(" (could not write the log {})", log.display()),
-        (None, _) => String::new(),
+    let log = outcome
+        .log
+        .clone()
+        .unwrap_or_else(crate::log::fallback_path);
+    let suffix = match crate::log::append_or_fallback(&log, binary, &text) {
+        Some(written) => format!(" (logged to {})", written.display()),
+        None => format!(" (could not write the log {})", log.display()),
     };
     let line = format!("agent-harness: {binary}: {text}{suffix}").replace('\n', " ");
     let _ = writeln!(std::io::stderr().lock(), "{line}");
@@ -130,6 +129,10 @@ fn drive(binary: &str, out: &mut Outcome) -> Result<()> {
         return Ok(());
     }
 
+    // Test-only: lets the test suite prove that a panic fails open. One getenv per call.
+    if std::env::var_os("AGENT_HARNESS_TEST_PANIC").is_some() {
+        panic!("panic injected by AGENT_HARNESS_TEST_PANIC");
+    }
     let value = payload::parse(&input.bytes)?;
     let Some(payload) = HookPayload::view(&value) else {
         return Err(payload::PayloadError::NoEventName.into());

@@ -58,7 +58,8 @@ pub fn is_harness_hook(hook: &Value) -> bool {
 
 /// The shipped hooks with each command rewritten by `command_for(binary name)`.
 pub fn snippet_hooks(command_for: &dyn Fn(&str) -> String) -> Map<String, Value> {
-    let snippet: Value = serde_json::from_str(SNIPPET).expect("settings.snippet.json is valid JSON");
+    let snippet: Value =
+        serde_json::from_str(SNIPPET).expect("settings.snippet.json is valid JSON");
     let mut hooks = snippet["hooks"]
         .as_object()
         .cloned()
@@ -226,7 +227,15 @@ mod tests {
             .values()
             .flat_map(|g| g.as_array().unwrap().clone())
             .flat_map(|g| g["hooks"].as_array().unwrap().clone())
-            .map(|h| h["command"].as_str().unwrap().rsplit('/').next().unwrap().to_owned())
+            .map(|h| {
+                h["command"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect();
         commands.sort();
         let mut want: Vec<String> = HOOK_BINARIES.iter().map(|s| s.to_string()).collect();
@@ -250,7 +259,10 @@ mod tests {
         let once = settings.clone();
         assert_eq!(merge(&mut settings, &ours()).unwrap(), Vec::<String>::new());
         assert_eq!(settings, once);
-        assert_eq!(settings["hooks"]["PreToolUse"][0], original["hooks"]["PreToolUse"][0]);
+        assert_eq!(
+            settings["hooks"]["PreToolUse"][0],
+            original["hooks"]["PreToolUse"][0]
+        );
         assert_eq!(settings["hooks"]["PreToolUse"].as_array().unwrap().len(), 2);
         let keys: Vec<&String> = settings.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["model", "hooks", "permissions"]);
@@ -266,7 +278,10 @@ mod tests {
         let elsewhere = snippet_hooks(&|name| name.to_owned());
         merge(&mut settings, &elsewhere).unwrap();
         assert_eq!(settings["hooks"]["Stop"].as_array().unwrap().len(), 1);
-        assert_eq!(settings["hooks"]["Stop"][0]["hooks"][0]["command"], "harness-stop");
+        assert_eq!(
+            settings["hooks"]["Stop"][0]["hooks"][0]["command"],
+            "harness-stop"
+        );
         unmerge(&mut settings).unwrap();
         assert_eq!(settings, json!({}));
     }
@@ -287,15 +302,29 @@ mod tests {
     #[test]
     fn odd_shapes_are_reported_not_overwritten() {
         let mut settings = json!({"hooks": []});
-        assert!(merge(&mut settings, &ours()).unwrap_err().0.contains("\"hooks\""));
+        assert!(
+            merge(&mut settings, &ours())
+                .unwrap_err()
+                .0
+                .contains("\"hooks\"")
+        );
         let mut settings = json!({"hooks": {"Stop": {}}});
-        assert!(merge(&mut settings, &ours()).unwrap_err().0.contains("hooks.Stop"));
+        assert!(
+            merge(&mut settings, &ours())
+                .unwrap_err()
+                .0
+                .contains("hooks.Stop")
+        );
         assert!(merge(&mut json!([1]), &ours()).is_err());
     }
 
     #[test]
     fn recognises_harness_hooks_in_every_spelling() {
-        for cmd in ["harness-stop", "/a/b/harness-stop", "\"/a b/harness-stop\" --x"] {
+        for cmd in [
+            "harness-stop",
+            "/a/b/harness-stop",
+            "\"/a b/harness-stop\" --x",
+        ] {
             assert!(is_harness_hook(&json!({"command": cmd})), "{cmd}");
         }
         for cmd in ["harness", "my-harness-stop", "echo harness-stop"] {

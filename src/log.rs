@@ -4,9 +4,9 @@
 //!
 //! Must never fail loudly: a log that cannot be written is reported by the caller's stderr line.
 
-use std::fs::OpenOptions;
+use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// When the log passes this size it is renamed to `<log>.1` (replacing an older one).
@@ -15,6 +15,26 @@ pub const MAX_LOG_BYTES: u64 = 1024 * 1024;
 /// The log file for a store: `harness.db` → `harness.log`, in the same directory.
 pub fn path_for(db: &Path) -> PathBuf {
     db.with_extension("log")
+}
+
+/// Where problems go when the log beside the store cannot be written (its directory is missing
+/// or read-only): `$TMPDIR/agent-harness-<uid>.log`.
+pub fn fallback_path() -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
+    std::env::temp_dir().join(format!("agent-harness-{uid}.log"))
+}
+
+/// Appends one line `<time> <source>[pid]: <message>` to the log, or to the fallback log when
+/// that fails. Returns the file written, or None if neither could be.
+pub fn append_or_fallback(log: &Path, source: &str, message: &str) -> Option<PathBuf> {
+    if append(log, source, message) {
+        return Some(log.to_path_buf());
+    }
+    let fallback = fallback_path();
+    append(&fallback, source, message).then_some(fallback)
 }
 
 /// Appends one line `<time> <source>[pid]: <message>` to the log. Returns false if it could not.
@@ -30,13 +50,27 @@ pub fn append(log: &Path, source: &str, message: &str) -> bool {
         std::process::id(),
         message.replace('\n', " ")
     );
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(log)
-        .and_then(|mut f| f.write_all(line.as_bytes()))
-        .is_ok()
+    let open = || {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(log)
+    };
+    let file = match open() {
+        // The store's directory does not exist yet when the very first hook call fails.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => log
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(|dir| DirBuilder::new().recursive(true).mode(0o700).create(dir))
+            .and_then(Result::ok)
+            .map(|()| open()),
+        other => Some(other),
+    };
+    match file {
+        Some(Ok(mut f)) => f.write_all(line.as_bytes()).is_ok(),
+        _ => false,
+    }
 }
 
 /// The last `n` lines of the log, oldest first (for `harness doctor`).

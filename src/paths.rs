@@ -24,10 +24,10 @@ pub fn canonical(cwd: Option<&str>, path: &str) -> PathBuf {
             .map(PathBuf::from)
             .or_else(|| std::env::current_dir().ok())
             .unwrap_or_else(|| PathBuf::from("/"));
-        push_components(&mut pending, &path.to_path_buf());
+        push_components(&mut pending, path);
         push_components(&mut pending, &base);
     } else {
-        push_components(&mut pending, &path.to_path_buf());
+        push_components(&mut pending, path);
     }
     let mut resolved = PathBuf::from("/");
     let mut links = 0;
@@ -150,7 +150,10 @@ mod tests {
         // A dangling link still leads to the file it would create.
         assert_eq!(canonical(Some(d), "dangling"), dir.join("real/new.txt"));
         // A file that does not exist yet under a linked directory.
-        assert_eq!(canonical(Some(d), "alias/later.txt"), dir.join("real/later.txt"));
+        assert_eq!(
+            canonical(Some(d), "alias/later.txt"),
+            dir.join("real/later.txt")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -169,9 +172,15 @@ mod tests {
         let dir = scratch("root");
         std::fs::create_dir_all(dir.join("repo/.git")).unwrap();
         std::fs::create_dir_all(dir.join("repo/src/deep")).unwrap();
-        assert_eq!(project_root(&dir.join("repo/src/deep")), Some(dir.join("repo")));
+        assert_eq!(
+            project_root(&dir.join("repo/src/deep")),
+            Some(dir.join("repo"))
+        );
         std::fs::write(dir.join("repo/src/.git"), "gitdir: elsewhere").unwrap();
-        assert_eq!(project_root(&dir.join("repo/src/deep")), Some(dir.join("repo/src")));
+        assert_eq!(
+            project_root(&dir.join("repo/src/deep")),
+            Some(dir.join("repo/src"))
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -65,7 +65,9 @@ pub enum PayloadError {
 impl std::fmt::Display for PayloadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PayloadError::Empty => f.write_str("empty hook input (expected one JSON object on stdin)"),
+            PayloadError::Empty => {
+                f.write_str("empty hook input (expected one JSON object on stdin)")
+            }
             PayloadError::Malformed(e) => write!(f, "malformed hook input: {e}"),
             PayloadError::NotAnObject => f.write_str("hook input is JSON but not an object"),
             PayloadError::NoEventName => f.write_str("hook input has no \"hook_event_name\""),
@@ -236,7 +238,7 @@ mod tests {
 
     #[test]
     fn bounded_read_keeps_prefix_and_counts_the_rest() {
-        let data = vec![b'x'; 100];
+        let data = [b'x'; 100];
         let input = read_bounded(&data[..], 10).unwrap();
         assert_eq!(input.bytes.len(), 10);
         assert_eq!(input.total_len, 100);
@@ -253,7 +255,10 @@ mod tests {
         assert!(matches!(parse(b" \n"), Err(PayloadError::Empty)));
         assert!(matches!(parse(b"{"), Err(PayloadError::Malformed(_))));
         assert!(matches!(parse(b"[1]"), Err(PayloadError::NotAnObject)));
-        assert!(matches!(parse(b"{\"a\":1}"), Err(PayloadError::NoEventName)));
+        assert!(matches!(
+            parse(b"{\"a\":1}"),
+            Err(PayloadError::NoEventName)
+        ));
         assert!(matches!(
             parse(b"{\"hook_event_name\":3}"),
             Err(PayloadError::NoEventName)
@@ -279,8 +284,14 @@ mod tests {
     fn salvage_finds_plain_string_fields() {
         let prefix = br#"{"session_id": "abc-1","hook_event_name":"PostToolUse","tool_input":{"content":"xxxx"#;
         assert_eq!(salvage_field(prefix, "session_id"), Some("abc-1"));
-        assert_eq!(salvage_field(prefix, "hook_event_name"), Some("PostToolUse"));
+        assert_eq!(
+            salvage_field(prefix, "hook_event_name"),
+            Some("PostToolUse")
+        );
         assert_eq!(salvage_field(prefix, "cwd"), None);
-        assert_eq!(salvage_field(br#"{"session_id":"a\"b"}"#, "session_id"), None);
+        assert_eq!(
+            salvage_field(br#"{"session_id":"a\"b"}"#, "session_id"),
+            None
+        );
     }
 }

@@ -20,9 +20,9 @@ const SECRET_SUFFIXES: [&str; 5] = ["key", "token", "secret", "password", "passw
 pub fn is_secret_name(name: &str) -> bool {
     name.len() >= 3
         && name.is_ascii()
-        && SECRET_SUFFIXES.iter().any(|s| {
-            name.len() >= s.len() && name[name.len() - s.len()..].eq_ignore_ascii_case(s)
-        })
+        && SECRET_SUFFIXES
+            .iter()
+            .any(|s| name.len() >= s.len() && name[name.len() - s.len()..].eq_ignore_ascii_case(s))
 }
 
 /// Redacts every string in a JSON value, in place; also replaces string values of members with
@@ -102,8 +102,11 @@ fn token_at(bytes: &[u8], i: usize) -> Option<(usize, usize, &'static str)> {
     let rest = &bytes[i..];
     let starts = |p: &[u8]| rest.len() >= p.len() && rest[..p.len()] == *p;
     let whole = |prefix: usize, body: usize, min: usize, label| {
-        (body >= min && !bytes.get(i + prefix + body).is_some_and(|&b| is_word(b)))
-            .then_some((i, i + prefix + body, label))
+        (body >= min && !bytes.get(i + prefix + body).is_some_and(|&b| is_word(b))).then_some((
+            i,
+            i + prefix + body,
+            label,
+        ))
     };
     match rest.first()? {
         b's' if starts(b"sk-ant-") => {
@@ -119,9 +122,14 @@ fn token_at(bytes: &[u8], i: usize) -> Option<(usize, usize, &'static str)> {
                 b"AKIA", b"ASIA", b"AGPA", b"AIDA", b"AROA", b"ANPA", b"ANVA", b"AIPA",
             ];
             AWS.iter().find(|p| starts(p))?;
-            let n = run_len(bytes, i + 4, |b| b.is_ascii_uppercase() || b.is_ascii_digit());
-            (n == 16 && !bytes.get(i + 20).is_some_and(|&b| is_word(b)))
-                .then_some((i, i + 20, "[redacted:aws-key]"))
+            let n = run_len(bytes, i + 4, |b| {
+                b.is_ascii_uppercase() || b.is_ascii_digit()
+            });
+            (n == 16 && !bytes.get(i + 20).is_some_and(|&b| is_word(b))).then_some((
+                i,
+                i + 20,
+                "[redacted:aws-key]",
+            ))
         }
         b'y' if starts(b"ya29.") => {
             let n = run_len(bytes, i + 5, |b| token_char(b) || b == b'.');
@@ -131,7 +139,11 @@ fn token_at(bytes: &[u8], i: usize) -> Option<(usize, usize, &'static str)> {
             let n = run_len(bytes, i + 11, |b| b.is_ascii_alphanumeric() || b == b'_');
             whole(11, n, 20, "[redacted:github-token]")
         }
-        b'g' if rest.len() > 4 && rest[0..2] == *b"gh" && b"pousr".contains(&rest[2]) && rest[3] == b'_' => {
+        b'g' if rest.len() > 4
+            && rest[0..2] == *b"gh"
+            && b"pousr".contains(&rest[2])
+            && rest[3] == b'_' =>
+        {
             let n = run_len(bytes, i + 4, |b| b.is_ascii_alphanumeric());
             whole(4, n, 30, "[redacted:github-token]")
         }
@@ -189,11 +201,8 @@ fn assignment_at(bytes: &[u8], i: usize) -> Option<(usize, usize, &'static str)>
                 k += if bytes[k] == b'\\' && q == b'"' { 2 } else { 1 };
             }
             let end = k.min(bytes.len());
-            (end > start && &bytes[start..end] != REDACTED.as_bytes()).then_some((
-                start,
-                end,
-                REDACTED,
-            ))
+            (end > start && &bytes[start..end] != REDACTED.as_bytes())
+                .then_some((start, end, REDACTED))
         }
         // A reference to another variable is not a secret.
         b'$' => None,
@@ -203,9 +212,13 @@ fn assignment_at(bytes: &[u8], i: usize) -> Option<(usize, usize, &'static str)>
             });
             // `key = compute(x)` is code, not a secret: only whole token-like values count.
             let next = bytes.get(j + n).copied();
-            let ends_cleanly = next.is_none_or(|b| b.is_ascii_whitespace() || b";,&|)}]\"'".contains(&b));
-            (n > 0 && ends_cleanly && &bytes[j..j + n] != REDACTED.as_bytes())
-                .then_some((j, j + n, REDACTED))
+            let ends_cleanly =
+                next.is_none_or(|b| b.is_ascii_whitespace() || b";,&|)}]\"'".contains(&b));
+            (n > 0 && ends_cleanly && &bytes[j..j + n] != REDACTED.as_bytes()).then_some((
+                j,
+                j + n,
+                REDACTED,
+            ))
         }
     }
 }
@@ -256,12 +269,21 @@ mod tests {
     #[test]
     fn assignments_of_secret_names_lose_their_values() {
         let cases = [
-            ("export GEMINI_API_KEY=abc123 && run", "export GEMINI_API_KEY=[redacted] && run"),
+            (
+                "export GEMINI_API_KEY=abc123 && run",
+                "export GEMINI_API_KEY=[redacted] && run",
+            ),
             ("DB_PASSWORD='p a s s' x", "DB_PASSWORD='[redacted]' x"),
             ("GITHUB_TOKEN=\"x\\\"y\"", "GITHUB_TOKEN=\"[redacted]\""),
-            ("client_secret: s3cr3t\nnext: 1", "client_secret: [redacted]\nnext: 1"),
+            (
+                "client_secret: s3cr3t\nnext: 1",
+                "client_secret: [redacted]\nnext: 1",
+            ),
             ("{\"api_key\": \"abc\"}", "{\"api_key\": \"[redacted]\"}"),
-            ("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG", "AWS_SECRET_ACCESS_KEY=[redacted]"),
+            (
+                "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG",
+                "AWS_SECRET_ACCESS_KEY=[redacted]",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(r(input), want, "{input}");

@@ -53,8 +53,7 @@ impl Store {
             Ok(conn) => conn,
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) => {
                 create_file(path)?;
-                Connection::open_with_flags(path, flags)
-                    .map_err(|e| Error::db("open", path, e))?
+                Connection::open_with_flags(path, flags).map_err(|e| Error::db("open", path, e))?
             }
             Err(e) => return Err(Error::db("open", path, e)),
         };
@@ -182,14 +181,14 @@ impl Store {
             .open(&lock_path)
             .map_err(|e| Error::io("open", &lock_path, e))?;
         lock.lock().map_err(|e| Error::io("lock", &lock_path, e))?;
-        let still_corrupt = match Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
-        {
-            Ok(conn) => conn
-                .query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))
-                .map(|answer| answer != "ok")
-                .unwrap_or_else(|e| Error::db("check", path, e).is_corrupt()),
-            Err(_) => false,
-        };
+        let still_corrupt =
+            match Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE) {
+                Ok(conn) => conn
+                    .query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0))
+                    .map(|answer| answer != "ok")
+                    .unwrap_or_else(|e| Error::db("check", path, e).is_corrupt()),
+                Err(_) => false,
+            };
         if !still_corrupt {
             return Ok(None);
         }
@@ -295,13 +294,18 @@ mod tests {
         for _ in 0..200 {
             store
                 .write(|tx| {
-                    tx.execute("INSERT INTO meta(key, value) VALUES (hex(randomblob(8)), ?1)", [&blob])
-                        .map_err(|e| Error::db("insert", "x", e))?;
+                    tx.execute(
+                        "INSERT INTO meta(key, value) VALUES (hex(randomblob(8)), ?1)",
+                        [&blob],
+                    )
+                    .map_err(|e| Error::db("insert", "x", e))?;
                     Ok(())
                 })
                 .unwrap();
         }
-        let wal = std::fs::metadata(wal_path(&db)).map(|m| m.len()).unwrap_or(0);
+        let wal = std::fs::metadata(wal_path(&db))
+            .map(|m| m.len())
+            .unwrap_or(0);
         assert!(wal <= WAL_BOUND_BYTES + 256 * 1024, "wal is {wal} bytes");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -1,1 +1,285 @@
-//! Read queries for the `harness` CLI.
+//! Read queries for the `harness` CLI: events, sessions, tool calls, counts.
+//!
+//! Owns the SELECTs; must not write.
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Result, Row, params_from_iter};
+
+use crate::process::{self, ClientProcess};
+
+/// One row of `events`.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub id: i64,
+    pub ts_ms: i64,
+    pub session_id: Option<String>,
+    pub agent: String,
+    pub event: String,
+    pub tool_name: Option<String>,
+    pub tool_use_id: Option<String>,
+    pub file_path: Option<String>,
+    pub truncated: bool,
+    pub payload: String,
+}
+
+/// Which events to list. Empty filters match everything.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Session ids (already resolved from a prefix).
+    pub sessions: Option<Vec<String>>,
+    /// Event names, matched exactly (`PreToolUse`, `BeforeTool`, ...).
+    pub events: Vec<String>,
+    /// Tool names, matched exactly.
+    pub tools: Vec<String>,
+    /// Only events at or after this time.
+    pub since_ms: Option<i64>,
+    /// Only events with a larger id (for `--follow`).
+    pub after_id: Option<i64>,
+}
+
+const EVENT_COLUMNS: &str =
+    "id, ts_ms, session_id, agent, event, tool_name, tool_use_id, file_path, truncated, payload";
+
+fn event_row(r: &Row<'_>) -> Result<EventRow> {
+    Ok(EventRow {
+        id: r.get(0)?,
+        ts_ms: r.get(1)?,
+        session_id: r.get(2)?,
+        agent: r.get(3)?,
+        event: r.get(4)?,
+        tool_name: r.get(5)?,
+        tool_use_id: r.get(6)?,
+        file_path: r.get(7)?,
+        truncated: r.get(8)?,
+        payload: r.get(9)?,
+    })
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// The newest `limit` events that match, oldest first.
+pub fn events(conn: &Connection, filter: &EventFilter, limit: usize) -> Result<Vec<EventRow>> {
+    let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1");
+    let mut args: Vec<SqlValue> = Vec::new();
+    if let Some(sessions) = &filter.sessions {
+        sql += &format!(" AND session_id IN ({})", placeholders(sessions.len()));
+        args.extend(sessions.iter().cloned().map(SqlValue::Text));
+    }
+    if !filter.events.is_empty() {
+        sql += &format!(" AND event IN ({})", placeholders(filter.events.len()));
+        args.extend(filter.events.iter().cloned().map(SqlValue::Text));
+    }
+    if !filter.tools.is_empty() {
+        sql += &format!(" AND tool_name IN ({})", placeholders(filter.tools.len()));
+        args.extend(filter.tools.iter().cloned().map(SqlValue::Text));
+    }
+    if let Some(since) = filter.since_ms {
+        sql += " AND ts_ms >= ?";
+        args.push(SqlValue::Integer(since));
+    }
+    if let Some(after) = filter.after_id {
+        sql += " AND id > ?";
+        args.push(SqlValue::Integer(after));
+    }
+    sql += " ORDER BY id DESC LIMIT ?";
+    args.push(SqlValue::Integer(limit.min(i64::MAX as usize) as i64));
+    let mut rows: Vec<EventRow> = conn
+        .prepare(&sql)?
+        .query_map(params_from_iter(args), event_row)?
+        .collect::<Result<_>>()?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// The largest event id, or 0 for an empty store.
+pub fn last_event_id(conn: &Connection) -> Result<i64> {
+    conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))
+}
+
+/// One row of `sessions`.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub session_id: String,
+    pub agent: String,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub cwd: Option<String>,
+    pub project_root: Option<String>,
+    pub transcript_path: Option<String>,
+    pub model: Option<String>,
+    pub source: Option<String>,
+    pub client: Option<ClientProcess>,
+    pub ended_ms: Option<i64>,
+    pub end_reason: Option<String>,
+    pub event_count: i64,
+}
+
+/// Whether a session's agent is still at work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// No SessionEnd; its client process runs (or is not known and was heard from lately).
+    Live,
+    /// A SessionEnd was recorded.
+    Ended,
+    /// No SessionEnd, but its client process is gone (crashed, killed).
+    Gone,
+    /// No SessionEnd, no known process, and silent for longer than the idle bound.
+    Stale,
+}
+
+impl Liveness {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Liveness::Live => "live",
+            Liveness::Ended => "ended",
+            Liveness::Gone => "gone",
+            Liveness::Stale => "stale",
+        }
+    }
+}
+
+/// A session whose client process is unknown counts as live for this long after its last event.
+pub const UNKNOWN_PROCESS_IDLE_MS: i64 = 60 * 60 * 1000;
+
+impl SessionRow {
+    pub fn liveness(&self, now_ms: i64) -> Liveness {
+        if self.ended_ms.is_some() {
+            Liveness::Ended
+        } else if let Some(client) = self.client {
+            if process::is_alive(client) {
+                Liveness::Live
+            } else {
+                Liveness::Gone
+            }
+        } else if now_ms - self.last_seen_ms <= UNKNOWN_PROCESS_IDLE_MS {
+            Liveness::Live
+        } else {
+            Liveness::Stale
+        }
+    }
+}
+
+const SESSION_COLUMNS: &str = "session_id, agent, first_seen_ms, last_seen_ms, cwd, project_root, \
+     transcript_path, model, source, client_pid, client_start, ended_ms, end_reason, event_count";
+
+fn session_row(r: &Row<'_>) -> Result<SessionRow> {
+    let pid: Option<i64> = r.get(9)?;
+    let start: Option<i64> = r.get(10)?;
+    Ok(SessionRow {
+        session_id: r.get(0)?,
+        agent: r.get(1)?,
+        first_seen_ms: r.get(2)?,
+        last_seen_ms: r.get(3)?,
+        cwd: r.get(4)?,
+        project_root: r.get(5)?,
+        transcript_path: r.get(6)?,
+        model: r.get(7)?,
+        source: r.get(8)?,
+        client: pid.zip(start).map(|(pid, start)| ClientProcess {
+            pid: pid as u32,
+            start_ticks: start as u64,
+        }),
+        ended_ms: r.get(11)?,
+        end_reason: r.get(12)?,
+        event_count: r.get(13)?,
+    })
+}
+
+/// Sessions by most recent activity, at most `limit`.
+pub fn sessions(conn: &Connection, limit: usize) -> Result<Vec<SessionRow>> {
+    conn.prepare(&format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions ORDER BY last_seen_ms DESC LIMIT ?1"
+    ))?
+    .query_map([limit as i64], session_row)?
+    .collect()
+}
+
+/// Sessions that have not ended, by most recent activity.
+pub fn open_sessions(conn: &Connection) -> Result<Vec<SessionRow>> {
+    conn.prepare(&format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE ended_ms IS NULL ORDER BY last_seen_ms DESC"
+    ))?
+    .query_map([], session_row)?
+    .collect()
+}
+
+/// One session by id.
+pub fn session(conn: &Connection, id: &str) -> Result<Option<SessionRow>> {
+    conn.query_row(
+        &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = ?1"),
+        [id],
+        session_row,
+    )
+    .optional()
+}
+
+/// Session ids that start with `prefix`.
+pub fn sessions_with_prefix(conn: &Connection, prefix: &str) -> Result<Vec<String>> {
+    // A range scan on the primary key; `LIKE` could not use it and would treat `_` as a wildcard.
+    let mut upper = prefix.to_owned();
+    upper.push(char::MAX);
+    conn.prepare(
+        "SELECT session_id FROM sessions WHERE session_id >= ?1 AND session_id < ?2 \
+         ORDER BY last_seen_ms DESC",
+    )?
+    .query_map([prefix, upper.as_str()], |r| r.get(0))?
+    .collect()
+}
+
+/// One row of `tool_calls`.
+#[derive(Debug, Clone)]
+pub struct ToolCallRow {
+    pub session_id: String,
+    pub call_key: String,
+    pub tool_name: String,
+    pub file_path: Option<String>,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+/// A session's tool calls, in order.
+pub fn tool_calls(conn: &Connection, session_id: &str) -> Result<Vec<ToolCallRow>> {
+    conn.prepare(
+        "SELECT session_id, call_key, tool_name, file_path, started_ms, finished_ms, duration_ms, \
+         outcome, error FROM tool_calls WHERE session_id = ?1 ORDER BY id",
+    )?
+    .query_map([session_id], |r| {
+        Ok(ToolCallRow {
+            session_id: r.get(0)?,
+            call_key: r.get(1)?,
+            tool_name: r.get(2)?,
+            file_path: r.get(3)?,
+            started_ms: r.get(4)?,
+            finished_ms: r.get(5)?,
+            duration_ms: r.get(6)?,
+            outcome: r.get(7)?,
+            error: r.get(8)?,
+        })
+    })?
+    .collect()
+}
+
+/// Totals for the status panel.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Totals {
+    pub events: i64,
+    pub sessions: i64,
+    pub events_last_hour: i64,
+}
+
+pub fn totals(conn: &Connection, now_ms: i64) -> Result<Totals> {
+    Ok(Totals {
+        events: last_event_id(conn)?,
+        sessions: conn.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?,
+        events_last_hour: conn.query_row(
+            "SELECT count(*) FROM events WHERE ts_ms >= ?1",
+            [now_ms - 3_600_000],
+            |r| r.get(0),
+        )?,
+    })
+}

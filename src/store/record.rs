@@ -205,8 +205,7 @@ impl Recording {
                 self.truncated,
                 self.payload,
             ])
-        })
-?;
+        })?;
         let event_id = tx.last_insert_rowid();
         let Some(session) = &self.session_id else {
             return Ok(event_id);
@@ -233,8 +232,7 @@ impl Recording {
                 self.transcript_path,
                 self.model,
             ])
-        })
-?;
+        })?;
         match &self.lifecycle {
             Lifecycle::None => {}
             Lifecycle::Started { source, client } => {
@@ -248,21 +246,18 @@ impl Recording {
                         client.map(|c| c.pid),
                         client.map(|c| c.start_ticks as i64),
                     ],
-                )
-        ?;
+                )?;
             }
             Lifecycle::Ended { reason } => {
                 tx.execute(
                     "UPDATE sessions SET ended_ms = ?2, end_reason = ?3 WHERE session_id = ?1",
                     params![session, self.ts_ms, reason],
-                )
-        ?;
+                )?;
                 tx.execute(
                     "UPDATE tool_calls SET outcome = 'abandoned' \
                      WHERE session_id = ?1 AND outcome = 'pending'",
                     params![session],
-                )
-        ?;
+                )?;
             }
         }
         if let Some(tool) = tool {

@@ -16,19 +16,23 @@ pub fn path_for(db: &Path) -> PathBuf {
     PathBuf::from(format!("{}.spool", db.display()))
 }
 
-/// Appends recordings to the spool, one line each, in one write.
+/// Appends recordings to the spool, one line each, in one write. A write that fails part way
+/// (a full disk) is cut back off, so the spool never holds a torn line.
 pub fn append(db: &Path, recordings: &[Recording]) -> std::io::Result<()> {
     let mut text = String::new();
     for r in recordings {
         text.push_str(&serde_json::to_string(r).map_err(std::io::Error::other)?);
         text.push('\n');
     }
-    OpenOptions::new()
+    let mut file = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
-        .open(path_for(db))?
-        .write_all(text.as_bytes())
+        .open(path_for(db))?;
+    let len = file.metadata()?.len();
+    file.write_all(text.as_bytes()).inspect_err(|_| {
+        let _ = file.set_len(len);
+    })
 }
 
 /// Recordings claimed from the spool, to be applied and then settled.

@@ -1,0 +1,367 @@
+//! `harness install` / `harness uninstall`: the file side of `agent_harness::install` (which
+//! settings file, where the binaries are, backup, dry run, atomic write, slash commands).
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use agent_harness::install::{self, COMMANDS, HOOK_BINARIES};
+use agent_harness::paths;
+use serde_json::Value;
+
+use crate::{CliError, CliResult, Exit, fmt};
+
+#[derive(clap::Args)]
+pub struct InstallArgs {
+    /// Install into the user's settings (~/.claude/settings.json: every project) instead of a
+    /// project's.
+    #[arg(long)]
+    user: bool,
+    /// The project to install into. Default: the git root above the current directory, else the
+    /// current directory.
+    #[arg(long, conflicts_with = "user")]
+    project: Option<PathBuf>,
+    /// Write the hook commands as absolute paths into this directory. Default: bare names when the
+    /// harness-* binaries are on PATH, else the directory this `harness` binary is in.
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Print the change and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(clap::Args)]
+pub struct UninstallArgs {
+    /// Uninstall from the user's settings instead of a project's.
+    #[arg(long)]
+    user: bool,
+    /// The project to uninstall from (default as for install).
+    #[arg(long, conflicts_with = "user")]
+    project: Option<PathBuf>,
+    /// Print the change and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// Where Claude Code keeps user settings: `$CLAUDE_CONFIG_DIR`, else `~/.claude`.
+fn claude_user_dir() -> CliResult<PathBuf> {
+    if let Some(dir) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    paths::home()
+        .map(|h| h.join(".claude"))
+        .ok_or_else(|| CliError::Message("HOME is not set; pass --project DIR instead".into()))
+}
+
+/// The `.claude` directory to work on.
+fn claude_dir(user: bool, project: Option<PathBuf>) -> CliResult<PathBuf> {
+    if user {
+        return claude_user_dir();
+    }
+    let project = match project {
+        Some(p) => {
+            if !p.is_dir() {
+                return Err(CliError::Message(format!(
+                    "--project {}: no such directory",
+                    p.display()
+                )));
+            }
+            p
+        }
+        None => {
+            let cwd = std::env::current_dir()?;
+            paths::project_root(&cwd).unwrap_or(cwd)
+        }
+    };
+    let project = paths::canonical(None, &project.to_string_lossy());
+    Ok(project.join(".claude"))
+}
+
+/// Reads a settings file: (its text, its value). A missing file is `{}`.
+fn read_settings(path: &Path) -> CliResult<(Option<String>, Value)> {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().is_empty() => Ok((Some(text), Value::Object(Default::default()))),
+        Ok(text) => {
+            let value = serde_json::from_str(&text).map_err(|e| {
+                CliError::Message(format!(
+                    "cannot read {}: {e}; fix the JSON (or move the file away) and run this again",
+                    path.display()
+                ))
+            })?;
+            Ok((Some(text), value))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok((None, Value::Object(Default::default())))
+        }
+        Err(e) => Err(CliError::Message(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+fn pretty(value: &Value) -> CliResult<String> {
+    Ok(serde_json::to_string_pretty(value)? + "\n")
+}
+
+/// Replaces `path` with `text` atomically, keeping its permissions; backs the old file up first.
+/// Returns the backup's path.
+fn write_settings(path: &Path, old: Option<&str>, text: &str) -> CliResult<Option<PathBuf>> {
+    let dir = path.parent().expect("a settings path has a directory");
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::Message(format!("cannot create {}: {e}", dir.display())))?;
+    let mut backup = None;
+    if let Some(old) = old {
+        let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+        let base = format!("{}.agent-harness-backup-{stamp}", path.display());
+        // Never overwrite an earlier backup: it may hold the only copy of the user's original.
+        let b = (0..)
+            .map(|n| match n {
+                0 => PathBuf::from(&base),
+                n => PathBuf::from(format!("{base}-{n}")),
+            })
+            .find(|b| !b.exists())
+            .expect("some backup name is free");
+        std::fs::write(&b, old)
+            .map_err(|e| CliError::Message(format!("cannot write backup {}: {e}", b.display())))?;
+        backup = Some(b);
+    }
+    let tmp = PathBuf::from(format!("{}.tmp-{}", path.display(), std::process::id()));
+    std::fs::write(&tmp, text)
+        .map_err(|e| CliError::Message(format!("cannot write {}: {e}", tmp.display())))?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(
+            &tmp,
+            std::fs::Permissions::from_mode(meta.permissions().mode()),
+        );
+    }
+    std::fs::rename(&tmp, path)
+        .map_err(|e| CliError::Message(format!("cannot replace {}: {e}", path.display())))?;
+    Ok(backup)
+}
+
+/// How hook commands name the binaries: bare names (found on PATH) or absolute paths.
+fn command_style(bin_dir: Option<PathBuf>) -> CliResult<(Option<PathBuf>, String)> {
+    let missing_in = |dir: &Path| -> Vec<&str> {
+        HOOK_BINARIES
+            .iter()
+            .copied()
+            .filter(|b| !dir.join(b).is_file())
+            .collect()
+    };
+    if let Some(dir) = bin_dir {
+        let dir = paths::canonical(None, &dir.to_string_lossy());
+        let missing = missing_in(&dir);
+        if !missing.is_empty() {
+            return Err(CliError::Message(format!(
+                "--bin-dir {} lacks {}; pass the directory that holds the harness-* binaries \
+                 (cargo build --release puts them in target/release)",
+                dir.display(),
+                missing.join(", ")
+            )));
+        }
+        let note = format!(
+            "hook commands run {}/harness-*",
+            fmt::path(&dir.to_string_lossy())
+        );
+        return Ok((Some(dir), note));
+    }
+    if HOOK_BINARIES.iter().all(|b| which::which(b).is_ok()) {
+        return Ok((None, "hook commands run harness-* from PATH".into()));
+    }
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf));
+    match exe_dir {
+        Some(dir) if missing_in(&dir).is_empty() => {
+            let note = format!(
+                "the harness-* binaries are not on PATH, so hook commands run {}/harness-* \
+                 (install them with `cargo install --path .` to use PATH instead)",
+                fmt::path(&dir.to_string_lossy())
+            );
+            Ok((Some(dir), note))
+        }
+        _ => Err(CliError::Message(
+            "cannot find the harness-* hook binaries on PATH or beside this harness binary; \
+             run `cargo install --path .` in the agent-harness checkout, or pass --bin-dir"
+                .into(),
+        )),
+    }
+}
+
+pub fn run_install(args: InstallArgs) -> CliResult {
+    let claude = claude_dir(args.user, args.project)?;
+    let settings_path = claude.join("settings.json");
+    let (old_text, mut settings) = read_settings(&settings_path)?;
+    let (bin_dir, command_note) = command_style(args.bin_dir)?;
+    let ours = install::snippet_hooks(&|name| match &bin_dir {
+        Some(dir) => dir.join(name).to_string_lossy().into_owned(),
+        None => name.to_owned(),
+    });
+    let changed = install::merge(&mut settings, &ours).map_err(|e| {
+        CliError::Message(format!(
+            "{}: {e}; fix that key by hand and run this again",
+            settings_path.display()
+        ))
+    })?;
+    let new_text = pretty(&settings)?;
+    let mut out = std::io::stdout().lock();
+    let unchanged = old_text.as_deref() == Some(new_text.as_str());
+
+    if args.dry_run {
+        if unchanged {
+            writeln!(
+                out,
+                "{} already carries the harness hooks.",
+                settings_path.display()
+            )?;
+        } else {
+            writeln!(out, "--- {}", settings_path.display())?;
+            write!(
+                out,
+                "{}",
+                install::line_diff(old_text.as_deref().unwrap_or(""), &new_text)
+            )?;
+        }
+        for (name, _) in COMMANDS {
+            writeln!(
+                out,
+                "would copy commands/{name} to {}",
+                claude.join("commands").join(name).display()
+            )?;
+        }
+        writeln!(out, "(dry run: nothing written)")?;
+        return Ok(Exit::Ok);
+    }
+
+    if unchanged {
+        writeln!(
+            out,
+            "{} already carries the harness hooks.",
+            settings_path.display()
+        )?;
+    } else {
+        let backup = write_settings(&settings_path, old_text.as_deref(), &new_text)?;
+        writeln!(
+            out,
+            "Added agent-harness hooks for {} events to {}",
+            changed.len(),
+            settings_path.display()
+        )?;
+        if let Some(b) = backup {
+            writeln!(out, "  backup of the previous file: {}", b.display())?;
+        }
+    }
+    writeln!(out, "  {command_note}")?;
+    for (name, body) in COMMANDS {
+        let target = claude.join("commands").join(name);
+        match std::fs::read_to_string(&target) {
+            Ok(existing) if existing == *body => {}
+            Ok(_) => writeln!(
+                out,
+                "  kept your {} (it differs from the harness's; delete it and re-run to update)",
+                target.display()
+            )?,
+            Err(_) => {
+                std::fs::create_dir_all(target.parent().expect("has a parent"))?;
+                std::fs::write(&target, body)?;
+                writeln!(
+                    out,
+                    "  added /{} ({})",
+                    name.trim_end_matches(".md"),
+                    target.display()
+                )?;
+            }
+        }
+    }
+
+    // Create the store now, so `harness status` works before the first session.
+    let config = crate::config()?;
+    let db = crate::db_path(&config)?;
+    let mut store = agent_harness::store::Store::open(
+        &db,
+        std::time::Duration::from_millis(config.store.busy_timeout_ms),
+    )?;
+    store.reader()?;
+    writeln!(out, "  store: {}", fmt::path(&db.to_string_lossy()))?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Use claude as usual{}. Watch with `harness events --follow`; check with `harness doctor`.",
+        if args.user {
+            String::new()
+        } else {
+            format!(" in {}", claude.parent().unwrap_or(&claude).display())
+        }
+    )?;
+    Ok(Exit::Ok)
+}
+
+pub fn run_uninstall(args: UninstallArgs) -> CliResult {
+    let claude = claude_dir(args.user, args.project)?;
+    let settings_path = claude.join("settings.json");
+    let (old_text, mut settings) = read_settings(&settings_path)?;
+    let removed = install::unmerge(&mut settings).map_err(|e| {
+        CliError::Message(format!(
+            "{}: {e}; fix that key by hand",
+            settings_path.display()
+        ))
+    })?;
+    let empty = settings.as_object().is_some_and(|o| o.is_empty());
+    let new_text = pretty(&settings)?;
+    let mut out = std::io::stdout().lock();
+    if args.dry_run {
+        if removed == 0 {
+            writeln!(out, "{} holds no harness hooks.", settings_path.display())?;
+        } else {
+            writeln!(out, "--- {}", settings_path.display())?;
+            write!(
+                out,
+                "{}",
+                install::line_diff(old_text.as_deref().unwrap_or(""), &new_text)
+            )?;
+        }
+        writeln!(out, "(dry run: nothing written)")?;
+        return Ok(Exit::Ok);
+    }
+    if removed == 0 {
+        writeln!(out, "{} holds no harness hooks.", settings_path.display())?;
+    } else if empty {
+        let backup = write_settings(&settings_path, old_text.as_deref(), &new_text)?;
+        std::fs::remove_file(&settings_path)?;
+        writeln!(
+            out,
+            "Removed {removed} harness hooks; {} held nothing else and was deleted",
+            settings_path.display()
+        )?;
+        if let Some(b) = backup {
+            writeln!(out, "  backup: {}", b.display())?;
+        }
+    } else {
+        let backup = write_settings(&settings_path, old_text.as_deref(), &new_text)?;
+        writeln!(
+            out,
+            "Removed {removed} harness hooks from {}",
+            settings_path.display()
+        )?;
+        if let Some(b) = backup {
+            writeln!(out, "  backup: {}", b.display())?;
+        }
+    }
+    for (name, body) in COMMANDS {
+        let target = claude.join("commands").join(name);
+        match std::fs::read_to_string(&target) {
+            Ok(existing) if existing == *body => {
+                std::fs::remove_file(&target)?;
+                writeln!(out, "  removed {}", target.display())?;
+            }
+            Ok(_) => writeln!(out, "  kept {} (you changed it)", target.display())?,
+            Err(_) => {}
+        }
+    }
+    writeln!(
+        out,
+        "The store and its history are kept; delete it by hand if you want it gone."
+    )?;
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,101 @@
+//! `harness status`: one screen of what the agents are doing: live sessions, recent activity,
+//! and recent problems from the log.
+
+use std::io::Write;
+
+use agent_harness::hook::now_ms;
+use agent_harness::store::query::{self, EventFilter, Liveness};
+
+use crate::{CliResult, Exit, fmt, open_store, sessions};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// One JSON object instead of the panel.
+    #[arg(long)]
+    json: bool,
+    /// How many recent events to show.
+    #[arg(short = 'n', long, default_value_t = 10)]
+    recent: usize,
+}
+
+pub fn run(args: Args) -> CliResult {
+    let mut store = open_store()?;
+    let db = store.path().to_path_buf();
+    let conn = store.reader()?;
+    let now = now_ms();
+    let live: Vec<_> = query::open_sessions(conn)?
+        .into_iter()
+        .filter(|s| s.liveness(now) == Liveness::Live)
+        .collect();
+    let recent = query::events(conn, &EventFilter::default(), args.recent)?;
+    let totals = query::totals(conn, now)?;
+    let log = agent_harness::log::path_for(&db);
+    let problems = agent_harness::log::tail(&log, 3);
+    let mut out = std::io::stdout().lock();
+
+    if args.json {
+        let v = serde_json::json!({
+            "store": db,
+            "events": totals.events,
+            "events_last_hour": totals.events_last_hour,
+            "sessions": totals.sessions,
+            "live_sessions": live.iter().map(|s| sessions::json(s, now)).collect::<Vec<_>>(),
+            "recent_events": recent.iter().map(|r| serde_json::json!({
+                "id": r.id, "time": fmt::rfc3339(r.ts_ms), "session_id": r.session_id,
+                "agent": r.agent, "event": r.event, "tool_name": r.tool_name,
+                "file_path": r.file_path,
+            })).collect::<Vec<_>>(),
+            "recent_problems": problems,
+        });
+        writeln!(out, "{v}")?;
+        return Ok(Exit::Ok);
+    }
+
+    writeln!(
+        out,
+        "agent-harness · {} · {} events ({} in the last hour) · {} sessions",
+        fmt::path(&db.to_string_lossy()),
+        totals.events,
+        totals.events_last_hour,
+        totals.sessions
+    )?;
+    writeln!(out)?;
+    writeln!(out, "Live sessions ({})", live.len())?;
+    if live.is_empty() {
+        writeln!(out, "  none")?;
+    }
+    for s in &live {
+        writeln!(out, "  {}", sessions::line(s, now))?;
+    }
+    writeln!(out)?;
+    writeln!(out, "Recent activity")?;
+    if recent.is_empty() {
+        writeln!(
+            out,
+            "  nothing recorded yet: run `harness install` in a project and use claude there"
+        )?;
+    }
+    for r in &recent {
+        writeln!(
+            out,
+            "  {:<14} {:<8} {:<19} {:<12} {}",
+            fmt::clock(r.ts_ms),
+            r.session_id.as_deref().map(fmt::short).unwrap_or("-"),
+            r.event,
+            r.tool_name.as_deref().unwrap_or(""),
+            r.file_path.as_deref().map(fmt::path).unwrap_or_default()
+        )?;
+    }
+    if !problems.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Recent problems ({})",
+            fmt::path(&log.to_string_lossy())
+        )?;
+        for p in &problems {
+            writeln!(out, "  {p}")?;
+        }
+    }
+    Ok(Exit::Ok)
+}

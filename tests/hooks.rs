@@ -1,0 +1,321 @@
+//! Recorded payloads piped through the built hook binaries: exit code, stdout and the rows in the
+//! store.
+
+mod support;
+
+use agent_harness::store::query::{self, EventFilter, EventRow};
+use serde_json::Value;
+use support::{Env, binary_for, fixture, fixtures, stderr};
+
+const SESSION: &str = "27bffab0-4151-4e78-ad34-7c89b0e5aea3";
+
+fn event_name(bytes: &[u8]) -> String {
+    let v: Value = serde_json::from_slice(bytes).unwrap();
+    v["hook_event_name"].as_str().unwrap().to_owned()
+}
+
+/// Runs one payload through the binary its event is wired to and checks the quiet success.
+fn record(env: &Env, bytes: &[u8]) {
+    let out = env.hook(binary_for(&event_name(bytes)), bytes.to_vec());
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(out.stderr.is_empty(), "stderr: {}", stderr(&out));
+}
+
+#[test]
+fn every_claude_fixture_is_recorded_by_its_binary() {
+    for (name, bytes) in fixtures("claude-code-2.1.197")
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with("statusline"))
+    {
+        let env = Env::new("fixture");
+        record(&env, &bytes);
+        let payload: Value = serde_json::from_slice(&bytes).unwrap();
+        let conn = env.db();
+        let rows = query::events(&conn, &EventFilter::default(), 10).unwrap();
+        assert_eq!(rows.len(), 1, "{name}");
+        let EventRow {
+            event,
+            session_id,
+            agent,
+            tool_name: tool,
+            tool_use_id,
+            file_path: file,
+            payload: stored,
+            ..
+        } = rows.into_iter().next().unwrap();
+        let session = session_id.unwrap();
+        assert_eq!(event, payload["hook_event_name"], "{name}");
+        assert_eq!(session, payload["session_id"], "{name}");
+        assert_eq!(agent, "claude", "{name}");
+        assert_eq!(tool.as_deref(), payload["tool_name"].as_str(), "{name}");
+        assert_eq!(
+            tool_use_id.as_deref(),
+            payload["tool_use_id"].as_str(),
+            "{name}"
+        );
+        // The fixtures hold no secrets, so the stored payload is the payload.
+        assert_eq!(
+            serde_json::from_str::<Value>(&stored).unwrap(),
+            payload,
+            "{name}"
+        );
+        let want_file = payload["tool_input"]["file_path"].as_str();
+        assert_eq!(file.as_deref(), want_file, "{name}");
+        let (cwd, transcript, count): (String, String, i64) = conn
+            .query_row(
+                "SELECT cwd, transcript_path, event_count FROM sessions WHERE session_id = ?1",
+                [&session],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(cwd, payload["cwd"], "{name}");
+        assert_eq!(transcript, payload["transcript_path"], "{name}");
+        assert_eq!(count, 1, "{name}");
+    }
+}
+
+/// The order a real session produced these events in.
+const SESSION_ORDER: &[&str] = &[
+    "claude-code-2.1.197/SessionStart-startup.json",
+    "claude-code-2.1.197/UserPromptSubmit.json",
+    "claude-code-2.1.197/PreToolUse-Read.json",
+    "claude-code-2.1.197/PostToolUse-Read.json",
+    "claude-code-2.1.197/PreToolUse-Edit.json",
+    "claude-code-2.1.197/PostToolUse-Edit.json",
+    "claude-code-2.1.197/PreToolUse-Bash.json",
+    "claude-code-2.1.197/PostToolUse-Bash.json",
+    "rebuilt/PreToolUse-Bash-fails.json",
+    "rebuilt/PostToolUseFailure-Bash.json",
+    "claude-code-2.1.197/PreToolUse-Write.json",
+    "claude-code-2.1.197/PostToolUse-Write.json",
+    "claude-code-2.1.197/PreToolUse-Agent.json",
+    "claude-code-2.1.197/SubagentStart.json",
+    "claude-code-2.1.197/SubagentStop.json",
+    "claude-code-2.1.197/PostToolUse-Agent.json",
+    "claude-code-2.1.197/Stop.json",
+    "claude-code-2.1.197/SessionStart-resume.json",
+    "claude-code-2.1.197/PreCompact-manual.json",
+    "claude-code-2.1.197/SessionStart-compact.json",
+    "claude-code-2.1.197/PostCompact-manual.json",
+    "rebuilt/Notification.json",
+    "claude-code-2.1.197/SessionEnd.json",
+];
+
+#[test]
+fn a_whole_session_gives_sessions_events_and_joined_tool_calls() {
+    let env = Env::new("session");
+    for rel in SESSION_ORDER {
+        record(&env, &fixture(rel));
+    }
+    let conn = env.db();
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM events WHERE session_id = ?1",
+            [SESSION],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, SESSION_ORDER.len() as i64);
+
+    let (model, source, ended, reason, count): (String, String, Option<i64>, String, i64) = conn
+        .query_row(
+            "SELECT model, source, ended_ms, end_reason, event_count FROM sessions WHERE session_id = ?1",
+            [SESSION],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        model, "claude-opus-4-8",
+        "the model learned at the compact restart"
+    );
+    assert_eq!(source, "compact");
+    assert!(ended.is_some());
+    assert_eq!(reason, "other");
+    assert_eq!(count, SESSION_ORDER.len() as i64);
+
+    let calls = query::tool_calls(&conn, SESSION).unwrap();
+    let summary: Vec<(&str, &str, Option<i64>, &str)> = calls
+        .iter()
+        .map(|c| {
+            (
+                c.call_key.as_str(),
+                c.tool_name.as_str(),
+                c.duration_ms,
+                c.outcome.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("toolu_msg_0", "Read", Some(2), "success"),
+            ("toolu_msg_1", "Edit", Some(4), "success"),
+            ("toolu_msg_2", "Bash", Some(34), "success"),
+            ("toolu_msg_3", "Bash", Some(46), "failure"),
+            ("toolu_msg_4", "Write", Some(3), "success"),
+            ("toolu_msg_7", "Agent", Some(71), "success"),
+        ]
+    );
+    assert_eq!(
+        calls[1].file_path.as_deref(),
+        Some("/home/dev/project/hello.txt")
+    );
+    assert_eq!(calls[3].error.as_deref(), Some("Exit code 1"));
+}
+
+#[test]
+fn gemini_payloads_are_recorded_as_a_gemini_agent() {
+    let env = Env::new("gemini");
+    for name in [
+        "SessionStart-startup.json",
+        "BeforeAgent.json",
+        "BeforeTool-write_file.json",
+        "AfterTool-write_file.json",
+        "BeforeTool-replace.json",
+        "AfterAgent.json",
+        "SessionEnd-exit.json",
+    ] {
+        record(&env, &fixture(&format!("gemini-cli-0.61.0/{name}")));
+    }
+    let conn = env.db();
+    let (agent, reason): (String, String) = conn
+        .query_row("SELECT agent, end_reason FROM sessions", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((agent.as_str(), reason.as_str()), ("gemini", "exit"));
+    let agents: Vec<String> = conn
+        .prepare("SELECT DISTINCT agent FROM events")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(agents, ["gemini"]);
+    // Gemini's relative paths are resolved against its cwd; Before and After join without an id.
+    let calls: Vec<(String, String, String)> = conn
+        .prepare("SELECT tool_name, file_path, outcome FROM tool_calls ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        calls,
+        [
+            (
+                "write_file".into(),
+                "/home/dev/ws/out.txt".into(),
+                "success".into()
+            ),
+            // No AfterTool came for the replace before the session ended.
+            (
+                "replace".into(),
+                "/home/dev/ws/README.md".into(),
+                "abandoned".into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_binary_wired_to_the_wrong_event_records_the_event_it_got() {
+    let env = Env::new("wrong-binary");
+    let out = env.hook(
+        "harness-pre-tool-use",
+        fixture("claude-code-2.1.197/Stop.json"),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    assert_eq!(
+        env.count("SELECT count(*) FROM events WHERE event = 'Stop'"),
+        1
+    );
+}
+
+#[test]
+fn unknown_but_well_formed_events_are_recorded_and_answered_with_nothing() {
+    let env = Env::new("unknown");
+    let payload = r#"{"session_id":"s-1","cwd":"/tmp","hook_event_name":"CwdChanged","old_cwd":"/a","new_cwd":"/b","future_field":{"x":1}}"#;
+    for bin in [
+        "harness-notification",
+        "harness-stop",
+        "harness-session-start",
+    ] {
+        let out = env.hook(bin, payload);
+        assert_eq!(out.status.code(), Some(0));
+        assert!(
+            out.stdout.is_empty() && out.stderr.is_empty(),
+            "{bin}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(
+        env.count("SELECT count(*) FROM events WHERE event = 'CwdChanged'"),
+        3
+    );
+}
+
+#[test]
+fn secrets_are_redacted_before_they_are_stored() {
+    let env = Env::new("redact");
+    let payload = serde_json::json!({
+        "session_id": "s-secret", "cwd": "/tmp", "hook_event_name": "PreToolUse",
+        "tool_name": "Bash", "tool_use_id": "toolu_s",
+        "tool_input": {"command": "ANTHROPIC_API_KEY=sk-ant-api03-aaaaaaaaaaaaaaaaaaaaaaaaaaaa claude -p hi; \
+                                   curl -H 'Authorization: Bearer abcdefghijklmnop' https://x"},
+    });
+    let prompt = serde_json::json!({
+        "session_id": "s-secret", "cwd": "/tmp", "hook_event_name": "UserPromptSubmit",
+        "prompt": "use key AIzaSyA1234567890abcdefghijklmnopqrstuv and ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    });
+    record(&env, payload.to_string().as_bytes());
+    record(&env, prompt.to_string().as_bytes());
+    let stored: Vec<String> = env
+        .db()
+        .prepare("SELECT payload FROM events")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let all = stored.join("\n");
+    for secret in [
+        "sk-ant-api03-aaaa",
+        "abcdefghijklmnop",
+        "AIzaSyA1234567890",
+        "ghp_abcdefghijklmnop",
+    ] {
+        assert!(!all.contains(secret), "{secret} was stored: {all}");
+    }
+    assert!(all.contains("[redacted"), "{all}");
+    // The store file itself holds no trace either (payload text is the only place it could be).
+    let bytes = std::fs::read(&env.db).unwrap();
+    let wal = std::fs::read(agent_harness::store::wal_path(&env.db)).unwrap_or_default();
+    for blob in [bytes, wal] {
+        assert!(!String::from_utf8_lossy(&blob).contains("sk-ant-api03-aaaa"));
+    }
+}
+
+#[test]
+fn a_session_start_remembers_the_client_process() {
+    let env = Env::new("client");
+    record(
+        &env,
+        &fixture("claude-code-2.1.197/SessionStart-startup.json"),
+    );
+    let (pid, start): (Option<i64>, Option<i64>) = env
+        .db()
+        .query_row("SELECT client_pid, client_start FROM sessions", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    // The hook's parent is this test process.
+    assert_eq!(pid, Some(std::process::id() as i64));
+    assert!(start.unwrap() > 0);
+}

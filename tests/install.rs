@@ -1,0 +1,234 @@
+//! `harness install` / `uninstall` against settings files that already hold user hooks and keys.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use support::{Env, bin, stderr, stdout};
+
+fn bin_dir() -> PathBuf {
+    bin("harness").parent().unwrap().to_path_buf()
+}
+
+fn project(env: &Env) -> PathBuf {
+    let p = env.dir.path().join("project");
+    std::fs::create_dir_all(p.join(".git")).unwrap();
+    std::fs::create_dir_all(p.join("src")).unwrap();
+    p
+}
+
+fn read(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn backups(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("agent-harness-backup"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn user_settings() -> Value {
+    json!({
+        "model": "opus",
+        "permissions": {"allow": ["Bash(git status)"]},
+        "hooks": {
+            "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "./guard.sh", "timeout": 5}]}],
+            "Stop": [{"hooks": [{"type": "command", "command": "notify-send done"}]}]
+        },
+        "statusLine": {"type": "command", "command": "my-line"}
+    })
+}
+
+#[test]
+fn install_merges_keeps_everything_and_uninstall_restores_it() {
+    let env = Env::new("install");
+    let project = project(&env);
+    let settings = project.join(".claude/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    let original = user_settings();
+    std::fs::write(&settings, serde_json::to_string_pretty(&original).unwrap()).unwrap();
+
+    // From a subdirectory: the project is found by walking up to .git.
+    let out = env
+        .cmd("harness")
+        .args(["install", "--bin-dir"])
+        .arg(bin_dir())
+        .current_dir(project.join("src"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Added agent-harness hooks for 14 events"),
+        "{}",
+        stdout(&out)
+    );
+    let merged = read(&settings);
+    // The user's keys, in their order, and their hooks, first in their lists.
+    let keys: Vec<&String> = merged.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["model", "permissions", "hooks", "statusLine"]);
+    assert_eq!(
+        merged["hooks"]["PreToolUse"][0],
+        original["hooks"]["PreToolUse"][0]
+    );
+    assert_eq!(merged["hooks"]["Stop"][0], original["hooks"]["Stop"][0]);
+    let ours = &merged["hooks"]["PreToolUse"][1]["hooks"][0];
+    assert_eq!(
+        ours["command"],
+        bin_dir().join("harness-pre-tool-use").to_str().unwrap()
+    );
+    assert_eq!(ours["args"], json!([]), "exec form: no shell");
+    assert_eq!(
+        merged["hooks"]["SubagentStart"][0]["hooks"][0]["async"],
+        true
+    );
+    assert_eq!(backups(settings.parent().unwrap()).len(), 1);
+    assert_eq!(read(&backups(settings.parent().unwrap())[0]), original);
+
+    // Again: nothing changes, no new backup.
+    let text = std::fs::read_to_string(&settings).unwrap();
+    let out = env
+        .cmd("harness")
+        .args(["install", "--bin-dir"])
+        .arg(bin_dir())
+        .arg("--project")
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("already carries"), "{}", stdout(&out));
+    assert_eq!(std::fs::read_to_string(&settings).unwrap(), text);
+    assert_eq!(backups(settings.parent().unwrap()).len(), 1);
+
+    // The hooks it wrote run.
+    let out = env
+        .cmd("harness")
+        .arg("doctor")
+        .current_dir(&project)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("harness hooks for 14/14 events"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = env
+        .cmd("harness")
+        .args(["uninstall", "--project"])
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(read(&settings), original);
+    assert_eq!(
+        backups(settings.parent().unwrap()).len(),
+        2,
+        "install's backup is kept"
+    );
+}
+
+#[test]
+fn dry_run_prints_the_change_and_writes_nothing() {
+    let env = Env::new("dry");
+    let project = project(&env);
+    let out = env
+        .cmd("harness")
+        .args(["install", "--dry-run", "--bin-dir"])
+        .arg(bin_dir())
+        .arg("--project")
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("+     \"SessionStart\": ["), "{text}");
+    assert!(text.contains("nothing written"), "{text}");
+    assert!(!project.join(".claude").exists());
+}
+
+#[test]
+fn user_install_goes_to_the_users_settings() {
+    let env = Env::new("user");
+    let out = env
+        .cmd("harness")
+        .args(["install", "--user", "--bin-dir"])
+        .arg(bin_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let settings = env.home.join(".claude/settings.json");
+    assert_eq!(read(&settings)["hooks"].as_object().unwrap().len(), 14);
+    let out = env
+        .cmd("harness")
+        .args(["uninstall", "--user"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !settings.exists(),
+        "a file that held only our hooks is removed"
+    );
+}
+
+#[test]
+fn a_malformed_settings_file_is_named_and_left_untouched() {
+    let env = Env::new("badsettings");
+    let project = project(&env);
+    let settings = project.join(".claude/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    std::fs::write(&settings, "{ \"hooks\": { oops").unwrap();
+    let out = env
+        .cmd("harness")
+        .args(["install", "--bin-dir"])
+        .arg(bin_dir())
+        .arg("--project")
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(settings.to_str().unwrap()), "{err}");
+    assert!(err.contains("fix the JSON"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&settings).unwrap(),
+        "{ \"hooks\": { oops"
+    );
+}
+
+#[test]
+fn a_bin_dir_without_the_binaries_is_refused() {
+    let env = Env::new("nobins");
+    let project = project(&env);
+    let out = env
+        .cmd("harness")
+        .args(["install", "--bin-dir"])
+        .arg(env.dir.path())
+        .arg("--project")
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("lacks harness-session-start"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!project.join(".claude").exists());
+}
+
+#[test]
+fn the_plugin_hooks_match_the_snippet() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let snippet = read(&root.join("settings.snippet.json"));
+    let plugin = read(&root.join("hooks.json"));
+    assert_eq!(plugin["hooks"], snippet["hooks"]);
+    let manifest = read(&root.join(".claude-plugin/plugin.json"));
+    assert_eq!(manifest["name"], "agent-harness");
+    assert_eq!(manifest["hooks"], "./hooks.json");
+}

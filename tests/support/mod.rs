@@ -1,0 +1,184 @@
+//! Test support: a hermetic environment per test (its own HOME, store and config), runners for
+//! the built binaries, and the recorded fixtures.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use assert_cmd::Command;
+use rusqlite::Connection;
+
+/// A directory removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("ah-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("AH_KEEP_TEMP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// Path of a built binary of this package.
+pub fn bin(name: &str) -> PathBuf {
+    assert_cmd::cargo::cargo_bin(name)
+}
+
+/// The bytes of a recorded fixture, e.g. `claude-code-2.1.197/PreToolUse-Edit.json`.
+pub fn fixture(rel: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// All fixtures of one client, as (file name, bytes).
+pub fn fixtures(client_dir: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(client_dir);
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The hook binary Claude Code runs for an event.
+pub fn binary_for(event: &str) -> &'static str {
+    match event {
+        "SessionStart" => "harness-session-start",
+        "UserPromptSubmit" | "BeforeAgent" => "harness-user-prompt-submit",
+        "UserPromptExpansion" => "harness-user-prompt-expansion",
+        "PreToolUse" | "BeforeTool" => "harness-pre-tool-use",
+        "PostToolUse" | "AfterTool" => "harness-post-tool-use",
+        "PostToolUseFailure" => "harness-post-tool-use-failure",
+        "Stop" | "AfterAgent" => "harness-stop",
+        "StopFailure" => "harness-stop-failure",
+        "SubagentStart" => "harness-subagent-start",
+        "SubagentStop" => "harness-subagent-stop",
+        "PreCompact" | "PreCompress" => "harness-pre-compact",
+        "PostCompact" => "harness-post-compact",
+        "Notification" => "harness-notification",
+        "SessionEnd" => "harness-session-end",
+        other => panic!("no binary for {other}"),
+    }
+}
+
+/// A hermetic environment: HOME, XDG dirs, store and config all under one temp dir.
+pub struct Env {
+    pub dir: TempDir,
+    pub home: PathBuf,
+    pub db: PathBuf,
+}
+
+impl Env {
+    pub fn new(label: &str) -> Env {
+        let dir = TempDir::new(label);
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let db = dir.path().join("state/harness.db");
+        Env { dir, home, db }
+    }
+
+    /// The log the hooks write beside the store.
+    pub fn log(&self) -> PathBuf {
+        self.db.with_extension("log")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log()).unwrap_or_default()
+    }
+
+    /// A command for one of the package's binaries with a clean environment.
+    pub fn cmd(&self, name: &str) -> Command {
+        let mut cmd = Command::new(bin(name));
+        self.apply(cmd.env_clear());
+        cmd
+    }
+
+    /// Applies this environment to any command.
+    pub fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("HARNESS_DB", &self.db)
+            .env(
+                "HARNESS_CONFIG",
+                self.home.join(".config/agent-harness/config.json"),
+            )
+            .env("XDG_STATE_HOME", self.home.join(".local/state"))
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+    }
+
+    /// Runs a hook binary with `stdin`.
+    pub fn hook(&self, name: &str, stdin: impl Into<Vec<u8>>) -> Output {
+        self.cmd(name).write_stdin(stdin).output().unwrap()
+    }
+
+    /// Writes the config file.
+    pub fn config(&self, json: &str) {
+        let path = self.home.join(".config/agent-harness/config.json");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, json).unwrap();
+    }
+
+    /// A read connection to the store.
+    pub fn db(&self) -> Connection {
+        Connection::open(&self.db).unwrap()
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.db().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+}
+
+/// Asserts the fail-open contract: exit 0, nothing on stdout, one stderr line naming the harness.
+pub fn assert_failed_open(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "exit code; stderr: {}",
+        stderr(out)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = stderr(out);
+    assert_eq!(err.lines().count(), 1, "one stderr line, got: {err:?}");
+    assert!(err.starts_with("agent-harness: "), "{err}");
+    err
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
