@@ -1,1 +1,350 @@
-fn main() {}
+//! Hook latency benchmark: `cargo bench --bench hooks`.
+//!
+//! Times every hook binary on its recorded fixture (wall time from spawn to exit, many runs, p50
+//! and p99) on an empty store and on one holding 1,000,000 events, beside two floors measured in
+//! the same run, in interleaved rounds so that machine noise falls on all of them alike:
+//!
+//! - `floor-parse`: a program that only reads stdin and parses it as JSON;
+//! - `floor-naive`: one that also inserts the payload as one row with rusqlite (WAL,
+//!   synchronous=NORMAL, default close, i.e. SQLite checkpoints when the connection closes).
+//!
+//! Both floors are this same executable started with a flag, so they pay the same process start.
+//! `BENCH_RUNS` sets the rounds (default 300). The 1M-event store is built once and kept in
+//! `target/bench-store-1m.db`.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agent_harness::event::Event;
+use agent_harness::payload::HookPayload;
+use agent_harness::store::Store;
+use agent_harness::store::record::Recording;
+
+const FIXTURES: &[(&str, &str)] = &[
+    (
+        "harness-session-start",
+        "claude-code-2.1.197/SessionStart-startup.json",
+    ),
+    (
+        "harness-user-prompt-submit",
+        "claude-code-2.1.197/UserPromptSubmit.json",
+    ),
+    (
+        "harness-user-prompt-expansion",
+        "rebuilt/UserPromptExpansion.json",
+    ),
+    (
+        "harness-pre-tool-use",
+        "claude-code-2.1.197/PreToolUse-Edit.json",
+    ),
+    (
+        "harness-post-tool-use",
+        "claude-code-2.1.197/PostToolUse-Edit.json",
+    ),
+    (
+        "harness-post-tool-use-failure",
+        "rebuilt/PostToolUseFailure-Bash.json",
+    ),
+    ("harness-stop", "claude-code-2.1.197/Stop.json"),
+    (
+        "harness-stop-failure",
+        "claude-code-2.1.197/StopFailure-rate_limit.json",
+    ),
+    (
+        "harness-subagent-start",
+        "claude-code-2.1.197/SubagentStart.json",
+    ),
+    (
+        "harness-subagent-stop",
+        "claude-code-2.1.197/SubagentStop.json",
+    ),
+    (
+        "harness-pre-compact",
+        "claude-code-2.1.197/PreCompact-manual.json",
+    ),
+    (
+        "harness-post-compact",
+        "claude-code-2.1.197/PostCompact-manual.json",
+    ),
+    ("harness-notification", "rebuilt/Notification.json"),
+    ("harness-session-end", "claude-code-2.1.197/SessionEnd.json"),
+];
+
+const BIG_STORE_EVENTS: usize = 1_000_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("floor-parse") => return floor_parse(),
+        Some("floor-naive") => return floor_naive(Path::new(&args[2])),
+        _ => {}
+    }
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = root.join("target");
+    let scratch = target.join(format!("bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+
+    let big = target.join("bench-store-1m.db");
+    ensure_big_store(&big, root);
+
+    let me = std::env::current_exe().unwrap();
+    let mut targets: Vec<Target> = Vec::new();
+    let edit = fixture(root, "claude-code-2.1.197/PreToolUse-Edit.json");
+    targets.push(Target::new(
+        "floor-parse",
+        &me,
+        &["floor-parse"],
+        edit.clone(),
+        None,
+    ));
+    let naive_db = scratch.join("naive.db");
+    targets.push(Target::new(
+        "floor-naive",
+        &me,
+        &["floor-naive", naive_db.to_str().unwrap()],
+        edit,
+        None,
+    ));
+    // Every 1M target writes one shared copy of the big store (as every hook shares one store);
+    // each 0 target starts from its own empty one.
+    let big_copy = scratch.join("shared-1M.db");
+    std::fs::copy(&big, &big_copy).unwrap();
+    for label in ["0", "1M"] {
+        for (bin, rel) in FIXTURES {
+            let db = match label {
+                "0" => scratch.join(format!("{bin}-0.db")),
+                _ => big_copy.clone(),
+            };
+            targets.push(Target::new(
+                &format!("{bin} @{label}"),
+                &bin_path(bin),
+                &[],
+                fixture(root, rel),
+                Some(db),
+            ));
+        }
+    }
+
+    if let Ok(filter) = std::env::var("BENCH_FILTER") {
+        // The floors always run: every ratio is against them.
+        let mut i = 0;
+        targets.retain(|t| {
+            i += 1;
+            i <= 2 || t.name.contains(&filter)
+        });
+    }
+    // One warm-up round that also checks every target runs cleanly.
+    for t in &targets {
+        let (elapsed, stderr) = t.run();
+        assert!(stderr.is_empty(), "{}: {stderr}", t.name);
+        let _ = elapsed;
+    }
+    eprintln!("{} targets x {runs} interleaved rounds ...", targets.len());
+    for _ in 0..runs {
+        for t in targets.iter_mut() {
+            let (elapsed, _) = t.run();
+            t.samples.push(elapsed);
+        }
+    }
+
+    let naive_p50 = targets[1].percentile(0.5);
+    println!();
+    println!(
+        "{:<40} {:>8} {:>8} {:>8} {:>10}",
+        "target (fixture, store size)", "p50 ms", "p99 ms", "mean ms", "p50/naive"
+    );
+    let mut worst_ratio: f64 = 0.0;
+    let mut worst_growth: f64 = 0.0;
+    for t in &targets {
+        let ratio = t.percentile(0.5).as_secs_f64() / naive_p50.as_secs_f64();
+        if t.db.is_some() {
+            worst_ratio = worst_ratio.max(ratio);
+        }
+        println!(
+            "{:<40} {:>8.3} {:>8.3} {:>8.3} {:>9.2}x",
+            t.name,
+            ms(t.percentile(0.5)),
+            ms(t.percentile(0.99)),
+            ms(t.mean()),
+            ratio
+        );
+    }
+    println!();
+    for (bin, _) in FIXTURES {
+        let at = |label: &str| {
+            targets
+                .iter()
+                .find(|t| t.name == format!("{bin} @{label}"))
+                .map(|t| t.percentile(0.5))
+        };
+        if let (Some(big), Some(empty)) = (at("1M"), at("0")) {
+            worst_growth = worst_growth.max(big.as_secs_f64() / empty.as_secs_f64());
+        }
+    }
+    println!("worst hook p50 / naive floor p50: {worst_ratio:.2}x (aim: at most 0.80x)");
+    println!("worst hook p50 at 1M events / at 0: {worst_growth:.2}x (aim: at most 1.20x)");
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn fixture(root: &Path, rel: &str) -> Vec<u8> {
+    std::fs::read(root.join("tests/fixtures").join(rel)).unwrap()
+}
+
+fn bin_path(name: &str) -> PathBuf {
+    let var = format!("CARGO_BIN_EXE_{name}");
+    std::env::var_os(&var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("{var} is not set: run through `cargo bench --bench hooks`"))
+}
+
+struct Target {
+    name: String,
+    program: PathBuf,
+    args: Vec<String>,
+    stdin: Vec<u8>,
+    db: Option<PathBuf>,
+    samples: Vec<Duration>,
+}
+
+impl Target {
+    fn new(
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        stdin: Vec<u8>,
+        db: Option<PathBuf>,
+    ) -> Target {
+        Target {
+            name: name.to_owned(),
+            program: program.to_path_buf(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            stdin,
+            db,
+            samples: Vec::new(),
+        }
+    }
+
+    fn run(&self) -> (Duration, String) {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env("HARNESS_CONFIG", "/nonexistent/agent-harness-bench.json");
+        if let Some(db) = &self.db {
+            cmd.env("HARNESS_DB", db);
+        }
+        let started = Instant::now();
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(&self.stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let elapsed = started.elapsed();
+        assert!(out.status.success(), "{} failed", self.name);
+        (elapsed, String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    fn sorted(&self) -> Vec<Duration> {
+        let mut s = self.samples.clone();
+        s.sort();
+        s
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        let s = self.sorted();
+        s[((s.len() as f64 - 1.0) * p).round() as usize]
+    }
+
+    fn mean(&self) -> Duration {
+        self.samples.iter().sum::<Duration>() / self.samples.len() as u32
+    }
+}
+
+/// The parse floor: read stdin, parse it, exit.
+fn floor_parse() {
+    let mut buf = Vec::new();
+    std::io::stdin().read_to_end(&mut buf).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+    std::hint::black_box(v);
+}
+
+/// The naive floor: read, parse, insert one row, close (SQLite checkpoints on the last close).
+fn floor_naive(db: &Path) {
+    let mut buf = Vec::new();
+    std::io::stdin().read_to_end(&mut buf).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(2)).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)",
+        [],
+    )
+    .unwrap();
+    conn.execute("INSERT INTO events (payload) VALUES (?1)", [v.to_string()])
+        .unwrap();
+}
+
+/// Builds (once) a store of 1M events shaped like real use: 2,000 sessions of 500 events each,
+/// cycling through the recorded fixtures, with their tool calls joined.
+fn ensure_big_store(path: &Path, root: &Path) {
+    if let Ok(conn) = rusqlite::Connection::open(path)
+        && conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+            .is_ok_and(|n| n as usize >= BIG_STORE_EVENTS)
+    {
+        return;
+    }
+    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(agent_harness::store::wal_path(path));
+    eprintln!(
+        "building a store of {BIG_STORE_EVENTS} events at {} (once) ...",
+        path.display()
+    );
+    let started = Instant::now();
+    let payloads: Vec<serde_json::Value> = FIXTURES
+        .iter()
+        .map(|(_, rel)| serde_json::from_slice(&fixture(root, rel)).unwrap())
+        .collect();
+    let mut store = Store::open(path, Duration::from_secs(5)).unwrap();
+    let per_session = 500;
+    let mut written = 0;
+    let mut now = 1_790_000_000_000i64;
+    while written < BIG_STORE_EVENTS {
+        store
+            .write(|tx| {
+                for _ in 0..100_000 {
+                    let session = written / per_session;
+                    let mut v = payloads[written % payloads.len()].clone();
+                    v["session_id"] = format!("bench-session-{session:06}").into();
+                    if v.get("tool_use_id").is_some() {
+                        v["tool_use_id"] = format!("toolu_{}", written / 2).into();
+                    }
+                    let p = HookPayload::view(&v).unwrap();
+                    let rec = Recording::of(&Event::reduce(p), now, None);
+                    rec.apply(tx)
+                        .map_err(|e| agent_harness::error::Error::db("bench insert", path, e))?;
+                    written += 1;
+                    now += 250;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+    // Leave it checkpointed, as a long-lived store would mostly be.
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    eprintln!("built in {:.1} s", started.elapsed().as_secs_f64());
+}

@@ -68,7 +68,7 @@ fn every_claude_fixture_is_recorded_by_its_binary() {
         assert_eq!(file.as_deref(), want_file, "{name}");
         let (cwd, transcript, count): (String, String, i64) = conn
             .query_row(
-                "SELECT cwd, transcript_path, event_count FROM sessions WHERE session_id = ?1",
+                "SELECT cwd, transcript_path, (SELECT count(*) FROM events) FROM sessions WHERE session_id = ?1",
                 [&session],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
@@ -122,21 +122,18 @@ fn a_whole_session_gives_sessions_events_and_joined_tool_calls() {
         .unwrap();
     assert_eq!(n, SESSION_ORDER.len() as i64);
 
-    let (model, source, ended, reason, count): (String, String, Option<i64>, String, i64) = conn
-        .query_row(
-            "SELECT model, source, ended_ms, end_reason, event_count FROM sessions WHERE session_id = ?1",
-            [SESSION],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .unwrap();
+    let s = query::session(&conn, SESSION).unwrap().unwrap();
     assert_eq!(
-        model, "claude-opus-4-8",
+        s.model.as_deref(),
+        Some("claude-opus-4-8"),
         "the model learned at the compact restart"
     );
-    assert_eq!(source, "compact");
-    assert!(ended.is_some());
-    assert_eq!(reason, "other");
-    assert_eq!(count, SESSION_ORDER.len() as i64);
+    assert_eq!(s.source.as_deref(), Some("compact"));
+    assert!(s.ended_ms.is_some());
+    assert_eq!(s.end_reason.as_deref(), Some("other"));
+    assert_eq!(s.event_count, SESSION_ORDER.len() as i64);
+    let last = query::events(&conn, &EventFilter::default(), 1).unwrap();
+    assert_eq!(s.last_seen_ms, last[0].ts_ms);
 
     let calls = query::tool_calls(&conn, SESSION).unwrap();
     let summary: Vec<(&str, &str, Option<i64>, &str)> = calls
@@ -199,7 +196,7 @@ fn gemini_payloads_are_recorded_as_a_gemini_agent() {
     assert_eq!(agents, ["gemini"]);
     // Gemini's relative paths are resolved against its cwd; Before and After join without an id.
     let calls: Vec<(String, String, String)> = conn
-        .prepare("SELECT tool_name, file_path, outcome FROM tool_calls ORDER BY id")
+        .prepare("SELECT tool_name, file_path, outcome FROM tool_calls ORDER BY started_ms, tool_name DESC")
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()

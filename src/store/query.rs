@@ -59,6 +59,11 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
+/// A `since` scan walks back from the newest event and stops after this many events in a row that
+/// are older than `since` (there is no index on time; ids follow time, except for the few events
+/// that waited in the spool).
+const SINCE_SCAN_SLACK: usize = 256;
+
 /// The newest `limit` events that match, oldest first.
 pub fn events(conn: &Connection, filter: &EventFilter, limit: usize) -> Result<Vec<EventRow>> {
     let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1");
@@ -75,22 +80,36 @@ pub fn events(conn: &Connection, filter: &EventFilter, limit: usize) -> Result<V
         sql += &format!(" AND tool_name IN ({})", placeholders(filter.tools.len()));
         args.extend(filter.tools.iter().cloned().map(SqlValue::Text));
     }
-    if let Some(since) = filter.since_ms {
-        sql += " AND ts_ms >= ?";
-        args.push(SqlValue::Integer(since));
-    }
     if let Some(after) = filter.after_id {
         sql += " AND id > ?";
         args.push(SqlValue::Integer(after));
     }
-    sql += " ORDER BY id DESC LIMIT ?";
-    args.push(SqlValue::Integer(limit.min(i64::MAX as usize) as i64));
-    let mut rows: Vec<EventRow> = conn
-        .prepare(&sql)?
-        .query_map(params_from_iter(args), event_row)?
-        .collect::<Result<_>>()?;
-    rows.reverse();
-    Ok(rows)
+    sql += " ORDER BY id DESC";
+    if filter.since_ms.is_none() {
+        sql += " LIMIT ?";
+        args.push(SqlValue::Integer(limit.min(i64::MAX as usize) as i64));
+    }
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(params_from_iter(args))?;
+    let mut out = Vec::new();
+    let mut older_in_a_row = 0;
+    while out.len() < limit {
+        let Some(row) = rows.next()? else { break };
+        let row = event_row(row)?;
+        if let Some(since) = filter.since_ms
+            && row.ts_ms < since
+        {
+            older_in_a_row += 1;
+            if older_in_a_row >= SINCE_SCAN_SLACK {
+                break;
+            }
+            continue;
+        }
+        older_in_a_row = 0;
+        out.push(row);
+    }
+    out.reverse();
+    Ok(out)
 }
 
 /// The largest event id, or 0 for an empty store.
@@ -161,8 +180,18 @@ impl SessionRow {
     }
 }
 
-const SESSION_COLUMNS: &str = "session_id, agent, first_seen_ms, last_seen_ms, cwd, project_root, \
-     transcript_path, model, source, client_pid, client_start, ended_ms, end_reason, event_count";
+/// The columns of a session row, with its last activity and event count taken from `events`
+/// (through `events_by_session`) for sessions picked by the `picked (session_id, last_id)` CTE.
+const SESSION_SELECT: &str = "SELECT s.session_id, s.agent, s.first_seen_ms, \
+     coalesce((SELECT ts_ms FROM events WHERE id = p.last_id), s.first_seen_ms), \
+     s.cwd, s.project_root, s.transcript_path, s.model, s.source, s.client_pid, s.client_start, \
+     s.ended_ms, s.end_reason, \
+     (SELECT count(*) FROM events e WHERE e.session_id = s.session_id) \
+     FROM picked p JOIN sessions s ON s.session_id = p.session_id \
+     ORDER BY p.last_id DESC";
+
+/// The newest event id of a session, for ordering sessions by activity.
+const LAST_ID: &str = "(SELECT max(id) FROM events e WHERE e.session_id = s.session_id)";
 
 fn session_row(r: &Row<'_>) -> Result<SessionRow> {
     let pid: Option<i64> = r.get(9)?;
@@ -190,7 +219,8 @@ fn session_row(r: &Row<'_>) -> Result<SessionRow> {
 /// Sessions by most recent activity, at most `limit`.
 pub fn sessions(conn: &Connection, limit: usize) -> Result<Vec<SessionRow>> {
     conn.prepare(&format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions ORDER BY last_seen_ms DESC LIMIT ?1"
+        "WITH picked AS (SELECT s.session_id, {LAST_ID} AS last_id FROM sessions s \
+         ORDER BY last_id DESC LIMIT ?1) {SESSION_SELECT}"
     ))?
     .query_map([limit as i64], session_row)?
     .collect()
@@ -199,7 +229,8 @@ pub fn sessions(conn: &Connection, limit: usize) -> Result<Vec<SessionRow>> {
 /// Sessions that have not ended, by most recent activity.
 pub fn open_sessions(conn: &Connection) -> Result<Vec<SessionRow>> {
     conn.prepare(&format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions WHERE ended_ms IS NULL ORDER BY last_seen_ms DESC"
+        "WITH picked AS (SELECT s.session_id, {LAST_ID} AS last_id FROM sessions s \
+         WHERE s.ended_ms IS NULL) {SESSION_SELECT}"
     ))?
     .query_map([], session_row)?
     .collect()
@@ -208,7 +239,10 @@ pub fn open_sessions(conn: &Connection) -> Result<Vec<SessionRow>> {
 /// One session by id.
 pub fn session(conn: &Connection, id: &str) -> Result<Option<SessionRow>> {
     conn.query_row(
-        &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = ?1"),
+        &format!(
+            "WITH picked AS (SELECT s.session_id, {LAST_ID} AS last_id FROM sessions s \
+             WHERE s.session_id = ?1) {SESSION_SELECT}"
+        ),
         [id],
         session_row,
     )
@@ -222,7 +256,7 @@ pub fn sessions_with_prefix(conn: &Connection, prefix: &str) -> Result<Vec<Strin
     upper.push(char::MAX);
     conn.prepare(
         "SELECT session_id FROM sessions WHERE session_id >= ?1 AND session_id < ?2 \
-         ORDER BY last_seen_ms DESC",
+         ORDER BY first_seen_ms DESC",
     )?
     .query_map([prefix, upper.as_str()], |r| r.get(0))?
     .collect()
@@ -246,7 +280,8 @@ pub struct ToolCallRow {
 pub fn tool_calls(conn: &Connection, session_id: &str) -> Result<Vec<ToolCallRow>> {
     conn.prepare(
         "SELECT session_id, call_key, tool_name, file_path, started_ms, finished_ms, duration_ms, \
-         outcome, error FROM tool_calls WHERE session_id = ?1 ORDER BY id",
+         outcome, error FROM tool_calls WHERE session_id = ?1 \
+         ORDER BY coalesce(started_ms, finished_ms), seq",
     )?
     .query_map([session_id], |r| {
         Ok(ToolCallRow {
@@ -264,6 +299,25 @@ pub fn tool_calls(conn: &Connection, session_id: &str) -> Result<Vec<ToolCallRow
     .collect()
 }
 
+/// How many events were recorded at or after `since_ms` (the same backwards walk as `events`).
+pub fn count_since(conn: &Connection, since_ms: i64) -> Result<i64> {
+    let mut stmt = conn.prepare("SELECT ts_ms FROM events ORDER BY id DESC")?;
+    let mut rows = stmt.query([])?;
+    let (mut count, mut older_in_a_row) = (0, 0);
+    while let Some(row) = rows.next()? {
+        if row.get::<_, i64>(0)? >= since_ms {
+            count += 1;
+            older_in_a_row = 0;
+        } else {
+            older_in_a_row += 1;
+            if older_in_a_row >= SINCE_SCAN_SLACK {
+                break;
+            }
+        }
+    }
+    Ok(count)
+}
+
 /// Totals for the status panel.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Totals {
@@ -276,10 +330,6 @@ pub fn totals(conn: &Connection, now_ms: i64) -> Result<Totals> {
     Ok(Totals {
         events: last_event_id(conn)?,
         sessions: conn.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?,
-        events_last_hour: conn.query_row(
-            "SELECT count(*) FROM events WHERE ts_ms >= ?1",
-            [now_ms - 3_600_000],
-            |r| r.get(0),
-        )?,
+        events_last_hour: count_since(conn, now_ms - 3_600_000)?,
     })
 }

@@ -210,17 +210,11 @@ impl Recording {
         let Some(session) = &self.session_id else {
             return Ok(event_id);
         };
+        // A no-op (no page written) for a session already known.
         tx.prepare_cached(
-            "INSERT INTO sessions (session_id, agent, first_seen_ms, last_seen_ms, cwd, \
-             project_root, transcript_path, model, event_count) \
-             VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, 1) \
-             ON CONFLICT (session_id) DO UPDATE SET \
-               last_seen_ms = max(last_seen_ms, excluded.last_seen_ms), \
-               cwd = coalesce(excluded.cwd, cwd), \
-               project_root = coalesce(excluded.project_root, project_root), \
-               transcript_path = coalesce(excluded.transcript_path, transcript_path), \
-               model = coalesce(excluded.model, model), \
-               event_count = event_count + 1",
+            "INSERT INTO sessions (session_id, agent, first_seen_ms, cwd, project_root, \
+             transcript_path, model) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (session_id) DO NOTHING",
         )
         .and_then(|mut st| {
             st.execute(params![
@@ -239,12 +233,19 @@ impl Recording {
                 tx.execute(
                     "UPDATE sessions SET source = ?2, ended_ms = NULL, end_reason = NULL, \
                      client_pid = coalesce(?3, client_pid), \
-                     client_start = coalesce(?4, client_start) WHERE session_id = ?1",
+                     client_start = coalesce(?4, client_start), \
+                     cwd = coalesce(?5, cwd), project_root = coalesce(?6, project_root), \
+                     transcript_path = coalesce(?7, transcript_path), model = coalesce(?8, model) \
+                     WHERE session_id = ?1",
                     params![
                         session,
                         source,
                         client.map(|c| c.pid),
                         client.map(|c| c.start_ticks as i64),
+                        self.cwd,
+                        self.project_root,
+                        self.transcript_path,
+                        self.model,
                     ],
                 )?;
             }
@@ -275,8 +276,11 @@ impl Recording {
         match &tool.phase {
             ToolPhase::Started => {
                 tx.prepare_cached(
-                    "INSERT INTO tool_calls (session_id, call_key, tool_name, file_path, \
-                     agent_id, started_ms, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
+                    "INSERT INTO tool_calls (session_id, call_key, seq, tool_name, file_path, \
+                     agent_id, started_ms, outcome) VALUES (?1, ?2, \
+                     coalesce((SELECT max(seq) + 1 FROM tool_calls \
+                               WHERE session_id = ?1 AND call_key = ?2), 0), \
+                     ?3, ?4, ?5, ?6, 'pending')",
                 )?
                 .execute(params![
                     session,
@@ -296,8 +300,9 @@ impl Recording {
                     .prepare_cached(
                         "UPDATE tool_calls SET finished_ms = ?3, outcome = ?4, error = ?5, \
                          duration_ms = coalesce(?6, max(0, ?3 - started_ms)) \
-                         WHERE id = (SELECT id FROM tool_calls WHERE session_id = ?1 \
-                           AND call_key = ?2 AND outcome = 'pending' ORDER BY id DESC LIMIT 1)",
+                         WHERE session_id = ?1 AND call_key = ?2 AND seq = \
+                           (SELECT max(seq) FROM tool_calls WHERE session_id = ?1 \
+                            AND call_key = ?2 AND outcome = 'pending')",
                     )?
                     .execute(params![
                         session,
@@ -311,9 +316,11 @@ impl Recording {
                     // The Post event without its Pre (hooks registered for Post only, or the Pre
                     // lost to a crash): still a call, with what is known of it.
                     tx.prepare_cached(
-                        "INSERT INTO tool_calls (session_id, call_key, tool_name, file_path, \
+                        "INSERT INTO tool_calls (session_id, call_key, seq, tool_name, file_path, \
                          agent_id, finished_ms, duration_ms, outcome, error) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                         VALUES (?1, ?2, coalesce((SELECT max(seq) + 1 FROM tool_calls \
+                                 WHERE session_id = ?1 AND call_key = ?2), 0), \
+                                 ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     )?
                     .execute(params![
                         session,
