@@ -1,5 +1,6 @@
-//! `harness install` / `uninstall`: merging the harness's hooks into a Claude Code settings file
-//! and taking exactly them out again.
+//! `harness install` / `uninstall`: merging the harness's hooks into a Claude Code or Gemini CLI
+//! settings file and taking exactly them out again. Both clients use the same shape
+//! (`hooks.<Event>[{matcher?, hooks: [{type: "command", command, ...}]}]`).
 //!
 //! Owns the merge, not the file IO policy around it (backup, dry run, writing): that is the CLI's.
 //! A hook is the harness's when it is a command hook whose executable's file name is one of the
@@ -8,8 +9,21 @@
 
 use serde_json::{Map, Value};
 
-/// The hooks as shipped (`settings.snippet.json`), with bare binary names.
+/// Claude Code's hooks as shipped (`settings.snippet.json`), with bare binary names: exec form
+/// (`args`, no shell), timeouts in seconds, record-only hooks `async`.
 pub const SNIPPET: &str = include_str!("../settings.snippet.json");
+
+/// Gemini CLI's hooks as shipped (`gemini.snippet.json`): Gemini runs a hook command through
+/// `bash -c` and reads its timeout in milliseconds. PreCompress is left out: Gemini CLI 0.61 fires
+/// it before every model turn.
+pub const GEMINI_SNIPPET: &str = include_str!("../gemini.snippet.json");
+
+/// Which client's settings file is being changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Claude,
+    Gemini,
+}
 
 /// Slash commands shipped in `commands/`, copied into `.claude/commands/` by install.
 pub const COMMANDS: &[(&str, &str)] = &[];
@@ -56,14 +70,37 @@ pub fn is_harness_hook(hook: &Value) -> bool {
     HOOK_BINARIES.contains(&name)
 }
 
-/// The shipped hooks with each command rewritten by `command_for(binary name)`.
+/// Quotes a path for the shell that Gemini CLI runs hook commands with.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@".contains(&b))
+    {
+        return s.to_owned();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The shipped hooks of `client` with each command rewritten by `command_for(binary name)`.
+pub fn client_hooks(client: Client, command_for: &dyn Fn(&str) -> String) -> Map<String, Value> {
+    let text = match client {
+        Client::Claude => SNIPPET,
+        Client::Gemini => GEMINI_SNIPPET,
+    };
+    hooks_of(text, command_for)
+}
+
+/// Claude Code's shipped hooks with each command rewritten by `command_for(binary name)`.
 pub fn snippet_hooks(command_for: &dyn Fn(&str) -> String) -> Map<String, Value> {
-    let snippet: Value =
-        serde_json::from_str(SNIPPET).expect("settings.snippet.json is valid JSON");
+    hooks_of(SNIPPET, command_for)
+}
+
+fn hooks_of(text: &str, command_for: &dyn Fn(&str) -> String) -> Map<String, Value> {
+    let snippet: Value = serde_json::from_str(text).expect("the shipped snippets are valid JSON");
     let mut hooks = snippet["hooks"]
         .as_object()
         .cloned()
-        .expect("settings.snippet.json has a hooks object");
+        .expect("the shipped snippets have a hooks object");
     for groups in hooks.values_mut() {
         for group in groups.as_array_mut().into_iter().flatten() {
             for hook in group["hooks"].as_array_mut().into_iter().flatten() {
@@ -330,6 +367,28 @@ mod tests {
         for cmd in ["harness", "my-harness-stop", "echo harness-stop"] {
             assert!(!is_harness_hook(&json!({"command": cmd})), "{cmd}");
         }
+    }
+
+    #[test]
+    fn gemini_hooks_are_quoted_for_bash_and_recognised() {
+        let hooks = client_hooks(Client::Gemini, &|n| {
+            shell_quote(&format!("/opt/my bin/{n}"))
+        });
+        let cmd = hooks["BeforeTool"][0]["hooks"][0]["command"]
+            .as_str()
+            .unwrap();
+        assert_eq!(cmd, "'/opt/my bin/harness-pre-tool-use'");
+        assert!(is_harness_hook(&hooks["BeforeTool"][0]["hooks"][0]));
+        assert_eq!(shell_quote("/usr/bin/x"), "/usr/bin/x");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        let mut settings = json!({"security": {"auth": {"selectedType": "gemini-api-key"}}});
+        merge(&mut settings, &hooks).unwrap();
+        assert_eq!(hooks.len(), 7);
+        assert_eq!(unmerge(&mut settings).unwrap(), 7);
+        assert_eq!(
+            settings,
+            json!({"security": {"auth": {"selectedType": "gemini-api-key"}}})
+        );
     }
 
     #[test]

@@ -27,56 +27,76 @@ fn record(env: &Env, bytes: &[u8]) {
 }
 
 #[test]
-fn every_claude_fixture_is_recorded_by_its_binary() {
-    for (name, bytes) in fixtures("claude-code-2.1.197")
-        .into_iter()
-        .filter(|(n, _)| !n.starts_with("statusline"))
-    {
-        let env = Env::new("fixture");
-        record(&env, &bytes);
-        let payload: Value = serde_json::from_slice(&bytes).unwrap();
-        let conn = env.db();
-        let rows = query::events(&conn, &EventFilter::default(), 10).unwrap();
-        assert_eq!(rows.len(), 1, "{name}");
-        let EventRow {
-            event,
-            session_id,
-            agent,
-            tool_name: tool,
-            tool_use_id,
-            file_path: file,
-            payload: stored,
-            ..
-        } = rows.into_iter().next().unwrap();
-        let session = session_id.unwrap();
-        assert_eq!(event, payload["hook_event_name"], "{name}");
-        assert_eq!(session, payload["session_id"], "{name}");
-        assert_eq!(agent, "claude", "{name}");
-        assert_eq!(tool.as_deref(), payload["tool_name"].as_str(), "{name}");
-        assert_eq!(
-            tool_use_id.as_deref(),
-            payload["tool_use_id"].as_str(),
-            "{name}"
-        );
-        // The fixtures hold no secrets, so the stored payload is the payload.
-        assert_eq!(
-            serde_json::from_str::<Value>(&stored).unwrap(),
-            payload,
-            "{name}"
-        );
-        let want_file = payload["tool_input"]["file_path"].as_str();
-        assert_eq!(file.as_deref(), want_file, "{name}");
-        let (cwd, transcript, count): (String, String, i64) = conn
-            .query_row(
-                "SELECT cwd, transcript_path, (SELECT count(*) FROM events) FROM sessions WHERE session_id = ?1",
-                [&session],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .unwrap();
-        assert_eq!(cwd, payload["cwd"], "{name}");
-        assert_eq!(transcript, payload["transcript_path"], "{name}");
-        assert_eq!(count, 1, "{name}");
+fn every_recorded_fixture_is_recorded_by_its_binary() {
+    let sets = [
+        ("claude-code-2.1.197", "claude"),
+        ("claude-code-2.1.197-e2e", "claude"),
+        ("gemini-cli-0.61.0", "gemini"),
+        ("gemini-cli-0.61.0-e2e", "gemini"),
+    ];
+    let mut seen = 0;
+    for (dir, want_agent) in sets {
+        for (name, bytes) in fixtures(dir)
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("statusline"))
+        {
+            let name = format!("{dir}/{name}");
+            let env = Env::new("fixture");
+            record(&env, &bytes);
+            seen += 1;
+            let payload: Value = serde_json::from_slice(&bytes).unwrap();
+            let conn = env.db();
+            let rows = query::events(&conn, &EventFilter::default(), 10).unwrap();
+            assert_eq!(rows.len(), 1, "{name}");
+            let EventRow {
+                event,
+                session_id,
+                agent,
+                tool_name,
+                tool_use_id,
+                file_path,
+                payload: stored,
+                ..
+            } = rows.into_iter().next().unwrap();
+            let session = session_id.unwrap();
+            assert_eq!(event, payload["hook_event_name"], "{name}");
+            assert_eq!(session, payload["session_id"], "{name}");
+            assert_eq!(agent, want_agent, "{name}");
+            assert_eq!(
+                tool_name.as_deref(),
+                payload["tool_name"].as_str(),
+                "{name}"
+            );
+            assert_eq!(
+                tool_use_id.as_deref(),
+                payload["tool_use_id"].as_str(),
+                "{name}"
+            );
+            // The fixtures hold no secrets, so the stored payload is the payload.
+            assert_eq!(
+                serde_json::from_str::<Value>(&stored).unwrap(),
+                payload,
+                "{name}"
+            );
+            // File paths are stored absolute: Gemini's relative ones resolved against its cwd.
+            let want_file = payload["tool_input"]["file_path"].as_str().map(|f| {
+                std::path::Path::new(payload["cwd"].as_str().unwrap())
+                    .join(f)
+                    .to_string_lossy()
+                    .into_owned()
+            });
+            assert_eq!(file_path, want_file, "{name}");
+            let s = query::session(&conn, &session).unwrap().unwrap();
+            assert_eq!(s.cwd.as_deref(), payload["cwd"].as_str(), "{name}");
+            assert_eq!(
+                s.transcript_path.as_deref(),
+                payload["transcript_path"].as_str(),
+                "{name}"
+            );
+            assert_eq!((s.agent.as_str(), s.event_count), (want_agent, 1), "{name}");
+        }
     }
+    assert!(seen >= 40, "only {seen} fixtures");
 }
 
 /// The order a real session produced these events in.

@@ -232,3 +232,58 @@ fn the_plugin_hooks_match_the_snippet() {
     assert_eq!(manifest["name"], "agent-harness");
     assert_eq!(manifest["hooks"], "./hooks.json");
 }
+
+#[test]
+fn gemini_hooks_go_to_the_projects_gemini_settings_and_come_out_again() {
+    let env = Env::new("gemini-install");
+    let project = project(&env);
+    let settings = project.join(".gemini/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    std::fs::write(&settings, r#"{"model": {"name": "gemini-2.5-flash"}}"#).unwrap();
+    let out = env
+        .cmd("harness")
+        .args(["install", "--gemini", "--bin-dir"])
+        .arg(bin_dir())
+        .arg("--project")
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let merged = read(&settings);
+    assert_eq!(merged["model"]["name"], "gemini-2.5-flash");
+    let hooks = merged["hooks"].as_object().unwrap();
+    let events: Vec<&str> = hooks.keys().map(String::as_str).collect();
+    assert_eq!(
+        events,
+        [
+            "SessionStart",
+            "BeforeAgent",
+            "BeforeTool",
+            "AfterTool",
+            "AfterAgent",
+            "Notification",
+            "SessionEnd"
+        ]
+    );
+    let hook = &hooks["BeforeTool"][0]["hooks"][0];
+    assert_eq!(hook["timeout"], 10000, "Gemini reads milliseconds");
+    assert_eq!(
+        hook["command"],
+        bin_dir().join("harness-pre-tool-use").to_str().unwrap()
+    );
+    assert!(
+        !project.join(".claude").exists(),
+        "Claude's settings untouched"
+    );
+    let out = env
+        .cmd("harness")
+        .args(["uninstall", "--gemini", "--project"])
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        read(&settings),
+        json!({"model": {"name": "gemini-2.5-flash"}})
+    );
+}

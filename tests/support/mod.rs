@@ -2,6 +2,13 @@
 //! the built binaries, and the recorded fixtures.
 #![allow(dead_code)]
 
+pub mod anthropic;
+pub mod claude;
+pub mod clients;
+pub mod gemini;
+pub mod gemini_cli;
+pub mod http;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use agent_harness::install::{self, COMMANDS, HOOK_BINARIES};
+use agent_harness::install::{self, COMMANDS, Client, HOOK_BINARIES};
 use agent_harness::paths;
 use serde_json::Value;
 
@@ -28,6 +28,10 @@ pub struct InstallArgs {
     /// Print the change and write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Install into Gemini CLI's settings (.gemini/settings.json) instead of Claude Code's, so
+    /// that Gemini CLI sessions are recorded too.
+    #[arg(long)]
+    gemini: bool,
 }
 
 #[derive(clap::Args)]
@@ -41,6 +45,9 @@ pub struct UninstallArgs {
     /// Print the change and write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Uninstall from Gemini CLI's settings instead of Claude Code's.
+    #[arg(long)]
+    gemini: bool,
 }
 
 /// Where Claude Code keeps user settings: `$CLAUDE_CONFIG_DIR`, else `~/.claude`.
@@ -53,10 +60,23 @@ fn claude_user_dir() -> CliResult<PathBuf> {
         .ok_or_else(|| CliError::Message("HOME is not set; pass --project DIR instead".into()))
 }
 
-/// The `.claude` directory to work on.
-fn claude_dir(user: bool, project: Option<PathBuf>) -> CliResult<PathBuf> {
+/// Where Gemini CLI keeps user settings: `$GEMINI_CLI_HOME/.gemini`, else `~/.gemini`.
+fn gemini_user_dir() -> CliResult<PathBuf> {
+    std::env::var_os("GEMINI_CLI_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(paths::home)
+        .map(|h| h.join(".gemini"))
+        .ok_or_else(|| CliError::Message("HOME is not set; pass --project DIR instead".into()))
+}
+
+/// The client's settings directory to work on (`.claude` or `.gemini`).
+fn client_dir(client: Client, user: bool, project: Option<PathBuf>) -> CliResult<PathBuf> {
     if user {
-        return claude_user_dir();
+        return match client {
+            Client::Claude => claude_user_dir(),
+            Client::Gemini => gemini_user_dir(),
+        };
     }
     let project = match project {
         Some(p) => {
@@ -74,7 +94,18 @@ fn claude_dir(user: bool, project: Option<PathBuf>) -> CliResult<PathBuf> {
         }
     };
     let project = paths::canonical(None, &project.to_string_lossy());
-    Ok(project.join(".claude"))
+    Ok(project.join(match client {
+        Client::Claude => ".claude",
+        Client::Gemini => ".gemini",
+    }))
+}
+
+fn client_of(gemini: bool) -> Client {
+    if gemini {
+        Client::Gemini
+    } else {
+        Client::Claude
+    }
 }
 
 /// Reads a settings file: (its text, its value). A missing file is `{}`.
@@ -190,14 +221,21 @@ fn command_style(bin_dir: Option<PathBuf>) -> CliResult<(Option<PathBuf>, String
 }
 
 pub fn run_install(args: InstallArgs) -> CliResult {
-    let claude = claude_dir(args.user, args.project)?;
+    let client = client_of(args.gemini);
+    let claude = client_dir(client, args.user, args.project)?;
     let settings_path = claude.join("settings.json");
     let (old_text, mut settings) = read_settings(&settings_path)?;
     let (bin_dir, command_note) = command_style(args.bin_dir)?;
-    let ours = install::snippet_hooks(&|name| match &bin_dir {
-        Some(dir) => dir.join(name).to_string_lossy().into_owned(),
-        None => name.to_owned(),
+    let ours = install::client_hooks(client, &|name| match (&bin_dir, client) {
+        (Some(dir), Client::Claude) => dir.join(name).to_string_lossy().into_owned(),
+        (Some(dir), Client::Gemini) => install::shell_quote(&dir.join(name).to_string_lossy()),
+        (None, _) => name.to_owned(),
     });
+    // Slash commands are Claude Code's.
+    let commands: &[(&str, &str)] = match client {
+        Client::Claude => COMMANDS,
+        Client::Gemini => &[],
+    };
     let changed = install::merge(&mut settings, &ours).map_err(|e| {
         CliError::Message(format!(
             "{}: {e}; fix that key by hand and run this again",
@@ -253,7 +291,7 @@ pub fn run_install(args: InstallArgs) -> CliResult {
         }
     }
     writeln!(out, "  {command_note}")?;
-    for (name, body) in COMMANDS {
+    for (name, body) in commands {
         let target = claude.join("commands").join(name);
         match std::fs::read_to_string(&target) {
             Ok(existing) if existing == *body => {}
@@ -287,7 +325,11 @@ pub fn run_install(args: InstallArgs) -> CliResult {
     writeln!(out)?;
     writeln!(
         out,
-        "Use claude as usual{}. Watch with `harness events --follow`; check with `harness doctor`.",
+        "Use {} as usual{}. Watch with `harness events --follow`; check with `harness doctor`.",
+        match client {
+            Client::Claude => "claude",
+            Client::Gemini => "gemini",
+        },
         if args.user {
             String::new()
         } else {
@@ -298,7 +340,8 @@ pub fn run_install(args: InstallArgs) -> CliResult {
 }
 
 pub fn run_uninstall(args: UninstallArgs) -> CliResult {
-    let claude = claude_dir(args.user, args.project)?;
+    let client = client_of(args.gemini);
+    let claude = client_dir(client, args.user, args.project)?;
     let settings_path = claude.join("settings.json");
     let (old_text, mut settings) = read_settings(&settings_path)?;
     let removed = install::unmerge(&mut settings).map_err(|e| {
@@ -348,7 +391,11 @@ pub fn run_uninstall(args: UninstallArgs) -> CliResult {
             writeln!(out, "  backup: {}", b.display())?;
         }
     }
-    for (name, body) in COMMANDS {
+    let commands: &[(&str, &str)] = match client {
+        Client::Claude => COMMANDS,
+        Client::Gemini => &[],
+    };
+    for (name, body) in commands {
         let target = claude.join("commands").join(name);
         match std::fs::read_to_string(&target) {
             Ok(existing) if existing == *body => {

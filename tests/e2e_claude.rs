@@ -1,0 +1,318 @@
+//! End-to-end: the real `claude` (2.1.197, from the npm registry) with the harness installed the
+//! way a user installs it, talking to a mock Anthropic API on 127.0.0.1.
+
+mod support;
+
+use agent_harness::store::query::{self, EventFilter, EventRow};
+use serde_json::{Value, json};
+use support::anthropic::{AnthropicMock, Turn};
+use support::claude::ClaudeEnv;
+
+fn events(c: &ClaudeEnv) -> Vec<EventRow> {
+    query::events(&c.env.db(), &EventFilter::default(), 10_000).unwrap()
+}
+
+fn names(rows: &[EventRow]) -> Vec<&str> {
+    rows.iter().map(|r| r.event.as_str()).collect()
+}
+
+fn sorted(mut v: Vec<&str>) -> Vec<&str> {
+    v.sort();
+    v
+}
+
+fn payload(row: &EventRow) -> Value {
+    serde_json::from_str(&row.payload).unwrap()
+}
+
+/// Events whose hooks run synchronously arrive in the order they happened; async ones (recording
+/// only) may land a little later.
+const ASYNC: &[&str] = &[
+    "PostToolUseFailure",
+    "StopFailure",
+    "SubagentStart",
+    "SubagentStop",
+    "PostCompact",
+    "Notification",
+];
+
+fn sync_only<'a>(v: &[&'a str]) -> Vec<&'a str> {
+    v.iter().copied().filter(|e| !ASYNC.contains(e)).collect()
+}
+
+#[test]
+fn a_working_session_and_its_compaction_are_recorded_completely() {
+    let Some(claude) = support::clients::claude() else {
+        return;
+    };
+    let mock = AnthropicMock::start(vec![]);
+    let c = ClaudeEnv::new("e2e-session", claude, mock.url());
+    std::fs::write(c.project.join("hello.txt"), "hi\n").unwrap();
+    let commands = c.project.join(".claude/commands");
+    std::fs::create_dir_all(&commands).unwrap();
+    std::fs::write(commands.join("do-things.md"), "Do the things: $ARGUMENTS\n").unwrap();
+    let p = |f: &str| c.project.join(f).to_string_lossy().into_owned();
+    mock.push(vec![
+        Turn::tool("Read", json!({"file_path": p("hello.txt")})),
+        Turn::tool(
+            "Edit",
+            json!({"file_path": p("hello.txt"), "old_string": "hi", "new_string": "hello"}),
+        ),
+        Turn::tool(
+            "Write",
+            json!({"file_path": p("notes.txt"), "content": "notes\n"}),
+        ),
+        Turn::tool(
+            "Bash",
+            json!({"command": "false", "description": "fail on purpose"}),
+        ),
+        Turn::tool(
+            "Agent",
+            json!({"description": "look around", "prompt": "List the files",
+                   "subagent_type": "general-purpose"}),
+        ),
+        // The subagent's only turn, then the main agent's last.
+        Turn::text("sub agent reply"),
+        Turn::text("All done."),
+    ]);
+
+    let run = c.run("/do-things quickly", &[]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    let session = run.session_id().expect("a session id");
+    assert_eq!(mock.remaining(), 0, "the model saw every scripted turn");
+    assert_eq!(std::fs::read_to_string(p("hello.txt")).unwrap(), "hello\n");
+    assert_eq!(std::fs::read_to_string(p("notes.txt")).unwrap(), "notes\n");
+    // The failing command reached the model as an error result.
+    let failed = mock.message_requests().iter().any(|body| {
+        body["messages"].as_array().into_iter().flatten().any(|m| {
+            m["content"].as_array().into_iter().flatten().any(|b| {
+                b["type"] == "tool_result"
+                    && b["is_error"] == true
+                    && b["content"].to_string().contains("Exit code 1")
+            })
+        })
+    });
+    assert!(failed, "the Bash failure reached the model");
+
+    // /compact on --resume.
+    mock.push(vec![Turn::text(
+        "Summary: hello.txt was edited, notes.txt written.",
+    )]);
+    let run2 = c.run("/compact keep the file names", &["--resume", &session]);
+    assert_eq!(run2.code, Some(0), "{}", run2.describe());
+
+    let rows = events(&c);
+    assert!(
+        rows.iter()
+            .all(|r| r.session_id.as_deref() == Some(session.as_str()))
+    );
+    assert!(rows.iter().all(|r| r.agent == "claude"));
+    let got = names(&rows);
+    let first = [
+        "SessionStart",
+        "UserPromptExpansion",
+        "UserPromptSubmit",
+        "PreToolUse",
+        "PostToolUse",
+        "PreToolUse",
+        "PostToolUse",
+        "PreToolUse",
+        "PostToolUse",
+        "PreToolUse",
+        "PostToolUseFailure",
+        "PreToolUse",
+        "SubagentStart",
+        "SubagentStop",
+        "PostToolUse",
+        "Stop",
+        "SessionEnd",
+    ];
+    let second = [
+        "SessionStart",
+        "PreCompact",
+        "SubagentStop",
+        "SessionStart",
+        "PostCompact",
+        "SessionEnd",
+    ];
+    let want: Vec<&str> = first.iter().chain(second.iter()).copied().collect();
+    assert_eq!(sorted(got.clone()), sorted(want.clone()), "{got:?}");
+    assert_eq!(sync_only(&got), sync_only(&want), "{got:?}");
+
+    let of = |event: &str| -> Vec<Value> {
+        rows.iter()
+            .filter(|r| r.event == event)
+            .map(payload)
+            .collect()
+    };
+    let starts: Vec<String> = of("SessionStart")
+        .iter()
+        .map(|p| p["source"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(starts, ["startup", "resume", "compact"]);
+    let expansion = &of("UserPromptExpansion")[0];
+    assert_eq!(expansion["command_name"], "do-things");
+    assert_eq!(expansion["command_args"], "quickly");
+    assert_eq!(
+        of("PreCompact")[0]["custom_instructions"],
+        "keep the file names"
+    );
+    assert_eq!(of("PostCompact")[0]["trigger"], "manual");
+    let subagent_types: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.event == "SubagentStop")
+        .map(|r| {
+            if payload(r)["agent_type"] == "" {
+                "compaction"
+            } else {
+                "general-purpose"
+            }
+        })
+        .collect();
+    assert_eq!(sorted(subagent_types), ["compaction", "general-purpose"]);
+
+    let conn = c.env.db();
+    let s = query::session(&conn, &session).unwrap().unwrap();
+    assert_eq!(s.agent, "claude");
+    assert_eq!(s.cwd.as_deref(), c.project.to_str());
+    assert_eq!(s.project_root.as_deref(), c.project.to_str());
+    assert!(
+        s.transcript_path
+            .as_deref()
+            .unwrap()
+            .ends_with(&format!("{session}.jsonl"))
+    );
+    assert_eq!(s.source.as_deref(), Some("compact"));
+    assert_eq!(s.end_reason.as_deref(), Some("other"));
+    assert!(s.client.is_some(), "the claude process was remembered");
+    assert_eq!(s.event_count, want.len() as i64);
+
+    let calls = query::tool_calls(&conn, &session).unwrap();
+    let summary: Vec<(&str, &str, Option<&str>)> = calls
+        .iter()
+        .map(|t| {
+            (
+                t.tool_name.as_str(),
+                t.outcome.as_str(),
+                t.file_path.as_deref(),
+            )
+        })
+        .collect();
+    let (hello, notes) = (p("hello.txt"), p("notes.txt"));
+    assert_eq!(
+        summary,
+        [
+            ("Read", "success", Some(hello.as_str())),
+            ("Edit", "success", Some(hello.as_str())),
+            ("Write", "success", Some(notes.as_str())),
+            ("Bash", "failure", None),
+            ("Agent", "success", None),
+        ]
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|t| t.duration_ms.is_some() && t.started_ms.is_some())
+    );
+    assert_eq!(calls[3].error.as_deref(), Some("Exit code 1"));
+    assert_eq!(c.env.log_text(), "", "no hook reported a problem");
+}
+
+#[test]
+fn a_429_from_the_model_is_recorded_as_a_rate_limit_stop_failure() {
+    let Some(claude) = support::clients::claude() else {
+        return;
+    };
+    let mock = AnthropicMock::start(vec![Turn::rate_limited()]);
+    let c = ClaudeEnv::new("e2e-429", claude, mock.url());
+    let run = c.run("hello", &[]);
+    assert_eq!(
+        run.code,
+        Some(1),
+        "claude -p exits 1 on an API error: {}",
+        run.describe()
+    );
+    let rows = events(&c);
+    let got = names(&rows);
+    assert_eq!(
+        sorted(got.clone()),
+        [
+            "SessionEnd",
+            "SessionStart",
+            "StopFailure",
+            "UserPromptSubmit"
+        ],
+        "{got:?}"
+    );
+    let failure = rows.iter().find(|r| r.event == "StopFailure").unwrap();
+    let p = payload(failure);
+    assert_eq!(p["error"], "rate_limit");
+    assert!(
+        p["last_assistant_message"]
+            .as_str()
+            .unwrap()
+            .contains("429"),
+        "{p}"
+    );
+    assert_eq!(c.env.log_text(), "");
+}
+
+#[test]
+fn two_sessions_at_once_in_one_repository_are_both_recorded_completely() {
+    let Some(claude) = support::clients::claude() else {
+        return;
+    };
+    const CALLS: usize = 6;
+    let script = |tag: &str, project: &std::path::Path| {
+        let mut turns: Vec<Turn> = (0..CALLS)
+            .map(|i| {
+                let file = project.join(format!("{tag}-{i}.txt"));
+                Turn::tool(
+                    "Write",
+                    json!({"file_path": file, "content": format!("{tag} {i}\n")}),
+                )
+            })
+            .collect();
+        turns.push(Turn::text("Wrote them all."));
+        turns
+    };
+    let c = ClaudeEnv::new("e2e-two", claude, String::new());
+    let mock_a = AnthropicMock::start(script("a", &c.project));
+    let mock_b = AnthropicMock::start(script("b", &c.project));
+    let (run_a, run_b) = std::thread::scope(|s| {
+        let a = s.spawn(|| c.run_against(&mock_a.url(), "write the a files", &[]));
+        let b = s.spawn(|| c.run_against(&mock_b.url(), "write the b files", &[]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(run_a.code, Some(0), "{}", run_a.describe());
+    assert_eq!(run_b.code, Some(0), "{}", run_b.describe());
+    let conn = c.env.db();
+    for run in [&run_a, &run_b] {
+        let session = run.session_id().unwrap();
+        let rows = query::events(
+            &conn,
+            &EventFilter {
+                sessions: Some(vec![session.clone()]),
+                ..EventFilter::default()
+            },
+            1000,
+        )
+        .unwrap();
+        let mut want = vec!["SessionStart", "UserPromptSubmit"];
+        for _ in 0..CALLS {
+            want.extend(["PreToolUse", "PostToolUse"]);
+        }
+        want.extend(["Stop", "SessionEnd"]);
+        assert_eq!(names(&rows), want);
+        let calls = query::tool_calls(&conn, &session).unwrap();
+        assert_eq!(calls.len(), CALLS);
+        assert!(calls.iter().all(|t| t.outcome == "success"));
+    }
+    assert_eq!(query::sessions(&conn, 10).unwrap().len(), 2);
+    for tag in ["a", "b"] {
+        for i in 0..CALLS {
+            assert!(c.project.join(format!("{tag}-{i}.txt")).exists());
+        }
+    }
+    assert_eq!(c.env.log_text(), "");
+}

@@ -1,0 +1,95 @@
+//! Running the real `gemini` against the mock Gemini API, in a hermetic HOME, in a project whose
+//! `.gemini/settings.json` carries the harness hooks (`harness install --gemini`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::claude::{Run, wait};
+use super::{Env, bin};
+
+/// A Gemini CLI set-up on an environment (HOME and store) and a project.
+pub struct Gemini<'a> {
+    pub env: &'a Env,
+    pub project: PathBuf,
+    pub gemini: PathBuf,
+    pub api_url: String,
+}
+
+impl<'a> Gemini<'a> {
+    /// Writes the user settings (API-key auth pinned, as `GOOGLE_GEMINI_BASE_URL` needs) and
+    /// installs the harness hooks into the project the way a user does.
+    pub fn setup(env: &'a Env, project: &Path, gemini: PathBuf, api_url: String) -> Gemini<'a> {
+        let settings = env.home.join(".gemini/settings.json");
+        std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+        std::fs::write(
+            &settings,
+            json!({
+                "security": {"auth": {"selectedType": "gemini-api-key"}},
+                "general": {"maxAttempts": 1, "plan": {"enabled": false}},
+                "privacy": {"usageStatisticsEnabled": false},
+                "telemetry": {"enabled": false},
+                "model": {"maxSessionTurns": 20}
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let out = env
+            .cmd("harness")
+            .args(["install", "--gemini", "--project"])
+            .arg(project)
+            .arg("--bin-dir")
+            .arg(bin("harness").parent().unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "harness install --gemini: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Gemini {
+            env,
+            project: project.to_path_buf(),
+            gemini,
+            api_url,
+        }
+    }
+
+    /// A `gemini` command in `dir`, in its own process group. The workspace is trusted through
+    /// `GEMINI_CLI_TRUST_WORKSPACE`: in 0.61.0 `--skip-trust` alone does not load the project's
+    /// settings, and so not its hooks.
+    pub fn command(&self, dir: &Path) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(&self.gemini);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.env.home)
+            .env("TERM", "dumb")
+            .env("NO_COLOR", "1")
+            .env("HARNESS_DB", &self.env.db)
+            .env(
+                "HARNESS_CONFIG",
+                self.env.home.join(".config/agent-harness/config.json"),
+            )
+            .env("GOOGLE_GEMINI_BASE_URL", &self.api_url)
+            .env("GEMINI_API_KEY", "fake-e2e-key")
+            .env("GEMINI_CLI_NO_RELAUNCH", "true")
+            .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        cmd
+    }
+
+    /// `gemini -p <prompt> -o stream-json` in the project, edits allowed.
+    pub fn run(&self, prompt: &str) -> Run {
+        let mut cmd = self.command(&self.project);
+        cmd.args(["-p", prompt, "-o", "stream-json", "--skip-trust"])
+            .args(["--approval-mode", "auto_edit", "-m", "gemini-2.5-flash"]);
+        wait(cmd.spawn().unwrap(), Duration::from_secs(120))
+    }
+}
