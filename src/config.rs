@@ -21,6 +21,8 @@ use crate::paths;
 pub struct Config {
     /// The SQLite store.
     pub store: StoreConfig,
+    /// File locks across agents.
+    pub locks: LocksConfig,
 }
 
 /// `"store": {...}`
@@ -40,6 +42,40 @@ impl Default for StoreConfig {
         StoreConfig {
             path: None,
             busy_timeout_ms: 2000,
+        }
+    }
+}
+
+/// `"locks": {...}`: an agent that writes a file takes a claim on it; another live agent's write
+/// to that file is denied until the claim is released or lapses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocksConfig {
+    /// Enforce claims at all. Default true. When false, writes are recorded but never denied.
+    pub enabled: bool,
+    /// A claim lapses this long after its holder last wrote (or tried to write) the file.
+    /// Default 900 s (15 minutes): long enough to cover a run of edits to one file, short enough
+    /// that a file an agent moved on from is free again soon.
+    pub ttl_secs: u64,
+    /// Before denying, wait up to this long for the holder's claim to lapse (only when it lapses
+    /// within this time). Default 0: deny at once.
+    pub wait_secs: u64,
+    /// Release a session's claims when its turn ends (Stop), not only at SessionEnd. Default
+    /// false: a turn often ends with the work on a file half done.
+    pub release_on_stop: bool,
+    /// When the lock check itself fails (store locked, corrupt, ...), deny the write instead of
+    /// allowing it. Default false: allow and log.
+    pub fail_closed: bool,
+}
+
+impl Default for LocksConfig {
+    fn default() -> Self {
+        LocksConfig {
+            enabled: true,
+            ttl_secs: 900,
+            wait_secs: 0,
+            release_on_stop: false,
+            fail_closed: false,
         }
     }
 }

@@ -66,21 +66,33 @@ impl Decision {
     }
 }
 
+/// Events whose answer can put text into the model's context without other effects: Claude
+/// Code's SessionStart, UserPromptSubmit, UserPromptExpansion, PreToolUse, PostToolUse and
+/// PostToolUseFailure (`additionalContext`), Gemini CLI's SessionStart, BeforeAgent and AfterTool.
+/// Not Stop: there `additionalContext` makes the conversation go on; not PreCompact: there any
+/// stdout joins the compaction instructions.
+pub fn carries_context(event: &str) -> bool {
+    matches!(
+        event,
+        "SessionStart"
+            | "UserPromptSubmit"
+            | "UserPromptExpansion"
+            | "PreToolUse"
+            | "PostToolUse"
+            | "PostToolUseFailure"
+            | "BeforeAgent"
+            | "AfterTool"
+    )
+}
+
 /// Renders a decision as the stdout JSON for `event` (the client's own event name), or nothing.
 pub fn render(decision: &Decision, kind: Kind, event: &str) -> Option<String> {
     let out: Value = match decision {
         Decision::Pass => return None,
-        Decision::Context(text) => match kind {
-            // Claude appends any stdout of these to the compaction instructions, and shows it to
-            // nobody for the others: context is not theirs to carry.
-            Kind::PreCompact
-            | Kind::PostCompact
-            | Kind::SessionEnd
-            | Kind::Notification
-            | Kind::StopFailure
-            | Kind::Other => return None,
-            _ => json!({"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}}),
-        },
+        Decision::Context(text) if carries_context(event) => {
+            json!({"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}})
+        }
+        Decision::Context(_) => return None,
         Decision::Deny(reason) => match kind {
             Kind::PreTool => json!({
                 "decision": "block",

@@ -72,13 +72,7 @@ pub fn is_harness_hook(hook: &Value) -> bool {
 
 /// Quotes a path for the shell that Gemini CLI runs hook commands with.
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@".contains(&b))
-    {
-        return s.to_owned();
-    }
-    format!("'{}'", s.replace('\'', "'\\''"))
+    crate::shell::quote(s)
 }
 
 /// The shipped hooks of `client` with each command rewritten by `command_for(binary name)`.

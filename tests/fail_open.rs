@@ -201,7 +201,7 @@ fn a_panic_fails_open() {
     let env = Env::new("panic");
     let out = env
         .cmd("harness-pre-tool-use")
-        .env("AGENT_HARNESS_TEST_PANIC", "1")
+        .env("AGENT_HARNESS_TEST_PANIC", "parse")
         .write_stdin(fixture(EDIT))
         .output()
         .unwrap();

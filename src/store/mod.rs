@@ -17,6 +17,7 @@
 //! `cargo bench --bench hooks` (interleaved runs of one PreToolUse hook, p50 against the naive
 //! floor): 64 KiB 0.84x, 128 KiB 0.72x, 256 KiB 0.70x, 512 KiB 0.70x, 1 MiB 0.74x, 4 MiB 0.94x.
 
+pub mod claims;
 pub mod query;
 pub mod record;
 pub mod spool;
@@ -32,7 +33,10 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use crate::error::{Error, Result};
 
 /// Numbered, append-only migrations; the schema version is how many have been applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_locks.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -21,22 +21,7 @@ pub fn rfc3339(ts_ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// A span as `45s`, `3m`, `2h10m`, `3d4h`.
-pub fn span(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86400 => match (s % 3600) / 60 {
-            0 => format!("{}h", s / 3600),
-            m => format!("{}h{m}m", s / 3600),
-        },
-        _ => match (s % 86400) / 3600 {
-            0 => format!("{}d", s / 86400),
-            h => format!("{}d{h}h", s / 86400),
-        },
-    }
-}
+pub use agent_harness::time::span;
 
 /// `3m ago`.
 pub fn ago(now_ms: i64, ts_ms: i64) -> String {
@@ -111,16 +96,6 @@ pub fn parse_since(text: &str, now_ms: i64) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn spans_read_naturally() {
-        assert_eq!(span(0), "0s");
-        assert_eq!(span(59_999), "59s");
-        assert_eq!(span(60_000), "1m");
-        assert_eq!(span(3_600_000), "1h");
-        assert_eq!(span(7_800_000), "2h10m");
-        assert_eq!(span(90_000_000), "1d1h");
-    }
 
     #[test]
     fn since_accepts_spans_and_times() {

@@ -7,6 +7,7 @@ mod doctor;
 mod events;
 mod fmt;
 mod install;
+mod locks;
 mod sessions;
 mod status;
 
@@ -90,6 +91,8 @@ enum Command {
     Events(events::Args),
     /// List sessions (Claude Code sessions and Gemini CLI runs).
     Sessions(sessions::Args),
+    /// List the files agents hold (file locks); `locks release` frees them.
+    Locks(locks::Args),
     /// Check the set-up: store, permissions, hooks on PATH and in settings, gemini, the log.
     Doctor(doctor::Args),
     /// Add the harness's hooks to a project's .claude/settings.json (or the user's).
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
         Command::Status(a) => status::run(a),
         Command::Events(a) => events::run(a),
         Command::Sessions(a) => sessions::run(a),
+        Command::Locks(a) => locks::run(a),
         Command::Doctor(a) => doctor::run(a),
         Command::Install(a) => install::run_install(a),
         Command::Uninstall(a) => install::run_uninstall(a),

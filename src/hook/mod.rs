@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod respond;
+
 use crate::config::Config;
 use crate::decision::{self, Decision};
 use crate::error::{Error, Result};
@@ -26,13 +28,9 @@ use crate::process;
 use crate::store::record::Recording;
 use crate::store::{Store, spool};
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use respond::Response;
+
+pub use crate::time::now_ms;
 
 /// What one hook call leaves behind besides the store: its stdout, and problems to report.
 #[derive(Default)]
@@ -41,6 +39,16 @@ struct Outcome {
     problems: Vec<String>,
     /// Where to log problems, once the store's path is known.
     log: Option<PathBuf>,
+    /// Set while checking a file write that the user wants denied when the check fails
+    /// (`locks.fail_closed`): the event to answer with that deny.
+    fail_closed: Option<(Kind, String)>,
+}
+
+/// The deny given when a fail-closed lock check could not be made.
+fn fail_closed_deny(problem: &str) -> Decision {
+    Decision::Deny(format!(
+        "agent-harness could not check the file lock for this write ({problem}), and          locks.fail_closed is set, so the write is denied. Ask the user to run `harness doctor`."
+    ))
 }
 
 /// Runs one hook call. Always returns success; see the module docs for the fail mode.
@@ -49,17 +57,23 @@ pub fn run(binary: &str) -> ExitCode {
     panic::set_hook(Box::new(|_| {}));
     let mut outcome = Outcome::default();
     let result = panic::catch_unwind(AssertUnwindSafe(|| drive(binary, &mut outcome)));
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => outcome.problems.push(e.to_string()),
+    let failure = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
         Err(panic) => {
             let msg = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "panic".into());
-            outcome.problems.push(Error::Panic(msg).to_string());
+            Some(Error::Panic(msg).to_string())
         }
+    };
+    if let Some(problem) = failure {
+        if let Some((kind, event)) = &outcome.fail_closed {
+            outcome.stdout = decision::render(&fail_closed_deny(&problem), *kind, event);
+        }
+        outcome.problems.push(problem);
     }
     if let Some(out) = &outcome.stdout {
         // A closed stdout (the client gave up waiting) is not a failure.
@@ -125,12 +139,14 @@ fn drive(binary: &str, out: &mut Outcome) -> Result<()> {
             input.total_len,
             payload::MAX_PAYLOAD_BYTES
         ));
-        store_recording(&db, busy, &rec, out);
+        store_recording(&db, busy, &rec, out, |_, _| Ok(()));
         return Ok(());
     }
 
-    // Test-only: lets the test suite prove that a panic fails open. One getenv per call.
-    if std::env::var_os("AGENT_HARNESS_TEST_PANIC").is_some() {
+    // Test-only: lets the test suite prove that a panic fails open (`parse`), and that one in a
+    // fail-closed lock check denies (`lock-check`). One getenv per call.
+    let inject_panic = std::env::var("AGENT_HARNESS_TEST_PANIC").ok();
+    if inject_panic.as_deref() == Some("parse") {
         panic!("panic injected by AGENT_HARNESS_TEST_PANIC");
     }
     let value = payload::parse(&input.bytes)?;
@@ -144,10 +160,93 @@ fn drive(binary: &str, out: &mut Outcome) -> Result<()> {
         None
     };
     let rec = Recording::of(&event, now, client);
-    store_recording(&db, busy, &rec, out);
-
-    let decision = Decision::Pass;
+    if respond::is_enforced_write(&event, &config) && config.locks.fail_closed {
+        out.fail_closed = Some((event.kind, payload.hook_event_name.to_owned()));
+    }
+    if inject_panic.as_deref() == Some("lock-check") {
+        panic!("panic injected by AGENT_HARNESS_TEST_PANIC");
+    }
+    let decision = record_and_respond(&db, busy, &config, &rec, &event, now, out);
+    out.fail_closed = None;
     out.stdout = decision::render(&decision, event.kind, payload.hook_event_name);
+    Ok(())
+}
+
+/// Records the event and answers it, in one transaction; waits (outside any transaction) when
+/// the lock policy asks to, then answers again. A store that cannot be used leaves the event
+/// spooled and the answer `Pass`, or a deny for a fail-closed lock check.
+fn record_and_respond(
+    db: &Path,
+    busy: Duration,
+    config: &Config,
+    rec: &Recording,
+    event: &Event<'_>,
+    now: i64,
+    out: &mut Outcome,
+) -> Decision {
+    let project_root = rec.project_root.as_deref();
+    let first = store_recording(db, busy, rec, out, |tx, event_id| {
+        let response = respond::respond(tx, event, project_root, config, now)?;
+        note_decision(tx, event_id, &response)?;
+        Ok(response)
+    });
+    let response = match first {
+        Some(r) => r,
+        None => {
+            return match &out.fail_closed {
+                Some(_) => fail_closed_deny(out.problems.last().map_or("store unavailable", |p| p)),
+                None => Decision::Pass,
+            };
+        }
+    };
+    let until = match response {
+        Response::Decide(d) => return d,
+        Response::WaitUntil(until) => until,
+    };
+    // Wait for the holder's claim to lapse (bounded by locks.wait_secs), then ask once more.
+    let deadline = now + config.locks.wait_secs as i64 * 1000;
+    let wake = until.min(deadline) + 20;
+    std::thread::sleep(Duration::from_millis((wake - now_ms()).max(0) as u64));
+    let later = now_ms();
+    let mut no_wait = config.clone();
+    no_wait.locks.wait_secs = 0;
+    let again = (|| -> Result<Response> {
+        let mut store = Store::open(db, busy)?;
+        store.write(|tx| {
+            respond::respond(tx, event, project_root, &no_wait, later)
+                .map_err(|e| Error::db("check a file lock in", db, e))
+        })
+    })();
+    match again {
+        Ok(Response::Decide(d)) => d,
+        Ok(Response::WaitUntil(_)) => Decision::Pass,
+        Err(e) => {
+            out.problems.push(e.to_string());
+            match &out.fail_closed {
+                Some(_) => fail_closed_deny(&e.to_string()),
+                None => Decision::Pass,
+            }
+        }
+    }
+}
+
+/// Keeps what the harness answered beside the event.
+fn note_decision(
+    tx: &rusqlite::Transaction<'_>,
+    event_id: i64,
+    response: &Response,
+) -> rusqlite::Result<()> {
+    let text = match response {
+        Response::Decide(Decision::Pass) => return Ok(()),
+        Response::Decide(Decision::Context(t)) => format!("context: {t}"),
+        Response::Decide(Decision::Deny(t)) => format!("deny: {t}"),
+        Response::Decide(Decision::Block(t)) => format!("block: {t}"),
+        Response::WaitUntil(until) => format!("wait until {until}"),
+    };
+    tx.execute(
+        "UPDATE events SET decision = ?2 WHERE id = ?1",
+        rusqlite::params![event_id, text],
+    )?;
     Ok(())
 }
 
@@ -172,10 +271,18 @@ fn binary_event(binary: &str) -> &'static str {
     }
 }
 
-/// Stores a recording (with whatever waits in the spool). A corrupt store is moved aside and
-/// recreated once; a store that still cannot take the recording gets it spooled.
-fn store_recording(db: &Path, busy: Duration, rec: &Recording, out: &mut Outcome) {
-    let mut result = write_with_spool(db, busy, rec);
+/// Stores a recording (with whatever waits in the spool) and runs `then` in the same
+/// transaction with the new event's id. A corrupt store is moved aside and recreated once; a store
+/// that still cannot take the recording gets it spooled. Returns what `then` returned, or None
+/// when the store could not be used (the problem is in `out`).
+fn store_recording<T>(
+    db: &Path,
+    busy: Duration,
+    rec: &Recording,
+    out: &mut Outcome,
+    then: impl Fn(&rusqlite::Transaction<'_>, i64) -> rusqlite::Result<T>,
+) -> Option<T> {
+    let mut result = write_with_spool(db, busy, rec, &then);
     if let Err(e) = &result
         && e.is_corrupt()
     {
@@ -188,41 +295,54 @@ fn store_recording(db: &Path, busy: Duration, rec: &Recording, out: &mut Outcome
                         aside.display()
                     ));
                 }
-                result = write_with_spool(db, busy, rec);
+                result = write_with_spool(db, busy, rec, &then);
             }
             Err(move_err) => out.problems.push(move_err.to_string()),
         }
     }
     match result {
-        Ok(warnings) => out.problems.extend(warnings),
-        Err(e) => match spool::append(db, std::slice::from_ref(rec)) {
-            Ok(()) => out.problems.push(format!(
-                "{e}; the event waits in {} for the next hook",
-                spool::path_for(db).display()
-            )),
-            Err(spool_err) => out.problems.push(format!(
-                "{e}; the event is lost: cannot write {} either ({spool_err})",
-                spool::path_for(db).display()
-            )),
-        },
+        Ok((value, warnings)) => {
+            out.problems.extend(warnings);
+            Some(value)
+        }
+        Err(e) => {
+            match spool::append(db, std::slice::from_ref(rec)) {
+                Ok(()) => out.problems.push(format!(
+                    "{e}; the event waits in {} for the next hook",
+                    spool::path_for(db).display()
+                )),
+                Err(spool_err) => out.problems.push(format!(
+                    "{e}; the event is lost: cannot write {} either ({spool_err})",
+                    spool::path_for(db).display()
+                )),
+            }
+            None
+        }
     }
 }
 
-/// One write transaction holding the spooled recordings and this one. Returns warnings.
-fn write_with_spool(db: &Path, busy: Duration, rec: &Recording) -> Result<Vec<String>> {
+/// One write transaction holding the spooled recordings, this one, and `then`. Returns `then`'s
+/// value and warnings.
+fn write_with_spool<T>(
+    db: &Path,
+    busy: Duration,
+    rec: &Recording,
+    then: &impl Fn(&rusqlite::Transaction<'_>, i64) -> rusqlite::Result<T>,
+) -> Result<(T, Vec<String>)> {
     let mut store = Store::open(db, busy)?;
     let claimed = spool::claim(db);
     let pending: &[Recording] = claimed.as_ref().map_or(&[], |c| &c.recordings);
     let result = store.write(|tx| {
-        for r in pending.iter().chain(std::iter::once(rec)) {
-            r.apply(tx)
-                .map_err(|e| Error::db("record an event in", db, e))?;
+        let wrap = |e| Error::db("record an event in", db, e);
+        for r in pending {
+            r.apply(tx).map_err(wrap)?;
         }
-        Ok(())
+        let id = rec.apply(tx).map_err(wrap)?;
+        then(tx, id).map_err(wrap)
     });
     match (result, claimed) {
-        (Ok(()), None) => Ok(Vec::new()),
-        (Ok(()), Some(c)) => {
+        (Ok(value), None) => Ok((value, Vec::new())),
+        (Ok(value), Some(c)) => {
             let mut warnings = Vec::new();
             if c.unreadable > 0 {
                 warnings.push(format!(
@@ -231,7 +351,7 @@ fn write_with_spool(db: &Path, busy: Duration, rec: &Recording) -> Result<Vec<St
                 ));
             }
             c.settle();
-            Ok(warnings)
+            Ok((value, warnings))
         }
         (Err(e), claimed) => {
             if let Some(c) = claimed {

@@ -1,0 +1,176 @@
+//! What the harness does about one event, inside the transaction that records it: load the state
+//! the policies need, ask them, apply the writes they imply, and return the decision.
+//!
+//! Policies stay pure (`crate::policy`); SQL stays in `crate::store`; this module only wires them.
+
+use rusqlite::Transaction;
+
+use crate::config::Config;
+use crate::decision::{self, Decision};
+use crate::event::{Event, Kind, ToolClass};
+use crate::policy::collision;
+use crate::policy::file_lock::{self, Effect, Verdict, Write};
+use crate::store::claims::{self, Claim, Held};
+
+/// The answer, or a request to ask again later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    Decide(Decision),
+    /// A file write must wait for another agent's claim to lapse at `until_ms`, then be checked
+    /// again (outside this transaction).
+    WaitUntil(i64),
+}
+
+/// True when this event is a file write that the lock policy may deny: the one case where a
+/// failure to check is the user's call (`locks.fail_closed`).
+pub fn is_enforced_write(event: &Event<'_>, config: &Config) -> bool {
+    config.locks.enabled
+        && event.kind == Kind::PreTool
+        && event.session_id().is_some()
+        && event
+            .tool
+            .as_ref()
+            .is_some_and(|t| t.class == ToolClass::FileWrite && t.file.is_some())
+}
+
+fn write_of<'a>(
+    event: &'a Event<'_>,
+    path: &'a str,
+    now_ms: i64,
+    project_root: Option<&'a str>,
+) -> Option<Write<'a>> {
+    Some(Write {
+        session_id: event.session_id()?,
+        agent: event.agent,
+        path,
+        tool: event.tool.as_ref()?.name,
+        project_root,
+        now_ms,
+    })
+}
+
+/// Applies a lock effect for a write.
+fn apply(
+    tx: &Transaction<'_>,
+    w: &Write<'_>,
+    effect: &Effect,
+    config: &Config,
+) -> rusqlite::Result<()> {
+    let expires = file_lock::expiry(w.now_ms, &config.locks);
+    match effect {
+        Effect::None => Ok(()),
+        Effect::Refresh => claims::touch(tx, w.path, w.session_id, w.now_ms, expires),
+        Effect::Grant { took_over } => {
+            claims::put(
+                tx,
+                &Claim {
+                    path: w.path.to_owned(),
+                    session_id: w.session_id.to_owned(),
+                    agent: w.agent.as_str().to_owned(),
+                    project_root: w.project_root.map(str::to_owned),
+                    tool_name: Some(w.tool.to_owned()),
+                    claimed_ms: w.now_ms,
+                    touched_ms: w.now_ms,
+                    expires_ms: expires,
+                },
+            )?;
+            if let Some((previous, why)) = took_over {
+                claims::log(tx, w.now_ms, w.path, w.session_id, why, Some(previous))?;
+            }
+            claims::log(tx, w.now_ms, w.path, w.session_id, "grant", None)
+        }
+    }
+}
+
+/// Decides about `event`, already recorded as `event_id`, and applies what follows.
+pub fn respond(
+    tx: &Transaction<'_>,
+    event: &Event<'_>,
+    project_root: Option<&str>,
+    config: &Config,
+    now_ms: i64,
+) -> rusqlite::Result<Response> {
+    let Some(session) = event.session_id() else {
+        return Ok(Response::Decide(Decision::Pass));
+    };
+    let mut decision = Decision::Pass;
+    let file = event
+        .tool
+        .as_ref()
+        .and_then(|t| t.file.as_ref())
+        .map(|f| f.to_string_lossy().into_owned());
+    let class = event.tool.as_ref().map(|t| t.class);
+
+    match (event.kind, class) {
+        (Kind::PreTool, Some(ToolClass::FileWrite)) if config.locks.enabled => {
+            if let Some(path) = &file
+                && let Some(w) = write_of(event, path, now_ms, project_root)
+            {
+                let held = claims::held(tx, path)?;
+                match file_lock::before_write(&w, held.as_ref(), &config.locks) {
+                    Verdict::Allow(effect) => apply(tx, &w, &effect, config)?,
+                    Verdict::Deny { reason, holder } => {
+                        claims::log(tx, now_ms, path, session, "deny", Some(&holder))?;
+                        decision = Decision::Deny(reason);
+                    }
+                    Verdict::Wait { until_ms } => return Ok(Response::WaitUntil(until_ms)),
+                }
+            }
+        }
+        (Kind::PostTool, Some(ToolClass::FileWrite)) if config.locks.enabled => {
+            if let Some(path) = &file
+                && let Some(w) = write_of(event, path, now_ms, project_root)
+            {
+                let held = claims::held(tx, path)?;
+                apply(tx, &w, &file_lock::after_write(&w, held.as_ref()), config)?;
+            }
+        }
+        (Kind::PostTool | Kind::PostToolFailure, Some(ToolClass::Shell))
+            if config.locks.enabled =>
+        {
+            if let (Some(command), Some(cwd)) =
+                (event.payload.tool_arg("command"), event.payload.cwd)
+            {
+                let mut written: Vec<(String, Option<Held>)> = Vec::new();
+                for p in crate::shell::written_paths(command, cwd) {
+                    let p = p.to_string_lossy().into_owned();
+                    let held = claims::held(tx, &p)?;
+                    written.push((p, held));
+                }
+                let label = format!(
+                    "{} session {}",
+                    event.agent.as_str(),
+                    session.get(..8).unwrap_or(session)
+                );
+                let notices = collision::after_shell(session, &label, &written, now_ms);
+                for (holder, text) in &notices.for_holders {
+                    claims::notify(tx, holder, now_ms, text)?;
+                }
+                if let Some(text) = notices.for_writer {
+                    decision = Decision::Context(text);
+                }
+            }
+        }
+        (Kind::SessionEnd, _) => {
+            claims::release_session(tx, session, now_ms)?;
+        }
+        (Kind::Stop, _) if config.locks.release_on_stop => {
+            claims::release_session(tx, session, now_ms)?;
+        }
+        _ => {}
+    }
+
+    // Notices waiting for this agent ride on the first hook that can carry context to it.
+    if matches!(decision, Decision::Pass | Decision::Context(_))
+        && decision::carries_context(event.payload.hook_event_name)
+    {
+        let pending = claims::pending_notices(tx, session)?;
+        if !pending.is_empty() {
+            let ids: Vec<i64> = pending.iter().map(|(id, _)| *id).collect();
+            let text: Vec<String> = pending.into_iter().map(|(_, t)| t).collect();
+            decision = decision.and(Decision::Context(text.join("\n\n")));
+            claims::delivered(tx, &ids, now_ms)?;
+        }
+    }
+    Ok(Response::Decide(decision))
+}

@@ -1,0 +1,297 @@
+//! File locks: an agent that writes a file holds a claim on it; another live agent's write to it
+//! is denied, with a reason that names the holder and says what to do.
+//!
+//! A claim is re-entrant for its holder, refreshed by each of its writes, and lapses `ttl_secs`
+//! after the last one. A holder whose session ended or whose client process exited no longer
+//! counts: its claims are free (taken over as "orphan"). Releasing at SessionEnd (and at Stop,
+//! when configured) is the driver's, through `store::claims`.
+
+use crate::config::LocksConfig;
+use crate::event::Agent;
+use crate::store::claims::{Gone, Held};
+use crate::time::{local_clock, span};
+
+/// A write (or write attempt) by one agent to one file.
+#[derive(Debug, Clone, Copy)]
+pub struct Write<'a> {
+    pub session_id: &'a str,
+    pub agent: Agent,
+    /// Canonical absolute path.
+    pub path: &'a str,
+    pub tool: &'a str,
+    pub project_root: Option<&'a str>,
+    pub now_ms: i64,
+}
+
+/// What to do to the claims table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Nothing changes.
+    None,
+    /// Take the claim: a new one, or over a claim that lapsed or whose holder is gone.
+    Grant {
+        /// The previous holder and why the claim was free: `lapse` or `orphan`.
+        took_over: Option<(String, &'static str)>,
+    },
+    /// The holder wrote again: push the lapse time out.
+    Refresh,
+}
+
+/// The answer to a write attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allow(Effect),
+    /// Another live agent holds the file.
+    Deny {
+        reason: String,
+        holder: String,
+    },
+    /// The holder's claim lapses within the configured wait: ask again at `until_ms`.
+    Wait {
+        until_ms: i64,
+    },
+}
+
+/// Why a claim held by someone else does not stop this write, if it does not.
+fn free_because(held: &Held, now_ms: i64) -> Option<&'static str> {
+    if held.gone.is_some() {
+        Some("orphan")
+    } else if held.claim.expires_ms <= now_ms {
+        Some("lapse")
+    } else {
+        None
+    }
+}
+
+/// Before a file write (PreToolUse / BeforeTool).
+pub fn before_write(w: &Write<'_>, held: Option<&Held>, cfg: &LocksConfig) -> Verdict {
+    let Some(held) = held else {
+        return Verdict::Allow(Effect::Grant { took_over: None });
+    };
+    if held.claim.session_id == w.session_id {
+        return Verdict::Allow(Effect::Refresh);
+    }
+    if let Some(why) = free_because(held, w.now_ms) {
+        return Verdict::Allow(Effect::Grant {
+            took_over: Some((held.claim.session_id.clone(), why)),
+        });
+    }
+    let wait_ms = cfg.wait_secs as i64 * 1000;
+    if wait_ms > 0 && held.claim.expires_ms - w.now_ms <= wait_ms {
+        return Verdict::Wait {
+            until_ms: held.claim.expires_ms,
+        };
+    }
+    Verdict::Deny {
+        reason: deny_reason(w, held),
+        holder: held.claim.session_id.clone(),
+    }
+}
+
+/// After a file write went through (PostToolUse / AfterTool): the writer holds the file.
+pub fn after_write(w: &Write<'_>, held: Option<&Held>) -> Effect {
+    match held {
+        None => Effect::Grant { took_over: None },
+        Some(h) if h.claim.session_id == w.session_id => Effect::Refresh,
+        Some(h) => match free_because(h, w.now_ms) {
+            Some(why) => Effect::Grant {
+                took_over: Some((h.claim.session_id.clone(), why)),
+            },
+            // Someone else claimed it between this agent's check and its write: leave them be.
+            None => Effect::None,
+        },
+    }
+}
+
+/// `claude session 27bffab0 in /home/me/proj`.
+pub fn describe_holder(held: &Held) -> String {
+    let c = &held.claim;
+    let short = c.session_id.get(..8).unwrap_or(&c.session_id);
+    match &c.project_root {
+        Some(root) => format!("{} session {short} in {root}", c.agent),
+        None => format!("{} session {short}", c.agent),
+    }
+}
+
+fn deny_reason(w: &Write<'_>, held: &Held) -> String {
+    let c = &held.claim;
+    format!(
+        "agent-harness: {path} is being edited by another agent: {holder} (last wrote it {ago} \
+         ago; its claim lapses in {left}, at {at}). Do not write this file now: work on \
+         something else and come back to it later, or ask the user. If that session is gone, \
+         the user can free the file with: harness locks release {quoted}",
+        path = w.path,
+        holder = describe_holder(held),
+        ago = span(w.now_ms - c.touched_ms),
+        left = span(c.expires_ms - w.now_ms),
+        at = local_clock(c.expires_ms),
+        quoted = crate::shell::quote(w.path),
+    )
+}
+
+/// The lapse time of a claim touched now.
+pub fn expiry(now_ms: i64, cfg: &LocksConfig) -> i64 {
+    now_ms + cfg.ttl_secs as i64 * 1000
+}
+
+/// Whether a gone holder's reason reads as a word (for `harness locks`).
+pub fn gone_word(g: Gone) -> &'static str {
+    match g {
+        Gone::Ended => "ended",
+        Gone::ProcessExited => "exited",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::claims::Claim;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn write(session: &str) -> Write<'static> {
+        let session: &'static str = Box::leak(session.to_owned().into_boxed_str());
+        Write {
+            session_id: session,
+            agent: Agent::Claude,
+            path: "/p/src/main.rs",
+            tool: "Edit",
+            project_root: Some("/p"),
+            now_ms: NOW,
+        }
+    }
+
+    fn held(session: &str, expires_in_ms: i64, gone: Option<Gone>) -> Held {
+        Held {
+            claim: Claim {
+                path: "/p/src/main.rs".into(),
+                session_id: session.into(),
+                agent: "gemini".into(),
+                project_root: Some("/p".into()),
+                tool_name: Some("replace".into()),
+                claimed_ms: NOW - 300_000,
+                touched_ms: NOW - 120_000,
+                expires_ms: NOW + expires_in_ms,
+            },
+            gone,
+        }
+    }
+
+    fn cfg(wait_secs: u64) -> LocksConfig {
+        LocksConfig {
+            wait_secs,
+            ..LocksConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_free_file_is_granted() {
+        assert_eq!(
+            before_write(&write("aaaaaaaa-1"), None, &cfg(0)),
+            Verdict::Allow(Effect::Grant { took_over: None })
+        );
+    }
+
+    #[test]
+    fn the_holder_reenters() {
+        let h = held("aaaaaaaa-1", 60_000, None);
+        assert_eq!(
+            before_write(&write("aaaaaaaa-1"), Some(&h), &cfg(0)),
+            Verdict::Allow(Effect::Refresh)
+        );
+        assert_eq!(after_write(&write("aaaaaaaa-1"), Some(&h)), Effect::Refresh);
+    }
+
+    #[test]
+    fn another_live_holder_denies_with_a_reason_that_says_who_and_what_to_do() {
+        let h = held("bbbbbbbb-2222", 13 * 60_000, None);
+        let Verdict::Deny { reason, holder } =
+            before_write(&write("aaaaaaaa-1"), Some(&h), &cfg(0))
+        else {
+            panic!("not denied")
+        };
+        assert_eq!(holder, "bbbbbbbb-2222");
+        for part in [
+            "/p/src/main.rs",
+            "gemini session bbbbbbbb in /p",
+            "last wrote it 2m ago",
+            "lapses in 13m",
+            "work on something else",
+            "harness locks release /p/src/main.rs",
+        ] {
+            assert!(reason.contains(part), "{part:?} missing from {reason}");
+        }
+    }
+
+    #[test]
+    fn a_lapsed_or_orphaned_claim_is_taken_over() {
+        let lapsed = held("bbbbbbbb-2", 0, None);
+        assert_eq!(
+            before_write(&write("aaaaaaaa-1"), Some(&lapsed), &cfg(0)),
+            Verdict::Allow(Effect::Grant {
+                took_over: Some(("bbbbbbbb-2".into(), "lapse"))
+            })
+        );
+        for gone in [Gone::Ended, Gone::ProcessExited] {
+            let orphan = held("bbbbbbbb-2", 600_000, Some(gone));
+            assert_eq!(
+                before_write(&write("aaaaaaaa-1"), Some(&orphan), &cfg(0)),
+                Verdict::Allow(Effect::Grant {
+                    took_over: Some(("bbbbbbbb-2".into(), "orphan"))
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn a_bounded_wait_applies_only_to_claims_that_lapse_within_it() {
+        let soon = held("bbbbbbbb-2", 5_000, None);
+        assert_eq!(
+            before_write(&write("aaaaaaaa-1"), Some(&soon), &cfg(10)),
+            Verdict::Wait {
+                until_ms: NOW + 5_000
+            }
+        );
+        let later = held("bbbbbbbb-2", 60_000, None);
+        assert!(matches!(
+            before_write(&write("aaaaaaaa-1"), Some(&later), &cfg(10)),
+            Verdict::Deny { .. }
+        ));
+        assert!(matches!(
+            before_write(&write("aaaaaaaa-1"), Some(&soon), &cfg(0)),
+            Verdict::Deny { .. }
+        ));
+    }
+
+    #[test]
+    fn after_a_write_the_writer_holds_the_file_unless_another_live_agent_does() {
+        assert_eq!(
+            after_write(&write("a"), None),
+            Effect::Grant { took_over: None }
+        );
+        let other = held("b", 60_000, None);
+        assert_eq!(after_write(&write("a"), Some(&other)), Effect::None);
+        let lapsed = held("b", -1, None);
+        assert_eq!(
+            after_write(&write("a"), Some(&lapsed)),
+            Effect::Grant {
+                took_over: Some(("b".into(), "lapse"))
+            }
+        );
+    }
+
+    #[test]
+    fn paths_with_spaces_are_quoted_in_the_release_command() {
+        let mut w = write("aaaaaaaa-1");
+        w.path = "/p/my file.rs";
+        let mut h = held("bbbbbbbb-2", 60_000, None);
+        h.claim.path = w.path.into();
+        let Verdict::Deny { reason, .. } = before_write(&w, Some(&h), &cfg(0)) else {
+            panic!()
+        };
+        assert!(
+            reason.contains("harness locks release '/p/my file.rs'"),
+            "{reason}"
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! Claims (file locks), their log, and notices: the SQL. Deciding who may write is
+//! `policy::file_lock`'s; this module only reads and writes rows.
+
+use rusqlite::{Connection, OptionalExtension, Result, Row, params};
+
+use crate::process::{self, ClientProcess};
+
+/// One claim on one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub path: String,
+    pub session_id: String,
+    pub agent: String,
+    pub project_root: Option<String>,
+    pub tool_name: Option<String>,
+    pub claimed_ms: i64,
+    pub touched_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// Why a claim's holder no longer counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gone {
+    /// Its session ended (SessionEnd was recorded).
+    Ended,
+    /// Its client process is no longer running.
+    ProcessExited,
+}
+
+/// A claim and what is known about its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub claim: Claim,
+    /// Set when the holder is known to be gone.
+    pub gone: Option<Gone>,
+}
+
+const COLUMNS: &str =
+    "path, session_id, agent, project_root, tool_name, claimed_ms, touched_ms, expires_ms";
+
+fn claim_row(r: &Row<'_>) -> Result<Claim> {
+    Ok(Claim {
+        path: r.get(0)?,
+        session_id: r.get(1)?,
+        agent: r.get(2)?,
+        project_root: r.get(3)?,
+        tool_name: r.get(4)?,
+        claimed_ms: r.get(5)?,
+        touched_ms: r.get(6)?,
+        expires_ms: r.get(7)?,
+    })
+}
+
+/// The claim on `path`, if any.
+pub fn get(conn: &Connection, path: &str) -> Result<Option<Claim>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM claims WHERE path = ?1"))?
+        .query_row([path], claim_row)
+        .optional()
+}
+
+/// Whether a session is known to be gone: ended, or its remembered process exited.
+pub fn holder_gone(conn: &Connection, session_id: &str) -> Result<Option<Gone>> {
+    let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT ended_ms, client_pid, client_start FROM sessions WHERE session_id = ?1",
+        )?
+        .query_row([session_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    Ok(match row {
+        Some((Some(_), _, _)) => Some(Gone::Ended),
+        Some((None, Some(pid), Some(start))) => {
+            let p = ClientProcess {
+                pid: pid as u32,
+                start_ticks: start as u64,
+            };
+            (!process::is_alive(p)).then_some(Gone::ProcessExited)
+        }
+        _ => None,
+    })
+}
+
+/// The claim on `path` with its holder's state.
+pub fn held(conn: &Connection, path: &str) -> Result<Option<Held>> {
+    let Some(claim) = get(conn, path)? else {
+        return Ok(None);
+    };
+    let gone = holder_gone(conn, &claim.session_id)?;
+    Ok(Some(Held { claim, gone }))
+}
+
+/// Writes a claim, replacing any other on the same path.
+pub fn put(conn: &Connection, c: &Claim) -> Result<()> {
+    conn.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO claims ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ))?
+    .execute(params![
+        c.path,
+        c.session_id,
+        c.agent,
+        c.project_root,
+        c.tool_name,
+        c.claimed_ms,
+        c.touched_ms,
+        c.expires_ms
+    ])?;
+    Ok(())
+}
+
+/// Refreshes a claim its holder touched again.
+pub fn touch(
+    conn: &Connection,
+    path: &str,
+    session_id: &str,
+    now_ms: i64,
+    expires_ms: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE claims SET touched_ms = ?3, expires_ms = ?4 WHERE path = ?1 AND session_id = ?2",
+    )?
+    .execute(params![path, session_id, now_ms, expires_ms])?;
+    Ok(())
+}
+
+/// Appends to the lock log.
+pub fn log(
+    conn: &Connection,
+    ts_ms: i64,
+    path: &str,
+    session_id: &str,
+    action: &str,
+    other: Option<&str>,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO lock_log (ts_ms, path, session_id, action, other) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![ts_ms, path, session_id, action, other])?;
+    Ok(())
+}
+
+/// Releases every claim of a session; returns the paths.
+pub fn release_session(conn: &Connection, session_id: &str, now_ms: i64) -> Result<Vec<String>> {
+    let paths: Vec<String> = conn
+        .prepare_cached("SELECT path FROM claims WHERE session_id = ?1")?
+        .query_map([session_id], |r| r.get(0))?
+        .collect::<Result<_>>()?;
+    if paths.is_empty() {
+        return Ok(paths);
+    }
+    conn.prepare_cached("DELETE FROM claims WHERE session_id = ?1")?
+        .execute([session_id])?;
+    for p in &paths {
+        log(conn, now_ms, p, session_id, "release", None)?;
+    }
+    Ok(paths)
+}
+
+/// Releases one claim, by whoever asks (`actor`); returns what was released.
+pub fn release_path(
+    conn: &Connection,
+    path: &str,
+    actor: &str,
+    now_ms: i64,
+) -> Result<Option<Claim>> {
+    let Some(claim) = get(conn, path)? else {
+        return Ok(None);
+    };
+    conn.execute("DELETE FROM claims WHERE path = ?1", [path])?;
+    log(
+        conn,
+        now_ms,
+        path,
+        actor,
+        "release",
+        Some(&claim.session_id),
+    )?;
+    Ok(Some(claim))
+}
+
+/// Every claim, newest first.
+pub fn list(conn: &Connection) -> Result<Vec<Claim>> {
+    conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM claims ORDER BY touched_ms DESC"
+    ))?
+    .query_map([], claim_row)?
+    .collect()
+}
+
+/// Queues a notice for a session's next hook.
+pub fn notify(conn: &Connection, session_id: &str, now_ms: i64, text: &str) -> Result<()> {
+    conn.prepare_cached("INSERT INTO notices (session_id, created_ms, text) VALUES (?1, ?2, ?3)")?
+        .execute(params![session_id, now_ms, text])?;
+    Ok(())
+}
+
+/// Notices waiting for a session: (id, text), oldest first.
+pub fn pending_notices(conn: &Connection, session_id: &str) -> Result<Vec<(i64, String)>> {
+    conn.prepare_cached(
+        "SELECT id, text FROM notices WHERE session_id = ?1 AND delivered_ms IS NULL ORDER BY id",
+    )?
+    .query_map([session_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+    .collect()
+}
+
+/// Marks notices delivered.
+pub fn delivered(conn: &Connection, ids: &[i64], now_ms: i64) -> Result<()> {
+    let mut st = conn.prepare_cached("UPDATE notices SET delivered_ms = ?2 WHERE id = ?1")?;
+    for id in ids {
+        st.execute(params![id, now_ms])?;
+    }
+    Ok(())
+}
