@@ -23,6 +23,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// File locks across agents.
     pub locks: LocksConfig,
+    /// Gemini CLI runs (`/delegate-gemini`, `harness delegate`).
+    pub gemini: GeminiConfig,
 }
 
 /// `"store": {...}`
@@ -76,6 +78,44 @@ impl Default for LocksConfig {
             wait_secs: 0,
             release_on_stop: false,
             fail_closed: false,
+        }
+    }
+}
+
+/// `"gemini": {...}`: how the harness starts Gemini CLI.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeminiConfig {
+    /// The `gemini` program. Default: the one on PATH.
+    pub binary: Option<PathBuf>,
+    /// The model to ask for (`-m`). Default: none, so Gemini CLI uses its own setting (`auto`).
+    pub model: Option<String>,
+    /// After a quota error, one retry with this model. Default `gemini-2.5-flash`; `""` turns the
+    /// retry off.
+    pub fallback_model: String,
+    /// A run is stopped (its whole process group) after this long. Default 600 s.
+    pub timeout_secs: u64,
+    /// `harness delegate` (and so `/delegate-gemini`) waits this long for the answer; a run that
+    /// takes longer goes on in the background and its answer reaches the session on its next
+    /// prompt or tool call. Default 90 s (Claude Code gives a slash command's shell step 120 s).
+    pub wait_secs: u64,
+    /// At most this many runs at once on this machine; others queue. Default 2.
+    pub max_concurrent: u32,
+    /// How much of Gemini's answer goes back into Claude's context, in characters (the end is
+    /// kept; `harness runs show` has all that was stored). Default 6000.
+    pub result_chars: usize,
+}
+
+impl Default for GeminiConfig {
+    fn default() -> Self {
+        GeminiConfig {
+            binary: None,
+            model: None,
+            fallback_model: "gemini-2.5-flash".into(),
+            timeout_secs: 600,
+            wait_secs: 90,
+            max_concurrent: 2,
+            result_chars: 6000,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod decision;
 pub mod error;
 pub mod event;
+pub mod gemini;
 pub mod hook;
 pub mod install;
 pub mod log;

@@ -323,16 +323,15 @@ pub fn written_paths(command: &str, cwd: &str) -> Vec<PathBuf> {
                         plain.push(arg);
                     }
                 }
-                let (sources, dest): (Vec<&Word>, Option<Word>) =
-                    match target_dir {
-                        Some(d) => (plain, Some((d, true))),
-                        None => match plain.split_last() {
-                            Some((last, rest)) if !rest.is_empty() => {
-                                (rest.to_vec(), Some((*last).clone()))
-                            }
-                            _ => (Vec::new(), None),
-                        },
-                    };
+                let (sources, dest): (Vec<&Word>, Option<Word>) = match target_dir {
+                    Some(d) => (plain, Some((d, true))),
+                    None => match plain.split_last() {
+                        Some((last, rest)) if !rest.is_empty() => {
+                            (rest.to_vec(), Some((*last).clone()))
+                        }
+                        _ => (Vec::new(), None),
+                    },
+                };
                 if let Some((dest, true)) = dest {
                     let dest = resolve(&cwd, &dest);
                     if dest.is_dir() {

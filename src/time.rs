@@ -39,6 +39,45 @@ pub fn local_clock(ts_ms: i64) -> String {
     }
 }
 
+/// The next midnight in US Pacific time after `now_ms` (when Gemini's daily quotas reset), as
+/// Unix milliseconds. Pacific time is UTC-8, or UTC-7 from the second Sunday of March, 02:00
+/// local, to the first Sunday of November, 02:00 local.
+pub fn next_pacific_midnight(now_ms: i64) -> i64 {
+    use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
+    let nth_sunday = |year: i32, month: u32, n: u32| -> NaiveDate {
+        let first = NaiveDate::from_ymd_opt(year, month, 1).unwrap_or_default();
+        let to_sunday = (7 - first.weekday().num_days_from_sunday()) % 7;
+        first + Duration::days(i64::from(to_sunday + 7 * (n - 1)))
+    };
+    let offset_hours = |utc: chrono::DateTime<Utc>| -> i64 {
+        let year = utc.year();
+        // 02:00 PST = 10:00 UTC; 02:00 PDT = 09:00 UTC.
+        let start = nth_sunday(year, 3, 2)
+            .and_hms_opt(10, 0, 0)
+            .unwrap_or_default();
+        let end = nth_sunday(year, 11, 1)
+            .and_hms_opt(9, 0, 0)
+            .unwrap_or_default();
+        let naive = utc.naive_utc();
+        if naive >= start && naive < end {
+            -7
+        } else {
+            -8
+        }
+    };
+    let Some(now) = Utc.timestamp_millis_opt(now_ms).single() else {
+        return now_ms;
+    };
+    let local = now.naive_utc() + Duration::hours(offset_hours(now));
+    let next_day = local.date() + Duration::days(1);
+    let midnight_local = next_day.and_hms_opt(0, 0, 0).unwrap_or_default();
+    // The offset in force at that midnight (it may differ from now's across a DST change).
+    let guess = midnight_local - Duration::hours(-8);
+    let guess_utc = Utc.from_utc_datetime(&guess);
+    let midnight_utc = midnight_local - Duration::hours(offset_hours(guess_utc));
+    Utc.from_utc_datetime(&midnight_utc).timestamp_millis()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +91,40 @@ mod tests {
         assert_eq!(span(7_800_000), "2h10m");
         assert_eq!(span(90_000_000), "1d1h");
         assert_eq!(span(-5), "0s");
+    }
+
+    #[test]
+    fn pacific_midnight_follows_daylight_saving() {
+        use chrono::{TimeZone, Utc};
+        let ms = |y, mo, d, h, mi| {
+            Utc.with_ymd_and_hms(y, mo, d, h, mi, 0)
+                .unwrap()
+                .timestamp_millis()
+        };
+        // Winter (PST, UTC-8): 2026-01-15 20:00 UTC is 12:00 PST; next midnight is 08:00 UTC.
+        assert_eq!(
+            next_pacific_midnight(ms(2026, 1, 15, 20, 0)),
+            ms(2026, 1, 16, 8, 0)
+        );
+        // Summer (PDT, UTC-7).
+        assert_eq!(
+            next_pacific_midnight(ms(2026, 7, 1, 12, 0)),
+            ms(2026, 7, 2, 7, 0)
+        );
+        // 2026-11-21 (PST): 06:30 UTC is 22:30 on the 20th.
+        assert_eq!(
+            next_pacific_midnight(ms(2026, 11, 21, 6, 30)),
+            ms(2026, 11, 21, 8, 0)
+        );
+        // Across the switch: 2026-03-07 12:00 PST; midnight of the 8th is still PST (switch at 02:00).
+        assert_eq!(
+            next_pacific_midnight(ms(2026, 3, 7, 20, 0)),
+            ms(2026, 3, 8, 8, 0)
+        );
+        // 2026-03-08 12:00 PDT; midnight of the 9th is PDT.
+        assert_eq!(
+            next_pacific_midnight(ms(2026, 3, 8, 19, 0)),
+            ms(2026, 3, 9, 7, 0)
+        );
     }
 }

@@ -49,6 +49,22 @@ fn write_of<'a>(
     })
 }
 
+/// `/delegate-gemini [--write] <task>` (or the plugin's `/agent-harness:delegate-gemini`):
+/// whether to write, and the task. The arguments come as JSON; they never pass a shell.
+pub fn delegation<'a>(event: &Event<'a>) -> Option<(bool, &'a str)> {
+    let name = event.payload.command_name?;
+    if name != "delegate-gemini" && !name.ends_with(":delegate-gemini") {
+        return None;
+    }
+    let args = event.payload.command_args.unwrap_or("").trim();
+    match args.strip_prefix("--write") {
+        Some(rest) if rest.is_empty() || rest.starts_with(char::is_whitespace) => {
+            Some((true, rest.trim_start()))
+        }
+        _ => Some((false, args)),
+    }
+}
+
 /// Applies a lock effect for a write.
 fn apply(
     tx: &Transaction<'_>,
@@ -149,6 +165,12 @@ pub fn respond(
                 if let Some(text) = notices.for_writer {
                     decision = Decision::Context(text);
                 }
+            }
+        }
+        (Kind::PromptExpansion, _) => {
+            if let Some((write, task)) = delegation(event) {
+                let task = crate::redact::redact_str(task);
+                crate::store::runs::add_delegation(tx, session, now_ms, &task, write)?;
             }
         }
         (Kind::SessionEnd, _) => {

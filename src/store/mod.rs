@@ -20,6 +20,7 @@
 pub mod claims;
 pub mod query;
 pub mod record;
+pub mod runs;
 pub mod spool;
 
 use std::fs::{DirBuilder, OpenOptions};
@@ -36,6 +37,7 @@ use crate::error::{Error, Result};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_locks.sql"),
+    include_str!("migrations/0003_runs.sql"),
 ];
 
 /// The schema version this build writes.

@@ -91,6 +91,8 @@ pub struct ClaudeEnv {
     pub project: PathBuf,
     pub claude: PathBuf,
     pub api_url: String,
+    /// More environment for the `claude` process (and so for its shell steps).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl ClaudeEnv {
@@ -126,6 +128,7 @@ impl ClaudeEnv {
             project,
             claude,
             api_url,
+            extra_env: Vec::new(),
         };
         cenv.install_harness();
         cenv
@@ -159,7 +162,7 @@ impl ClaudeEnv {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(&self.claude);
         cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PATH", super::path_with_bins())
             .env("HOME", &self.env.home)
             .env("USER", "dev")
             .env("TERM", "dumb")
@@ -181,6 +184,9 @@ impl ClaudeEnv {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
         cmd
     }
 

@@ -23,7 +23,10 @@ impl TempDir {
     pub fn new(label: &str) -> TempDir {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("ah-{label}-{}-{n}", std::process::id()));
+        // Under target/tmp, not /tmp: Gemini CLI refuses settings files below a world-writable
+        // directory.
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let dir = base.join(format!("ah-{label}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -45,6 +48,17 @@ impl Drop for TempDir {
 /// Path of a built binary of this package.
 pub fn bin(name: &str) -> PathBuf {
     assert_cmd::cargo::cargo_bin(name)
+}
+
+/// PATH with the freshly built binaries first, as after `cargo install`: what Claude Code's
+/// shell steps (`!` in slash commands) find as `harness`.
+pub fn path_with_bins() -> std::ffi::OsString {
+    let bins = bin("harness").parent().unwrap().to_path_buf();
+    let mut parts = vec![bins];
+    parts.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(parts).unwrap()
 }
 
 /// The bytes of a recorded fixture, e.g. `claude-code-2.1.197/PreToolUse-Edit.json`.

@@ -3,6 +3,7 @@
 //! The only binary that uses clap. Errors end here: one line `harness: <what failed and the fix>`
 //! on stderr and exit 1; usage errors exit 2 (clap's own); a closed stdout (`| head`) is success.
 
+mod delegate;
 mod doctor;
 mod events;
 mod fmt;
@@ -91,6 +92,10 @@ enum Command {
     Events(events::Args),
     /// List sessions (Claude Code sessions and Gemini CLI runs).
     Sessions(sessions::Args),
+    /// Hand a task to Gemini CLI and print its answer (what /delegate-gemini runs).
+    Delegate(delegate::Args),
+    /// List Gemini CLI runs; `runs show ID` prints one whole.
+    Runs(delegate::RunsArgs),
     /// List the files agents hold (file locks); `locks release` frees them.
     Locks(locks::Args),
     /// Check the set-up: store, permissions, hooks on PATH and in settings, gemini, the log.
@@ -108,6 +113,8 @@ fn main() -> ExitCode {
         Command::Events(a) => events::run(a),
         Command::Sessions(a) => sessions::run(a),
         Command::Locks(a) => locks::run(a),
+        Command::Delegate(a) => delegate::run(a),
+        Command::Runs(a) => delegate::runs(a),
         Command::Doctor(a) => doctor::run(a),
         Command::Install(a) => install::run_install(a),
         Command::Uninstall(a) => install::run_uninstall(a),

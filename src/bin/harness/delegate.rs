@@ -1,0 +1,308 @@
+//! `harness delegate`: hand a task to Gemini CLI and print its answer for Claude (or a person).
+//! `harness runs`: the runs so far.
+//!
+//! The run itself happens in a detached worker (`harness delegate --worker RUN`, its own process
+//! group) so that this command can stop waiting after `gemini.wait_secs` without stopping the
+//! run; the worker then leaves the answer for the requesting session's next hook.
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agent_harness::error::Error;
+use agent_harness::gemini::{self, Mode, Request};
+use agent_harness::store::Store;
+use agent_harness::store::runs::{self, Run};
+use agent_harness::time::now_ms;
+
+use crate::{CliError, CliResult, Exit, config, db_path, fmt, open_store};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The task (several words are joined); `-` reads it from stdin.
+    task: Vec<String>,
+    /// Let Gemini edit files in the workspace (no shell), under the harness's file locks.
+    #[arg(long)]
+    write: bool,
+    /// The Gemini model (default: gemini.model, else Gemini CLI's own choice).
+    #[arg(long)]
+    model: Option<String>,
+    /// How long to wait for the answer before leaving the run in the background (seconds).
+    #[arg(long)]
+    wait: Option<u64>,
+    /// The Claude Code session asking (for the brief and for a late answer); default
+    /// $CLAUDE_CODE_SESSION_ID.
+    #[arg(long)]
+    session: Option<String>,
+    /// Take the task that /delegate-gemini recorded for the session, instead of TASK.
+    #[arg(long)]
+    pending: bool,
+    /// Print the run as JSON instead of the report.
+    #[arg(long)]
+    json: bool,
+    /// Internal: run a prepared run to its end (the detached worker).
+    #[arg(long, hide = true)]
+    worker: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    command: Option<RunsCommand>,
+    /// How many runs to list.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    limit: usize,
+    /// One JSON object per run.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Subcommand)]
+enum RunsCommand {
+    /// Everything stored about one run (an id or its first characters).
+    Show { run: String },
+}
+
+/// How long /delegate-gemini's recorded task stays available to `--pending`.
+const PENDING_FRESH_MS: i64 = 10 * 60 * 1000;
+
+pub fn run(args: Args) -> CliResult {
+    let config = config()?;
+    let db = db_path(&config)?;
+    if let Some(run_id) = args.worker {
+        let run = gemini::execute(&db, &run_id, &config)?;
+        return Ok(if run.status == "success" {
+            Exit::Ok
+        } else {
+            Exit::Failure
+        });
+    }
+    let mut store = open_store()?;
+    let session = args
+        .session
+        .clone()
+        .or_else(|| std::env::var("CLAUDE_CODE_SESSION_ID").ok())
+        .filter(|s| !s.is_empty() && !s.starts_with("${"));
+    let cwd = std::env::current_dir()?;
+
+    let (task, write) = if args.pending {
+        let Some(session) = &session else {
+            return report_only(
+                "agent-harness: /delegate-gemini could not tell which session asked (no \
+                 --session and no CLAUDE_CODE_SESSION_ID), so it found no task to run.",
+            );
+        };
+        let taken = store.write(|tx| {
+            runs::take_delegation(
+                tx,
+                session,
+                now_ms() - PENDING_FRESH_MS,
+                now_ms(),
+                "pending",
+            )
+            .map_err(|e| Error::db("take a delegation from", &db, e))
+        })?;
+        match taken {
+            Some((_, task, write)) => (task, write || args.write),
+            None => {
+                return report_only(
+                    "agent-harness: no /delegate-gemini task is waiting for this session (the \
+                     hook that records it did not run: check `harness doctor`).",
+                );
+            }
+        }
+    } else {
+        let mut task = args.task.join(" ");
+        if task == "-" {
+            task.clear();
+            std::io::stdin().read_to_string(&mut task)?;
+        }
+        (task, args.write)
+    };
+    if task.trim().is_empty() {
+        let msg = "agent-harness: the task for Gemini is empty; say what Gemini should do \
+                   (/delegate-gemini <task>)";
+        if args.pending {
+            return report_only(msg);
+        }
+        return Err(CliError::Message(
+            "no task: give it as arguments, or `-` to read stdin".into(),
+        ));
+    }
+
+    let request = Request {
+        requester: session,
+        task,
+        cwd,
+        mode: if write { Mode::Write } else { Mode::ReadOnly },
+        model: args.model,
+    };
+    let prepared = gemini::prepare(&mut store, &request, &config)?;
+    let worker = spawn_worker(&prepared.run_id)?;
+    let wait = Duration::from_secs(args.wait.unwrap_or(config.gemini.wait_secs));
+    let run = wait_for(&mut store, worker, &prepared.run_id, wait)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", run_json(&run))?;
+    } else {
+        writeln!(out, "{}", gemini::report(&run, config.gemini.result_chars))?;
+    }
+    // From a slash command a failure is part of the report (a failing `!` step would abort the
+    // command with a bare error); by hand it is the exit code too.
+    Ok(if run.status == "error" && !args.pending {
+        Exit::Failure
+    } else {
+        Exit::Ok
+    })
+}
+
+fn report_only(text: &str) -> CliResult {
+    writeln!(std::io::stdout().lock(), "{text}")?;
+    Ok(Exit::Ok)
+}
+
+/// Starts `harness delegate --worker RUN` detached: own process group, no terminal, no pipes.
+/// It outlives this process when the wait runs out.
+fn spawn_worker(run_id: &str) -> CliResult<Child> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()?;
+    Command::new(exe)
+        .args(["delegate", "--worker", run_id])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| CliError::Message(format!("cannot start the Gemini worker: {e}")))
+}
+
+/// Waits for the worker to exit or `wait` to pass, then settles, in one transaction with the
+/// worker's last write, whether the answer is printed here or left for the requester's next hook.
+fn wait_for(store: &mut Store, mut worker: Child, run_id: &str, wait: Duration) -> CliResult<Run> {
+    let db = store.path().to_path_buf();
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = worker.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    loop {
+        let done = |r: &Run| matches!(r.status.as_str(), "success" | "error");
+        let decided = store.write(|tx| {
+            let wrap = |e| Error::db("read a run from", &db, e);
+            let Some(mut run) = runs::get(tx, run_id).map_err(wrap)? else {
+                return Ok(None);
+            };
+            if done(&run) {
+                run.waiter = "delivered".into();
+            } else if Instant::now() >= deadline {
+                run.waiter = "gone".into();
+            } else {
+                return Ok(None);
+            }
+            tx.execute(
+                "UPDATE runs SET waiter = ?2 WHERE run_id = ?1",
+                rusqlite::params![run_id, run.waiter],
+            )
+            .map_err(wrap)?;
+            Ok(Some(run))
+        })?;
+        if let Some(run) = decided {
+            return Ok(run);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn run_json(r: &Run) -> serde_json::Value {
+    serde_json::json!({
+        "run_id": r.run_id, "requester": r.requester, "task": r.task, "cwd": r.cwd,
+        "model": r.model, "models_used": r.models_used, "mode": r.mode, "status": r.status,
+        "error_kind": r.error_kind, "error": r.error, "exit_code": r.exit_code,
+        "created": fmt::rfc3339(r.created_ms), "duration_ms": r.duration_ms,
+        "requests": r.requests, "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
+        "total_tokens": r.total_tokens, "cached_tokens": r.cached_tokens,
+        "tool_calls": r.tool_calls,
+        "files_written": r.files_written.as_deref().and_then(|f| serde_json::from_str::<serde_json::Value>(f).ok()),
+        "retried_with": r.retried_with, "result": r.result,
+    })
+}
+
+pub fn runs(args: RunsArgs) -> CliResult {
+    let mut store = open_store()?;
+    let conn = store.reader()?;
+    let mut out = std::io::stdout().lock();
+    if let Some(RunsCommand::Show { run }) = args.command {
+        let found = runs::with_prefix(conn, &run)?;
+        let run = match found.as_slice() {
+            [one] => one,
+            [] => {
+                return Err(CliError::Message(format!(
+                    "no run starts with {run:?} (see `harness runs`)"
+                )));
+            }
+            _ => {
+                return Err(CliError::Message(format!(
+                    "{run:?} names {} runs; give more of the id",
+                    found.len()
+                )));
+            }
+        };
+        if args.json {
+            writeln!(out, "{}", run_json(run))?;
+        } else {
+            writeln!(out, "{}", gemini::report(run, usize::MAX))?;
+            writeln!(out, "\ntask: {}", run.task)?;
+            if let Some(cwd) = &run.cwd {
+                writeln!(out, "cwd: {}", fmt::path(cwd))?;
+            }
+        }
+        return Ok(Exit::Ok);
+    }
+    let rows = runs::recent(conn, args.limit)?;
+    if args.json {
+        for r in &rows {
+            writeln!(out, "{}", run_json(r))?;
+        }
+        return Ok(Exit::Ok);
+    }
+    if rows.is_empty() {
+        writeln!(
+            out,
+            "No Gemini runs yet. /delegate-gemini <task> in Claude Code, or harness delegate <task>."
+        )?;
+        return Ok(Exit::Ok);
+    }
+    let now = now_ms();
+    writeln!(
+        out,
+        "{:<15}  {:<9}  {:<8}  {:<9}  {:>6}  {:>8}  TASK",
+        "RUN", "STATUS", "MODE", "STARTED", "TOOK", "TOKENS"
+    )?;
+    for r in &rows {
+        let status = match (r.status.as_str(), r.error_kind.as_deref()) {
+            ("error", Some(kind)) => kind.to_owned(),
+            (s, _) => s.to_owned(),
+        };
+        let task: String = r.task.split_whitespace().collect::<Vec<_>>().join(" ");
+        let task = match task.char_indices().nth(50) {
+            Some((i, _)) => format!("{}…", &task[..i]),
+            None => task,
+        };
+        writeln!(
+            out,
+            "{:<15}  {:<9}  {:<8}  {:<9}  {:>6}  {:>8}  {}",
+            r.run_id,
+            status,
+            r.mode,
+            fmt::ago(now, r.created_ms),
+            r.duration_ms.map(fmt::span).unwrap_or_else(|| "-".into()),
+            r.total_tokens
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "-".into()),
+            task
+        )?;
+    }
+    Ok(Exit::Ok)
+}

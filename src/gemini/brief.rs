@@ -1,0 +1,99 @@
+//! The brief a Gemini run gets with its task, so that it builds on the requesting session's work
+//! instead of starting cold: that session's recent prompts, the files it edited, the files agents
+//! are editing now, and what the run may and may not do. Bounded to [`MAX_BRIEF`] characters.
+
+use rusqlite::{Connection, Result};
+use serde_json::Value;
+
+use super::Mode;
+
+/// The longest brief, in characters.
+pub const MAX_BRIEF: usize = 4000;
+
+fn clip(s: &str, n: usize) -> String {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(n) {
+        Some((i, _)) => format!("{}…", &one_line[..i]),
+        None => one_line,
+    }
+}
+
+/// Builds the brief for a run in `cwd` asked for by `requester`.
+pub fn brief(
+    conn: &Connection,
+    requester: Option<&str>,
+    cwd: &str,
+    mode: Mode,
+    now_ms: i64,
+) -> Result<String> {
+    let mut out = String::from(
+        "---\nContext from agent-harness: you are helping a Claude Code session that works in \
+         the same project. Use this context; do not repeat it back.\n",
+    );
+    out.push_str(&format!("- Working directory: {cwd}\n"));
+    if let Some(session) = requester {
+        let prompts: Vec<String> = conn
+            .prepare(
+                "SELECT payload FROM events WHERE session_id = ?1 \
+                 AND event IN ('UserPromptSubmit', 'BeforeAgent') ORDER BY id DESC LIMIT 5",
+            )?
+            .query_map([session], |r| r.get::<_, String>(0))?
+            .filter_map(|p| p.ok())
+            .filter_map(|p| serde_json::from_str::<Value>(&p).ok())
+            .filter_map(|v| v["prompt"].as_str().map(|s| clip(s, 240)))
+            .filter(|p| !p.starts_with("/delegate-gemini"))
+            .collect();
+        if !prompts.is_empty() {
+            out.push_str("- What the user asked that session recently (newest first):\n");
+            for p in prompts {
+                out.push_str(&format!("  - \"{p}\"\n"));
+            }
+        }
+        let edited: Vec<String> = conn
+            .prepare(
+                "SELECT file_path, max(coalesce(finished_ms, started_ms)) AS t FROM tool_calls \
+                 WHERE session_id = ?1 AND file_path IS NOT NULL AND tool_name IN \
+                 ('Write', 'Edit', 'MultiEdit', 'NotebookEdit', 'write_file', 'replace') \
+                 GROUP BY file_path ORDER BY t DESC LIMIT 15",
+            )?
+            .query_map([session], |r| r.get::<_, String>(0))?
+            .collect::<Result<_>>()?;
+        if !edited.is_empty() {
+            out.push_str(&format!(
+                "- Files that session edited: {}\n",
+                edited.join(", ")
+            ));
+        }
+    }
+    let held: Vec<(String, String, String)> = conn
+        .prepare(
+            "SELECT path, session_id, agent FROM claims WHERE expires_ms > ?1 \
+             ORDER BY touched_ms DESC LIMIT 20",
+        )?
+        .query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_>>()?;
+    if !held.is_empty() {
+        let list: Vec<String> = held
+            .iter()
+            .map(|(p, s, a)| format!("{p} ({a} {})", s.get(..8).unwrap_or(s)))
+            .collect();
+        out.push_str(&format!(
+            "- Files agents are editing now (writes to them will be refused): {}\n",
+            list.join(", ")
+        ));
+    }
+    out.push_str(match mode {
+        Mode::ReadOnly => {
+            "- This run is read-only: you can read and search files but not edit them or run \
+             commands. Answer in text; be specific (paths, line numbers, names).\n"
+        }
+        Mode::Write => {
+            "- You may edit files in this workspace but not run shell commands. Say which files \
+             you changed and why.\n"
+        }
+    });
+    if out.chars().count() > MAX_BRIEF {
+        out = out.chars().take(MAX_BRIEF - 1).collect::<String>() + "…\n";
+    }
+    Ok(out)
+}

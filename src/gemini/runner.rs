@@ -1,0 +1,487 @@
+//! Starting Gemini CLI: one headless run (`-p ... -o stream-json`) in its own process group,
+//! with a hard timeout that ends the whole group, stdout folded as it streams, stderr's end kept,
+//! and the exit classified into an error a user can act on.
+//!
+//! Gemini CLI 0.61 facts this relies on (reference/gemini-cli.md): a headless run in an untrusted
+//! folder exits 55, so the workspace is trusted for the run (`--skip-trust` and
+//! `GEMINI_CLI_TRUST_WORKSPACE`, which is also what loads hooks from settings); `gemini` is two
+//! processes and the parent ignores SIGTERM, so the group is signalled; API errors exit with the
+//! HTTP status mod 256 (429 → 173); several failures print no `result` event at all, and a run
+//! without one failed whatever its exit code; stdin is never used (a silent open pipe is waited
+//! for), so it is /dev/null.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::setup::Mode;
+use super::stream::Transcript;
+
+/// What went wrong with a run, in terms of what the user can do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No `gemini` program to start.
+    NotInstalled,
+    /// Exit 41: no usable login or API key.
+    Auth,
+    /// Exit 42: bad input (empty prompt, bad session id).
+    Input,
+    /// Exit 52: a broken settings file, or YOLO refused by the admin.
+    Config,
+    /// Exit 53: the session hit `model.maxSessionTurns`.
+    TurnLimit,
+    /// Exit 55: the folder is not trusted.
+    Untrusted,
+    /// Exit 130: cancelled.
+    Cancelled,
+    /// A quota or rate limit (exit 173, or quota text in the result).
+    Quota,
+    /// Another HTTP error from the API (exit = status mod 256).
+    Api,
+    /// Exit 0 but `result.status` was `error`: an empty, blocked or invalid model response.
+    Model,
+    /// The run ended without a `result` event (crash, kill, a failure Gemini reports as text).
+    NoResult,
+    /// The harness's timeout ended it.
+    Timeout,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NotInstalled => "not_installed",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Input => "input",
+            ErrorKind::Config => "config",
+            ErrorKind::TurnLimit => "turn_limit",
+            ErrorKind::Untrusted => "untrusted",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Quota => "quota",
+            ErrorKind::Api => "api",
+            ErrorKind::Model => "model",
+            ErrorKind::NoResult => "no_result",
+            ErrorKind::Timeout => "timeout",
+        }
+    }
+
+    /// What the user can do.
+    pub fn advice(self) -> &'static str {
+        match self {
+            ErrorKind::NotInstalled => {
+                "install Gemini CLI (npm install -g @google/gemini-cli) or set gemini.binary in \
+                 the agent-harness config"
+            }
+            ErrorKind::Auth => {
+                "log in once by running `gemini` in a terminal, or set GEMINI_API_KEY"
+            }
+            ErrorKind::Input => "the task was empty or malformed; rephrase it",
+            ErrorKind::Config => {
+                "Gemini CLI refused its settings: check ~/.gemini/settings.json and the \
+                 project's .gemini/settings.json"
+            }
+            ErrorKind::TurnLimit => {
+                "the run hit model.maxSessionTurns in Gemini's settings; raise it or split the task"
+            }
+            ErrorKind::Untrusted => {
+                "Gemini CLI does not trust this folder; run `gemini` here once and trust it"
+            }
+            ErrorKind::Cancelled => "the run was cancelled",
+            ErrorKind::Quota => "Gemini's quota is exhausted; wait for the reset or use Claude",
+            ErrorKind::Api => "the Gemini API refused the request; see the message",
+            ErrorKind::Model => {
+                "the model returned an empty or blocked answer; try again or rephrase"
+            }
+            ErrorKind::NoResult => {
+                "Gemini CLI stopped without a result; its stderr (below) says why"
+            }
+            ErrorKind::Timeout => {
+                "the run took longer than gemini.timeout_secs and was stopped; split the task or raise the limit"
+            }
+        }
+    }
+}
+
+/// One run to start.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The `gemini` program.
+    pub binary: PathBuf,
+    /// The whole prompt (`-p`).
+    pub prompt: String,
+    pub cwd: PathBuf,
+    /// `-m`; None lets Gemini CLI choose (its settings, else `auto`).
+    pub model: Option<String>,
+    pub mode: Mode,
+    /// Gemini's `--session-id`: the run's identity in hooks and in the store.
+    pub session_id: Option<String>,
+    pub policy: Option<PathBuf>,
+    /// `GEMINI_CLI_SYSTEM_DEFAULTS_PATH` for the run (the harness hooks).
+    pub system_defaults: Option<PathBuf>,
+    pub timeout: Duration,
+    /// How many bytes of the answer to keep (the end).
+    pub text_cap: usize,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub transcript: Transcript,
+    pub exit_code: Option<i32>,
+    pub error: Option<(ErrorKind, String)>,
+    /// The last few KiB of stderr.
+    pub stderr_tail: String,
+    pub duration: Duration,
+    pub stdout_bytes: u64,
+}
+
+impl Outcome {
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// How much of stderr to keep.
+const STDERR_TAIL: usize = 8 * 1024;
+/// Grace between SIGTERM and SIGKILL at a timeout.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// Text that marks a quota failure in a result or in stderr.
+pub fn is_quota_text(text: &str) -> bool {
+    [
+        "exceeded your current quota",
+        "exhausted your daily quota",
+        "exhausted your capacity",
+        "RESOURCE_EXHAUSTED",
+        "Quota exceeded",
+    ]
+    .iter()
+    .any(|p| text.contains(p))
+}
+
+/// Classifies an ended run.
+pub fn classify(
+    exit: Option<i32>,
+    timed_out: bool,
+    transcript: &Transcript,
+    stderr: &str,
+) -> Option<(ErrorKind, String)> {
+    if timed_out {
+        return Some((ErrorKind::Timeout, "timed out".into()));
+    }
+    let result_error = transcript
+        .result
+        .as_ref()
+        .and_then(|(_, e, _)| e.as_ref())
+        .map(|e| e.message.clone());
+    let last_stderr = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let message = result_error.clone().unwrap_or_else(|| last_stderr.clone());
+    if transcript.succeeded() && exit == Some(0) {
+        return None;
+    }
+    let quota = exit == Some(173)
+        || result_error.as_deref().is_some_and(is_quota_text)
+        || (transcript.result.is_none() && is_quota_text(stderr));
+    if quota {
+        return Some((ErrorKind::Quota, message));
+    }
+    let kind = match exit {
+        Some(41) => ErrorKind::Auth,
+        Some(42) => ErrorKind::Input,
+        Some(52) => ErrorKind::Config,
+        Some(53) => ErrorKind::TurnLimit,
+        Some(55) => ErrorKind::Untrusted,
+        Some(130) => ErrorKind::Cancelled,
+        Some(144 | 145 | 147 | 244 | 247) => ErrorKind::Api,
+        Some(0) if transcript.result.is_some() => ErrorKind::Model,
+        _ if transcript.result.is_none() => ErrorKind::NoResult,
+        _ => ErrorKind::Api,
+    };
+    let message = if message.is_empty() {
+        format!(
+            "exit {}",
+            exit.map_or("by signal".into(), |c| c.to_string())
+        )
+    } else {
+        message
+    };
+    Some((kind, message))
+}
+
+/// Starts the run and waits for it (at most `spec.timeout`).
+pub fn run(spec: &Spec) -> Outcome {
+    let started = Instant::now();
+    let mut cmd = Command::new(&spec.binary);
+    cmd.arg("-p")
+        .arg(&spec.prompt)
+        .args(["-o", "stream-json", "--skip-trust"])
+        .args(["--approval-mode", spec.mode.approval_mode()]);
+    if let Some(model) = &spec.model {
+        cmd.args(["-m", model]);
+    }
+    if let Some(id) = &spec.session_id {
+        cmd.args(["--session-id", id]);
+    }
+    if let Some(policy) = &spec.policy {
+        cmd.arg("--policy").arg(policy);
+    }
+    if let Some(defaults) = &spec.system_defaults {
+        cmd.env("GEMINI_CLI_SYSTEM_DEFAULTS_PATH", defaults);
+    }
+    cmd.current_dir(&spec.cwd)
+        .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                ErrorKind::NotInstalled
+            } else {
+                ErrorKind::NoResult
+            };
+            return Outcome {
+                transcript: Transcript::default(),
+                exit_code: None,
+                error: Some((kind, format!("cannot start {}: {e}", spec.binary.display()))),
+                stderr_tail: String::new(),
+                duration: started.elapsed(),
+                stdout_bytes: 0,
+            };
+        }
+    };
+    supervise(child, spec, started)
+}
+
+fn supervise(mut child: Child, spec: &Spec, started: Instant) -> Outcome {
+    let pgid = child.id();
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let cap = spec.text_cap;
+    // stdout's end (the run closed it, normally by exiting) wakes the wait below at once.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let folded = fold_stdout(stdout, cap);
+        let _ = done_tx.send(());
+        folded
+    });
+    let err_reader = std::thread::spawn(move || tail(stderr, STDERR_TAIL));
+    let deadline = started + spec.timeout;
+    let closed = done_rx
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .is_ok();
+    let mut timed_out = false;
+    let status = if closed {
+        // Exited, or closed stdout and still running: give it until the deadline to exit.
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Ok(None) => {
+                    timed_out = true;
+                    break None;
+                }
+                Err(_) => break None,
+            }
+        }
+    } else {
+        timed_out = true;
+        None
+    };
+    if timed_out {
+        signal_group(pgid, rustix::process::Signal::TERM);
+        let grace_end = Instant::now() + KILL_GRACE;
+        while Instant::now() < grace_end {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // Whatever is left of the group (the relaunched child, tools it started) goes too, so that
+    // the pipes close and nothing outlives the run.
+    signal_group(pgid, rustix::process::Signal::KILL);
+    let status = status.or_else(|| child.wait().ok());
+    let (transcript, stdout_bytes) = reader.join().unwrap_or_default();
+    let stderr_tail = err_reader.join().unwrap_or_default();
+    let exit_code = status.and_then(|s| s.code());
+    let error = classify(exit_code, timed_out, &transcript, &stderr_tail);
+    Outcome {
+        transcript,
+        exit_code,
+        error,
+        stderr_tail,
+        duration: started.elapsed(),
+        stdout_bytes,
+    }
+}
+
+fn signal_group(pgid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pgid as i32) {
+        let _ = rustix::process::kill_process_group(pid, signal);
+    }
+}
+
+/// Folds stdout line by line as it streams.
+fn fold_stdout(stdout: impl Read, cap: usize) -> (Transcript, u64) {
+    let mut reader = BufReader::with_capacity(256 * 1024, stdout);
+    let mut transcript = Transcript::with_cap(cap);
+    let mut line = Vec::new();
+    let mut bytes = 0u64;
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) => break,
+            Ok(n) => {
+                bytes += n as u64;
+                transcript.push_line(&line);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    (transcript, bytes)
+}
+
+/// Reads everything, keeping the last `keep` bytes as text.
+fn tail(mut r: impl Read, keep: usize) -> String {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut kept: Vec<u8> = Vec::new();
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                kept.extend_from_slice(&buf[..n]);
+                if kept.len() > 2 * keep {
+                    kept.drain(..kept.len() - keep);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    if kept.len() > keep {
+        kept.drain(..kept.len() - keep);
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+/// The `gemini` program: the configured one, else the one on PATH.
+pub fn find(configured: Option<&Path>) -> Option<PathBuf> {
+    match configured {
+        Some(p) => Some(p.to_path_buf()),
+        None => which::which("gemini").ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fold(lines: &str) -> Transcript {
+        let mut t = Transcript::default();
+        for l in lines.lines() {
+            t.push_line(l.as_bytes());
+        }
+        t
+    }
+
+    #[test]
+    fn exits_classify_into_what_the_user_can_do() {
+        let ok = fold(r#"{"type":"result","status":"success","stats":{}}"#);
+        let model_error = fold(r#"{"type":"result","status":"error","stats":{}}"#);
+        let quota = fold(
+            r#"{"type":"result","status":"error","error":{"type":"unknown","message":"[API Error: You have exhausted your daily quota on this model.]"}}"#,
+        );
+        let none = Transcript::default();
+        type Case<'a> = (
+            Option<i32>,
+            bool,
+            &'a Transcript,
+            &'a str,
+            Option<ErrorKind>,
+        );
+        let cases: &[Case] = &[
+            (Some(0), false, &ok, "", None),
+            (Some(0), false, &model_error, "", Some(ErrorKind::Model)),
+            (Some(173), false, &quota, "", Some(ErrorKind::Quota)),
+            (Some(1), false, &quota, "", Some(ErrorKind::Quota)),
+            (
+                Some(41),
+                false,
+                &none,
+                "Please set an Auth method",
+                Some(ErrorKind::Auth),
+            ),
+            (
+                Some(55),
+                false,
+                &none,
+                "untrusted",
+                Some(ErrorKind::Untrusted),
+            ),
+            (
+                Some(52),
+                false,
+                &none,
+                "Error in settings.json",
+                Some(ErrorKind::Config),
+            ),
+            (
+                Some(53),
+                false,
+                &fold(
+                    r#"{"type":"result","status":"error","error":{"type":"FatalTurnLimitedError","message":"Reached max session turns"}}"#,
+                ),
+                "",
+                Some(ErrorKind::TurnLimit),
+            ),
+            (
+                Some(244),
+                false,
+                &fold(
+                    r#"{"type":"result","status":"error","error":{"message":"[API Error: 500]"}}"#,
+                ),
+                "",
+                Some(ErrorKind::Api),
+            ),
+            // SIGTERM to the group exits 0 without a result: still a failure.
+            (Some(0), false, &none, "", Some(ErrorKind::NoResult)),
+            (None, false, &none, "", Some(ErrorKind::NoResult)),
+            (None, true, &none, "", Some(ErrorKind::Timeout)),
+        ];
+        for (exit, timed_out, t, stderr, want) in cases {
+            let got = classify(*exit, *timed_out, t, stderr).map(|(k, _)| k);
+            assert_eq!(got, *want, "exit {exit:?} stderr {stderr:?}");
+        }
+        let (_, msg) = classify(
+            Some(41),
+            false,
+            &none,
+            "noise\nPlease set an Auth method\n\n",
+        )
+        .unwrap();
+        assert_eq!(msg, "Please set an Auth method");
+    }
+
+    #[test]
+    fn the_stderr_tail_keeps_the_end() {
+        let data = "x".repeat(100_000) + "THE END";
+        let t = tail(data.as_bytes(), 10);
+        assert_eq!(t, "xxxTHE END");
+    }
+}

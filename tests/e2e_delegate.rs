@@ -1,0 +1,187 @@
+//! End-to-end delegation: a real `claude` session runs `/delegate-gemini`, the harness starts the
+//! real `gemini` (against a mock Gemini API) and the answer reaches Claude's model.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::anthropic::{AnthropicMock, Turn};
+use support::claude::ClaudeEnv;
+use support::gemini::{GTurn, GeminiMock};
+use support::gemini_cli::Gemini;
+
+/// A Claude set-up whose shell steps can start the pinned `gemini` against `gemini_url`.
+fn setup(
+    label: &str,
+    claude: std::path::PathBuf,
+    gemini: std::path::PathBuf,
+    gemini_url: String,
+) -> ClaudeEnv {
+    let mut c = ClaudeEnv::new(label, claude, String::new());
+    // `harness install` copied the /delegate-gemini command into the project.
+    assert!(
+        c.project
+            .join(".claude/commands/delegate-gemini.md")
+            .exists()
+    );
+    let g = Gemini::setup(&c.env, &c.project, gemini.clone(), gemini_url.clone());
+    // Not the project's Gemini hooks here: the runner registers its own for the run.
+    std::fs::remove_file(g.project.join(".gemini/settings.json")).unwrap();
+    c.env.config(
+        &json!({"gemini": {"binary": gemini, "wait_secs": 60, "timeout_secs": 90}}).to_string(),
+    );
+    c.extra_env = vec![
+        ("GOOGLE_GEMINI_BASE_URL".into(), gemini_url),
+        ("GEMINI_API_KEY".into(), "fake-e2e-key".into()),
+    ];
+    c
+}
+
+fn all_text(bodies: &[Value]) -> String {
+    bodies
+        .iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn delegate_gemini_runs_the_real_gemini_and_its_answer_reaches_claudes_model() {
+    let (Some(claude), Some(gemini)) = (support::clients::claude(), support::clients::gemini())
+    else {
+        return;
+    };
+    let mock_g = GeminiMock::start(vec![GTurn::Text(
+        "GEMINI-FINDING: the parser lives in src/parse.rs".into(),
+    )]);
+    let mock_a = AnthropicMock::start(vec![Turn::text(
+        "Gemini says the parser is in src/parse.rs.",
+    )]);
+    let mut c = setup("e2e-delegate", claude, gemini, mock_g.url());
+    c.api_url = mock_a.url();
+    let run = c.run("/delegate-gemini where is the parser?", &[]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+
+    // Gemini got the task (with the brief) as its prompt.
+    let asked = all_text(&mock_g.chat_requests());
+    assert!(asked.contains("where is the parser?"), "{asked}");
+    assert!(asked.contains("Context from agent-harness"), "{asked}");
+    // Claude's model got Gemini's answer, fenced.
+    let sent = all_text(&mock_a.message_requests());
+    assert!(
+        sent.contains("GEMINI-FINDING: the parser lives in src/parse.rs"),
+        "{sent}"
+    );
+    assert!(sent.contains("<<< gemini-output gr-"), "{sent}");
+    // The run is on record, read-only, tied to the session that asked.
+    let conn = c.env.db();
+    let runs = agent_harness::store::runs::recent(&conn, 10).unwrap();
+    assert_eq!(runs.len(), 1);
+    let r = &runs[0];
+    assert_eq!(
+        (r.status.as_str(), r.mode.as_str()),
+        ("success", "read-only")
+    );
+    assert_eq!(r.requester.as_deref(), run.session_id().as_deref());
+    assert!(r.total_tokens.unwrap() > 0);
+    // Gemini's own session was recorded as a gemini agent, under the run's id.
+    let gemini_session = agent_harness::store::query::session(&conn, &r.run_id).unwrap();
+    assert_eq!(gemini_session.map(|s| s.agent).as_deref(), Some("gemini"));
+    assert_eq!(c.env.log_text(), "");
+}
+
+#[test]
+fn hostile_arguments_never_reach_a_shell() {
+    let (Some(claude), Some(gemini)) = (support::clients::claude(), support::clients::gemini())
+    else {
+        return;
+    };
+    let mock_g = GeminiMock::start(vec![GTurn::Text("nothing to see".into())]);
+    let mock_a = AnthropicMock::start(vec![Turn::text("ok")]);
+    let mut c = setup("e2e-hostile", claude, gemini, mock_g.url());
+    c.api_url = mock_a.url();
+    let m = c.env.dir.path().join("pwned");
+    let args = format!(
+        "$(touch {m}) `touch {m}` \"; touch {m}\" '; touch {m}' ; touch {m} && touch {m}",
+        m = m.display()
+    );
+    let run = c.run(&format!("/delegate-gemini {args}"), &[]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    assert!(!m.exists(), "part of the arguments ran in a shell");
+    // Gemini received them as text.
+    let asked = all_text(&mock_g.chat_requests());
+    assert!(
+        asked.contains(&format!("$(touch {})", m.display())),
+        "{asked}"
+    );
+    assert!(asked.contains("&& touch"), "{asked}");
+}
+
+#[test]
+fn a_read_only_run_cannot_escalate_through_plan_mode() {
+    let Some(gemini) = support::clients::gemini() else {
+        return;
+    };
+    // The model tries the escalation chain from the reference: enter plan mode, write a plan,
+    // exit plan mode (which would switch a headless session to YOLO), then run a shell command.
+    let env = support::Env::new("e2e-escalation");
+    let project = env.dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let marker = project.join("escalated.txt");
+    let mock_g = GeminiMock::start(vec![
+        GTurn::Call {
+            name: "enter_plan_mode".into(),
+            args: json!({"reason": "plan"}),
+        },
+        GTurn::Call {
+            name: "write_file".into(),
+            args: json!({"file_path": "p.md", "content": "plan"}),
+        },
+        GTurn::Call {
+            name: "exit_plan_mode".into(),
+            args: json!({"plan_filename": "p.md"}),
+        },
+        GTurn::Call {
+            name: "run_shell_command".into(),
+            args: json!({"command": format!("touch {}", marker.display())}),
+        },
+        GTurn::Text("done".into()),
+    ]);
+    let _g = Gemini::setup(&env, &project, gemini.clone(), mock_g.url());
+    std::fs::remove_file(project.join(".gemini/settings.json")).unwrap();
+    env.config(&json!({"gemini": {"binary": gemini, "timeout_secs": 90}}).to_string());
+    let out = env
+        .cmd("harness")
+        .args(["delegate", "--json", "make a plan"])
+        .env("GOOGLE_GEMINI_BASE_URL", mock_g.url())
+        .env("GEMINI_API_KEY", "fake-e2e-key")
+        .current_dir(&project)
+        .output()
+        .unwrap();
+    let run: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)));
+    assert!(
+        !marker.exists(),
+        "the escalation ran a shell command: {run}"
+    );
+    assert!(!project.join("p.md").exists());
+    // None of the escalation's tools were even offered to the model.
+    let offered: Vec<String> = mock_g.chat_requests()[0]["tools"][0]["functionDeclarations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    for tool in [
+        "enter_plan_mode",
+        "exit_plan_mode",
+        "write_file",
+        "replace",
+        "run_shell_command",
+    ] {
+        assert!(
+            !offered.iter().any(|t| t == tool),
+            "{tool} offered: {offered:?}"
+        );
+    }
+    assert_eq!(run["files_written"], json!([]));
+}

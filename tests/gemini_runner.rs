@@ -1,0 +1,420 @@
+//! The Gemini runner through `harness delegate`, against a fake `gemini` (tests/fakes/gemini)
+//! that prints the real stream-json shapes and misbehaves on request.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use agent_harness::store::runs;
+use serde_json::{Value, json};
+use support::{Env, stderr, stdout};
+
+fn fake() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/gemini")
+}
+
+struct Setup {
+    env: Env,
+    project: PathBuf,
+    log: PathBuf,
+}
+
+fn setup(label: &str, extra_config: Value) -> Setup {
+    let env = Env::new(label);
+    let project = env.dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let mut config = json!({"gemini": {"binary": fake(), "wait_secs": 30, "timeout_secs": 60}});
+    for (k, v) in extra_config.as_object().unwrap() {
+        config["gemini"][k] = v.clone();
+    }
+    env.config(&config.to_string());
+    let log = env.dir.path().join("fake.log");
+    Setup { env, project, log }
+}
+
+impl Setup {
+    fn delegate(&self, mode: &str, args: &[&str]) -> Output {
+        self.env
+            .cmd("harness")
+            .arg("delegate")
+            .args(args)
+            .env("FAKE_GEMINI_MODE", mode)
+            .env("FAKE_GEMINI_LOG", &self.log)
+            .env("FAKE_GEMINI_STATE", self.env.dir.path().join("fake-state"))
+            .env("FAKE_GEMINI_PIDS", self.env.dir.path().join("pids"))
+            .current_dir(&self.project)
+            .output()
+            .unwrap()
+    }
+
+    fn runs(&self) -> Vec<runs::Run> {
+        runs::recent(&self.env.db(), 100).unwrap()
+    }
+
+    fn records(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .split('\u{1e}')
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Each call's arguments, as the fake received them.
+    fn calls(&self) -> Vec<Vec<String>> {
+        self.records()
+            .iter()
+            .filter_map(|r| r.strip_prefix("ARGS"))
+            .map(|r| r.split('\0').skip(1).map(str::to_owned).collect())
+            .collect()
+    }
+
+    fn env_lines(&self) -> Vec<String> {
+        self.records()
+            .into_iter()
+            .filter(|r| r.starts_with("ENV"))
+            .collect()
+    }
+}
+
+fn arg_after<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+#[test]
+fn a_read_only_run_is_started_safely_recorded_and_reported() {
+    let s = setup("runner-ok", json!({}));
+    let out = s.delegate("success", &["summarize", "the", "README"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = stdout(&out);
+    assert!(report.contains("finished in"), "{report}");
+    assert!(report.contains("<<< gemini-output gr-"), "{report}");
+    assert!(report.contains("Fake answer."), "{report}");
+
+    let calls = s.calls();
+    assert_eq!(calls.len(), 1);
+    let args = &calls[0];
+    let prompt = arg_after(args, "-p").unwrap();
+    assert!(
+        prompt.starts_with("summarize the README\n\n---\nContext from agent-harness"),
+        "{prompt}"
+    );
+    assert!(prompt.contains("This run is read-only"), "{prompt}");
+    assert_eq!(arg_after(args, "-o"), Some("stream-json"));
+    assert_eq!(arg_after(args, "--approval-mode"), Some("default"));
+    assert!(args.contains(&"--skip-trust".to_string()));
+    let run = &s.runs()[0];
+    assert_eq!(arg_after(args, "--session-id"), Some(run.run_id.as_str()));
+    let policy = std::fs::read_to_string(arg_after(args, "--policy").unwrap()).unwrap();
+    for tool in [
+        "enter_plan_mode",
+        "exit_plan_mode",
+        "write_file",
+        "replace",
+        "run_shell_command",
+    ] {
+        assert!(
+            policy.contains(&format!("\"{tool}\"")),
+            "{tool} not denied: {policy}"
+        );
+    }
+    let env = &s.env_lines()[0];
+    assert!(env.contains("GEMINI_CLI_TRUST_WORKSPACE=true"), "{env}");
+    assert!(
+        env.contains(&format!("PWD={}", s.project.display())),
+        "{env}"
+    );
+    // The run registered the harness hooks through system defaults (not in any user file).
+    assert!(env.contains("gemini-system-defaults.json"), "{env}");
+
+    assert_eq!(run.status, "success");
+    assert_eq!(run.mode, "read-only");
+    assert_eq!(
+        (
+            run.input_tokens,
+            run.output_tokens,
+            run.total_tokens,
+            run.requests
+        ),
+        (Some(500), Some(30), Some(530), Some(2))
+    );
+    assert_eq!(run.result.as_deref(), Some("Fake answer."));
+    assert_eq!(run.waiter, "delivered");
+    // `harness runs` lists it; `runs show` prints it whole.
+    let out = s.env.cmd("harness").args(["runs"]).output().unwrap();
+    assert!(stdout(&out).contains(&run.run_id), "{}", stdout(&out));
+    let prefix = &run.run_id[..6];
+    let out = s
+        .env
+        .cmd("harness")
+        .args(["runs", "show", prefix])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("task: summarize the README"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_quota_error_is_retried_once_on_the_fallback_model() {
+    let s = setup("runner-quota", json!({}));
+    let out = s.delegate("quota-then-success", &["do", "it"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Answer from the fallback."),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("retried on gemini-2.5-flash"),
+        "{}",
+        stdout(&out)
+    );
+    let calls = s.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        arg_after(&calls[0], "-m"),
+        None,
+        "the first try uses Gemini's own choice"
+    );
+    assert_eq!(arg_after(&calls[1], "-m"), Some("gemini-2.5-flash"));
+    assert_ne!(
+        arg_after(&calls[0], "--session-id"),
+        arg_after(&calls[1], "--session-id")
+    );
+    assert_eq!(
+        s.runs()[0].retried_with.as_deref(),
+        Some("gemini-2.5-flash")
+    );
+
+    // Exhausted on the fallback too: one retry only, and the reset time.
+    let s = setup("runner-quota2", json!({}));
+    let out = s.delegate("quota", &["do", "it"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("(quota)"), "{text}");
+    assert!(text.contains("reset at midnight Pacific time"), "{text}");
+    assert_eq!(s.calls().len(), 2);
+    assert_eq!(s.runs()[0].error_kind.as_deref(), Some("quota"));
+}
+
+#[test]
+fn failures_are_classified_with_advice() {
+    let cases = [
+        ("auth", "auth", "log in once by running `gemini`"),
+        ("crash", "no_result", "heap out of memory"),
+        ("garbage", "no_result", "stopped without a result"),
+    ];
+    for (mode, kind, says) in cases {
+        let s = setup(&format!("runner-{mode}"), json!({}));
+        let out = s.delegate(mode, &["task"]);
+        assert_eq!(out.status.code(), Some(1), "{mode}");
+        let text = stdout(&out);
+        assert!(text.contains(&format!("({kind})")), "{mode}: {text}");
+        assert!(text.contains(says), "{mode}: {text}");
+        assert_eq!(s.runs()[0].error_kind.as_deref(), Some(kind), "{mode}");
+    }
+    let s = setup("runner-missing", json!({"binary": "/nonexistent/gemini"}));
+    let out = s.delegate("success", &["task"]);
+    assert!(
+        stdout(&out).contains("npm install -g @google/gemini-cli"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn a_hung_run_is_ended_with_its_whole_process_group() {
+    let s = setup("runner-hang", json!({"timeout_secs": 2}));
+    let started = Instant::now();
+    let out = s.delegate("hang", &["task"]);
+    let took = started.elapsed();
+    assert!(stdout(&out).contains("(timeout)"), "{}", stdout(&out));
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    let pids = std::fs::read_to_string(s.env.dir.path().join("pids")).unwrap();
+    for pid in pids.split_whitespace() {
+        let alive = Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ");
+        assert!(!alive, "process {pid} of the run survived");
+    }
+}
+
+#[test]
+fn a_huge_output_is_capped_and_parsed_fast() {
+    let s = setup("runner-huge", json!({}));
+    let started = Instant::now();
+    let out = s.delegate("huge", &["task"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = stdout(&out);
+    assert!(report.contains("THE END"), "the end is kept");
+    assert!(report.contains("characters left out"), "{}", &report[..300]);
+    assert!(report.len() < 8000, "capped: {} bytes", report.len());
+    let stored = s.runs()[0].result.clone().unwrap();
+    assert!(stored.len() < 300 * 1024, "stored {} bytes", stored.len());
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn a_write_attempt_in_a_read_only_run_is_refused_and_nothing_counts_as_written() {
+    let s = setup("runner-ro-write", json!({}));
+    let out = s.delegate("write-attempt", &["write", "out.txt"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run = &s.runs()[0];
+    assert_eq!(run.files_written.as_deref(), Some("[]"));
+    assert_eq!(run.tool_calls, Some(1));
+    assert!(!s.project.join("out.txt").exists());
+}
+
+#[test]
+fn write_mode_uses_auto_edit_and_a_policy_without_shell_or_plan_mode() {
+    let s = setup("runner-write", json!({}));
+    let out = s.delegate("success", &["--write", "fix", "it"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let args = &s.calls()[0];
+    assert_eq!(arg_after(args, "--approval-mode"), Some("auto_edit"));
+    let policy = std::fs::read_to_string(arg_after(args, "--policy").unwrap()).unwrap();
+    assert!(policy.contains("\"exit_plan_mode\"") && policy.contains("\"run_shell_command\""));
+    assert!(!policy.contains("\"write_file\""), "{policy}");
+    assert!(
+        arg_after(args, "-p")
+            .unwrap()
+            .contains("You may edit files")
+    );
+}
+
+#[test]
+fn a_slow_run_goes_on_in_the_background_and_its_answer_reaches_the_session_later() {
+    let s = setup("runner-bg", json!({}));
+    let session = "cccccccc-0000-4000-8000-000000000003";
+    let out = s
+        .env
+        .cmd("harness")
+        .args([
+            "delegate",
+            "--wait",
+            "1",
+            "--session",
+            session,
+            "look",
+            "around",
+        ])
+        .env("FAKE_GEMINI_MODE", "slow")
+        .env("FAKE_GEMINI_SLEEP", "3")
+        .current_dir(&s.project)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("is still working"),
+        "{}",
+        stdout(&out)
+    );
+    // The worker finishes on its own and leaves a notice for the session.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.runs()[0].status != "success" {
+        assert!(
+            Instant::now() < deadline,
+            "the background run never finished"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let prompt = json!({"session_id": session, "transcript_path": "/t", "cwd": s.project,
+                        "hook_event_name": "UserPromptSubmit", "prompt": "next"});
+    let out = s.env.hook("harness-user-prompt-submit", prompt.to_string());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let context = v["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap();
+    assert!(context.contains("Slow answer."), "{context}");
+    assert!(context.contains("<<< gemini-output"), "{context}");
+}
+
+#[test]
+fn the_pending_task_reaches_gemini_as_one_argument_and_nothing_runs_in_a_shell() {
+    let s = setup("runner-hostile", json!({}));
+    let session = "dddddddd-0000-4000-8000-000000000004";
+    let marker = s.env.dir.path().join("pwned");
+    let hostile = format!(
+        "--write $(touch {m}) `touch {m}` '; touch {m}; echo \"quoted\" \\\nnext line",
+        m = marker.display()
+    );
+    let expansion = json!({"session_id": session, "transcript_path": "/t", "cwd": s.project,
+        "hook_event_name": "UserPromptExpansion", "expansion_type": "slash_command",
+        "command_name": "delegate-gemini", "command_args": hostile,
+        "prompt": format!("/delegate-gemini {hostile}")});
+    let out = s
+        .env
+        .hook("harness-user-prompt-expansion", expansion.to_string());
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}",
+        stderr(&out)
+    );
+    let out = s.delegate("success", &["--pending", "--session", session]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Fake answer."), "{}", stdout(&out));
+    let args = &s.calls()[0];
+    let prompt = arg_after(args, "-p").unwrap();
+    let task = hostile.strip_prefix("--write ").unwrap();
+    assert!(prompt.starts_with(task), "the task, verbatim: {prompt:?}");
+    assert_eq!(
+        arg_after(args, "--approval-mode"),
+        Some("auto_edit"),
+        "--write was honoured"
+    );
+    assert!(!marker.exists(), "a shell ran part of the arguments");
+    // Taken once.
+    let out = s.delegate("success", &["--pending", "--session", session]);
+    assert!(
+        stdout(&out).contains("no /delegate-gemini task is waiting"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn runs_beyond_the_concurrency_limit_queue() {
+    let s = setup("runner-slots", json!({"max_concurrent": 1}));
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| {
+            s.env
+                .cmd("harness")
+                .args(["delegate", "first"])
+                .env("FAKE_GEMINI_MODE", "slow")
+                .env("FAKE_GEMINI_SLEEP", "2")
+                .current_dir(&s.project)
+                .output()
+                .unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        let b = scope.spawn(|| {
+            s.env
+                .cmd("harness")
+                .args(["delegate", "second"])
+                .env("FAKE_GEMINI_MODE", "slow")
+                .env("FAKE_GEMINI_SLEEP", "2")
+                .current_dir(&s.project)
+                .output()
+                .unwrap()
+        });
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
+    assert_eq!(b.status.code(), Some(0), "{}", stderr(&b));
+    let mut rows = s.runs();
+    rows.sort_by_key(|r| r.started_ms);
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows[1].started_ms.unwrap() >= rows[0].finished_ms.unwrap() - 50,
+        "the second started {} ms before the first finished",
+        rows[0].finished_ms.unwrap() - rows[1].started_ms.unwrap()
+    );
+}
