@@ -25,6 +25,10 @@ pub struct Config {
     pub locks: LocksConfig,
     /// Gemini CLI runs (`/delegate-gemini`, `harness delegate`).
     pub gemini: GeminiConfig,
+    /// Quota: knowing both providers' headroom and acting before the 429.
+    pub quota: QuotaConfig,
+    /// `harness statusline`.
+    pub statusline: StatuslineConfig,
 }
 
 /// `"store": {...}`
@@ -116,6 +120,82 @@ impl Default for GeminiConfig {
             wait_secs: 90,
             max_concurrent: 2,
             result_chars: 6000,
+        }
+    }
+}
+
+/// `"quota": {...}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Act on quota at all (advice, blocking). Default true; figures are recorded either way.
+    pub enabled: bool,
+    /// Advise (once per window) when the tighter window of a provider passes this share, in
+    /// percent. Default 80.
+    pub warn_pct: f64,
+    /// Deny the tools in `block_tools` when Claude's window passes this share (official figures
+    /// or an actual rate limit only; estimates never block). Default 95.
+    pub block_pct: f64,
+    /// The costly tools denied at `block_pct`. Default `["Agent", "Task"]` (subagent spawns).
+    pub block_tools: Vec<String>,
+    /// The Claude plan for estimates from transcripts: `none` (default: estimates are shown as
+    /// token counts, never as percentages), `pro`, `max5`, `max20`, or `custom` with the two
+    /// budgets below. The presets are rough community figures, not Anthropic's.
+    pub plan: String,
+    /// Tokens (input + output) per 5-hour block, overriding the plan's.
+    pub block_tokens: Option<u64>,
+    /// Tokens (input + output) per 7 days, overriding the plan's.
+    pub week_tokens: Option<u64>,
+    /// Gemini requests per day (Pacific): 1000 with a Google login (default), 250 with a free
+    /// API key (Flash only). Counted from the runs the harness made: an estimate.
+    pub gemini_daily_requests: u64,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        QuotaConfig {
+            enabled: true,
+            warn_pct: 80.0,
+            block_pct: 95.0,
+            block_tools: vec!["Agent".into(), "Task".into()],
+            plan: "none".into(),
+            block_tokens: None,
+            week_tokens: None,
+            gemini_daily_requests: 1000,
+        }
+    }
+}
+
+impl QuotaConfig {
+    /// (tokens per 5-hour block, tokens per week) for estimates, if a plan or budgets are set.
+    pub fn budgets(&self) -> (Option<u64>, Option<u64>) {
+        let preset = match self.plan.as_str() {
+            "pro" => (Some(44_000), Some(440_000)),
+            "max5" => (Some(220_000), Some(2_200_000)),
+            "max20" => (Some(880_000), Some(8_800_000)),
+            _ => (None, None),
+        };
+        (
+            self.block_tokens.or(preset.0),
+            self.week_tokens.or(preset.1),
+        )
+    }
+}
+
+/// `"statusline": {...}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatuslineConfig {
+    /// The line, with `{claude}`, `{gemini}`, `{locks}`, `{ctx}`, `{cost}` and `{model}`; parts
+    /// that have nothing to show are dropped with their separator. Default
+    /// `{claude} · {gemini} · {locks} · {ctx}`.
+    pub format: String,
+}
+
+impl Default for StatuslineConfig {
+    fn default() -> Self {
+        StatuslineConfig {
+            format: "{claude} · {gemini} · {locks} · {ctx}".into(),
         }
     }
 }

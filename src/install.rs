@@ -49,6 +49,67 @@ pub const HOOK_BINARIES: &[&str] = &[
     "harness-session-end",
 ];
 
+/// The status line command's binary.
+pub const STATUSLINE_BINARY: &str = "harness-statusline";
+
+/// What install did to `statusLine`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusLine {
+    /// There was none; ours is set.
+    Added,
+    /// Ours was there (perhaps from another directory); it is set to this one.
+    Ours,
+    /// The user has their own; it is kept. Holds its command.
+    KeptUsers(String),
+}
+
+fn is_our_statusline(v: &Value) -> bool {
+    let Some(command) = v.get("command").and_then(Value::as_str) else {
+        return false;
+    };
+    let exe = match command.chars().next() {
+        Some(q @ ('"' | '\'')) => command[1..].split(q).next().unwrap_or(""),
+        _ => command.split_whitespace().next().unwrap_or(""),
+    };
+    exe.rsplit('/').next() == Some(STATUSLINE_BINARY)
+}
+
+/// Sets Claude Code's `statusLine` to `command` unless the user has one of their own.
+pub fn merge_statusline(settings: &mut Value, command: &str) -> Result<StatusLine, ShapeError> {
+    let root = settings
+        .as_object_mut()
+        .ok_or_else(|| ShapeError("the settings file is not a JSON object".into()))?;
+    let ours = serde_json::json!({"type": "command", "command": command, "padding": 0});
+    match root.get("statusLine") {
+        None => {
+            root.insert("statusLine".into(), ours);
+            Ok(StatusLine::Added)
+        }
+        Some(v) if is_our_statusline(v) => {
+            root.insert("statusLine".into(), ours);
+            Ok(StatusLine::Ours)
+        }
+        Some(v) => Ok(StatusLine::KeptUsers(
+            v.get("command")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+                .to_owned(),
+        )),
+    }
+}
+
+/// Removes `statusLine` if it is the harness's.
+pub fn unmerge_statusline(settings: &mut Value) -> bool {
+    let Some(root) = settings.as_object_mut() else {
+        return false;
+    };
+    if root.get("statusLine").is_some_and(is_our_statusline) {
+        root.shift_remove("statusLine");
+        return true;
+    }
+    false
+}
+
 /// Why a settings file cannot be merged.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ShapeError(pub String);
@@ -386,6 +447,31 @@ mod tests {
             settings,
             json!({"security": {"auth": {"selectedType": "gemini-api-key"}}})
         );
+    }
+
+    #[test]
+    fn the_status_line_is_set_only_where_the_user_has_none() {
+        let mut s = json!({"model": "opus"});
+        assert_eq!(
+            merge_statusline(&mut s, "/b/harness-statusline").unwrap(),
+            StatusLine::Added
+        );
+        assert_eq!(s["statusLine"]["command"], "/b/harness-statusline");
+        assert_eq!(
+            merge_statusline(&mut s, "harness-statusline").unwrap(),
+            StatusLine::Ours
+        );
+        assert_eq!(s["statusLine"]["command"], "harness-statusline");
+        assert!(unmerge_statusline(&mut s));
+        assert_eq!(s, json!({"model": "opus"}));
+        let mut users = json!({"statusLine": {"type": "command", "command": "~/my-line.sh"}});
+        let before = users.clone();
+        assert_eq!(
+            merge_statusline(&mut users, "harness-statusline").unwrap(),
+            StatusLine::KeptUsers("~/my-line.sh".into())
+        );
+        assert!(!unmerge_statusline(&mut users));
+        assert_eq!(users, before);
     }
 
     #[test]

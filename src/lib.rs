@@ -16,6 +16,7 @@ pub mod paths;
 pub mod payload;
 pub mod policy;
 pub mod process;
+pub mod quota;
 pub mod redact;
 pub mod shell;
 pub mod store;

@@ -168,6 +168,29 @@ pub fn execute(db: &Path, run_id: &str, config: &Config) -> Result<Run> {
                 .map_err(wrap)?;
             run.waiter = waiter;
             runs::put(tx, run).map_err(wrap)?;
+            // Gemini's side of quota: a quota error means out until midnight Pacific; a
+            // success means it answers again.
+            let now = now_ms();
+            match run.error_kind.as_deref() {
+                Some("quota") => crate::store::quota::put_exhaustion(
+                    tx,
+                    &crate::store::quota::Exhaustion {
+                        provider: "gemini".into(),
+                        since_ms: now,
+                        until_ms: crate::time::next_pacific_midnight(now),
+                        until_from: "pacific-midnight".into(),
+                        reason: run.error.clone().unwrap_or_default(),
+                    },
+                )
+                .map_err(wrap)?,
+                None if run.status == "success"
+                    && crate::store::quota::clear_exhaustion(tx, "gemini", now)
+                        .map_err(wrap)? =>
+                {
+                    crate::store::quota::rearm(tx, "gemini", "exhausted").map_err(wrap)?;
+                }
+                _ => {}
+            }
             // Nobody waits for the answer any more: it goes to the requester's next hook.
             if run.waiter == "gone"
                 && let Some(requester) = &run.requester

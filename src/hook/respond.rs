@@ -7,10 +7,14 @@ use rusqlite::Transaction;
 
 use crate::config::Config;
 use crate::decision::{self, Decision};
+use crate::event::Agent;
 use crate::event::{Event, Kind, ToolClass};
 use crate::policy::collision;
 use crate::policy::file_lock::{self, Effect, Verdict, Write};
+use crate::policy::quota as quota_policy;
+use crate::quota::{self, FIVE_HOURS_MS};
 use crate::store::claims::{self, Claim, Held};
+use crate::store::quota as quota_store;
 
 /// The answer, or a request to ask again later.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +102,46 @@ fn apply(
     }
 }
 
+/// Claude answered with a rate-limit error: it is out until the reset the message names, else
+/// the last official reset, else the end of the estimated 5-hour block, else five hours from now.
+fn claude_rate_limited(
+    tx: &Transaction<'_>,
+    message: Option<&str>,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    let from_message = message.and_then(|m| quota::reset_in_message(m, now_ms));
+    let figures = quota_store::figures(tx)?;
+    let latest_reset = |official: bool| {
+        figures
+            .iter()
+            .filter(|f| f.provider == "claude" && f.official == official)
+            .filter_map(|f| f.resets_at_ms.filter(|r| *r > now_ms).map(|r| (f, r)))
+            // The window that is full, else the soonest reset.
+            .max_by_key(|(f, r)| (f.used_pct.unwrap_or(0.0) >= 99.0, -r))
+            .map(|(_, r)| r)
+    };
+    let (until, from) = match (from_message, latest_reset(true), latest_reset(false)) {
+        (Some(t), _, _) => (t, "message"),
+        (None, Some(t), _) => (t, "statusline"),
+        (None, None, Some(t)) => (t, "block"),
+        (None, None, None) => (now_ms + FIVE_HOURS_MS, "guess"),
+    };
+    let reason = match message {
+        Some(m) => format!("the API said: {}", crate::redact::redact_str(m.trim())),
+        None => "the API answered 429".into(),
+    };
+    quota_store::put_exhaustion(
+        tx,
+        &quota_store::Exhaustion {
+            provider: "claude".into(),
+            since_ms: now_ms,
+            until_ms: until,
+            until_from: from.into(),
+            reason,
+        },
+    )
+}
+
 /// Decides about `event`, already recorded as `event_id`, and applies what follows.
 pub fn respond(
     tx: &Transaction<'_>,
@@ -176,10 +220,46 @@ pub fn respond(
         (Kind::SessionEnd, _) => {
             claims::release_session(tx, session, now_ms)?;
         }
-        (Kind::Stop, _) if config.locks.release_on_stop => {
-            claims::release_session(tx, session, now_ms)?;
+        (Kind::StopFailure, _) if event.payload.error == Some("rate_limit") => {
+            claude_rate_limited(tx, event.payload.last_assistant_message, now_ms)?;
         }
         _ => {}
+    }
+    if event.kind == Kind::Stop {
+        if config.locks.release_on_stop {
+            claims::release_session(tx, session, now_ms)?;
+        }
+        // A turn that ended normally shows the API answers again.
+        if event.agent == Agent::Claude && quota_store::clear_exhaustion(tx, "claude", now_ms)? {
+            quota_store::rearm(tx, "claude", "exhausted")?;
+        }
+    }
+    if config.quota.enabled && event.agent == Agent::Claude {
+        match event.kind {
+            Kind::PromptSubmit => {
+                let q = quota::load(tx, &config.quota, now_ms)?;
+                let fired: Vec<_> = quota_store::alerts(tx)?
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect();
+                let verdict = quota_policy::on_prompt(&q, &fired, &config.quota, now_ms);
+                for k in &verdict.fire {
+                    quota_store::put_alert(tx, k, now_ms)?;
+                }
+                decision = decision.and(verdict.decision);
+            }
+            Kind::PreTool
+                if event
+                    .tool
+                    .as_ref()
+                    .is_some_and(|t| config.quota.block_tools.iter().any(|b| b == t.name)) =>
+            {
+                let q = quota::load(tx, &config.quota, now_ms)?;
+                let tool = event.tool.as_ref().map_or("", |t| t.name);
+                decision = decision.and(quota_policy::on_tool(tool, &q, &config.quota, now_ms));
+            }
+            _ => {}
+        }
     }
 
     // Notices waiting for this agent ride on the first hook that can carry context to it.

@@ -4,3 +4,4 @@
 
 pub mod collision;
 pub mod file_lock;
+pub mod quota;

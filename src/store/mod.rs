@@ -19,6 +19,7 @@
 
 pub mod claims;
 pub mod query;
+pub mod quota;
 pub mod record;
 pub mod runs;
 pub mod spool;
@@ -38,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_locks.sql"),
     include_str!("migrations/0003_runs.sql"),
+    include_str!("migrations/0004_quota.sql"),
 ];
 
 /// The schema version this build writes.

@@ -5,7 +5,9 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use agent_harness::install::{self, COMMANDS, Client, HOOK_BINARIES};
+use agent_harness::install::{
+    self, COMMANDS, Client, HOOK_BINARIES, STATUSLINE_BINARY, StatusLine,
+};
 use agent_harness::paths;
 use serde_json::Value;
 
@@ -177,6 +179,7 @@ fn command_style(bin_dir: Option<PathBuf>) -> CliResult<(Option<PathBuf>, String
         HOOK_BINARIES
             .iter()
             .copied()
+            .chain(std::iter::once(STATUSLINE_BINARY))
             .filter(|b| !dir.join(b).is_file())
             .collect()
     };
@@ -197,7 +200,11 @@ fn command_style(bin_dir: Option<PathBuf>) -> CliResult<(Option<PathBuf>, String
         );
         return Ok((Some(dir), note));
     }
-    if HOOK_BINARIES.iter().all(|b| which::which(b).is_ok()) {
+    if HOOK_BINARIES
+        .iter()
+        .chain(std::iter::once(&STATUSLINE_BINARY))
+        .all(|b| which::which(b).is_ok())
+    {
         return Ok((None, "hook commands run harness-* from PATH".into()));
     }
     let exe_dir = std::env::current_exe()
@@ -231,10 +238,23 @@ pub fn run_install(args: InstallArgs) -> CliResult {
         (Some(dir), Client::Gemini) => install::shell_quote(&dir.join(name).to_string_lossy()),
         (None, _) => name.to_owned(),
     });
-    // Slash commands are Claude Code's.
+    // Slash commands and the status line are Claude Code's.
     let commands: &[(&str, &str)] = match client {
         Client::Claude => COMMANDS,
         Client::Gemini => &[],
+    };
+    let statusline = match client {
+        Client::Claude => {
+            let command = match &bin_dir {
+                Some(dir) => install::shell_quote(&dir.join(STATUSLINE_BINARY).to_string_lossy()),
+                None => STATUSLINE_BINARY.to_owned(),
+            };
+            Some(
+                install::merge_statusline(&mut settings, &command)
+                    .map_err(|e| CliError::Message(format!("{}: {e}", settings_path.display())))?,
+            )
+        }
+        Client::Gemini => None,
     };
     let changed = install::merge(&mut settings, &ours).map_err(|e| {
         CliError::Message(format!(
@@ -291,6 +311,17 @@ pub fn run_install(args: InstallArgs) -> CliResult {
         }
     }
     writeln!(out, "  {command_note}")?;
+    match &statusline {
+        Some(StatusLine::Added) => writeln!(
+            out,
+            "  status line: harness-statusline (quota, locks, context)"
+        )?,
+        Some(StatusLine::KeptUsers(cmd)) => writeln!(
+            out,
+            "  kept your status line ({cmd}); to record official quota figures, run              harness-statusline from it (it reads the same JSON on stdin)"
+        )?,
+        _ => {}
+    }
     for (name, body) in commands {
         let target = claude.join("commands").join(name);
         match std::fs::read_to_string(&target) {
@@ -349,7 +380,7 @@ pub fn run_uninstall(args: UninstallArgs) -> CliResult {
             "{}: {e}; fix that key by hand",
             settings_path.display()
         ))
-    })?;
+    })? + usize::from(install::unmerge_statusline(&mut settings));
     let empty = settings.as_object().is_some_and(|o| o.is_empty());
     let new_text = pretty(&settings)?;
     let mut out = std::io::stdout().lock();

@@ -9,6 +9,7 @@ mod events;
 mod fmt;
 mod install;
 mod locks;
+mod quota;
 mod sessions;
 mod status;
 
@@ -96,6 +97,10 @@ enum Command {
     Delegate(delegate::Args),
     /// List Gemini CLI runs; `runs show ID` prints one whole.
     Runs(delegate::RunsArgs),
+    /// Both providers' quota: official figures and estimates, rate limits, thresholds.
+    Quota(quota::Args),
+    /// The status line command for Claude Code (reads its JSON on stdin, prints one line).
+    Statusline(quota::StatuslineArgs),
     /// List the files agents hold (file locks); `locks release` frees them.
     Locks(locks::Args),
     /// Check the set-up: store, permissions, hooks on PATH and in settings, gemini, the log.
@@ -113,6 +118,8 @@ fn main() -> ExitCode {
         Command::Events(a) => events::run(a),
         Command::Sessions(a) => sessions::run(a),
         Command::Locks(a) => locks::run(a),
+        Command::Quota(a) => quota::run(a),
+        Command::Statusline(a) => quota::statusline(a),
         Command::Delegate(a) => delegate::run(a),
         Command::Runs(a) => delegate::runs(a),
         Command::Doctor(a) => doctor::run(a),

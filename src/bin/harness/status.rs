@@ -29,6 +29,12 @@ pub fn run(args: Args) -> CliResult {
         .collect();
     let recent = query::events(conn, &EventFilter::default(), args.recent)?;
     let totals = query::totals(conn, now)?;
+    let config = crate::config()?;
+    let quota = agent_harness::quota::load(conn, &config.quota, now)?;
+    let claims = agent_harness::store::claims::list(conn)?
+        .into_iter()
+        .filter(|c| c.expires_ms > now)
+        .count();
     let log = agent_harness::log::path_for(&db);
     let problems = agent_harness::log::tail(&log, 3);
     let mut out = std::io::stdout().lock();
@@ -46,6 +52,8 @@ pub fn run(args: Args) -> CliResult {
                 "file_path": r.file_path,
             })).collect::<Vec<_>>(),
             "recent_problems": problems,
+            "quota": crate::quota::json(&quota),
+            "live_claims": claims,
         });
         writeln!(out, "{v}")?;
         return Ok(Exit::Ok);
@@ -67,6 +75,12 @@ pub fn run(args: Args) -> CliResult {
     for s in &live {
         writeln!(out, "  {}", sessions::line(s, now))?;
     }
+    writeln!(out)?;
+    writeln!(out, "Quota")?;
+    for line in crate::quota::lines(&quota, &config, now) {
+        writeln!(out, "  {line}")?;
+    }
+    writeln!(out, "  {claims} file(s) claimed by agents (harness locks)")?;
     writeln!(out)?;
     writeln!(out, "Recent activity")?;
     if recent.is_empty() {

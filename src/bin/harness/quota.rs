@@ -1,0 +1,121 @@
+//! `harness quota`: both providers' headroom, each figure marked official or estimated.
+//! `harness statusline`: the status line command (the same as `harness-statusline`).
+
+use std::io::Write;
+
+use agent_harness::config::Config;
+use agent_harness::quota::{self, Provider, Quota, Window};
+use agent_harness::time::{local_clock, now_ms, span};
+
+use crate::{CliResult, Exit, fmt, open_store};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// One JSON object instead of the panel.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct StatuslineArgs {}
+
+pub fn statusline(_args: StatuslineArgs) -> CliResult {
+    agent_harness::quota::statusline::run();
+    Ok(Exit::Ok)
+}
+
+fn window_json(w: &Window) -> serde_json::Value {
+    serde_json::json!({
+        "window": w.name, "used_pct": w.used_pct, "official": w.official,
+        "resets_at": w.resets_at_ms.map(fmt::rfc3339), "detail": w.detail,
+        "projected_out": w.projected_out_ms.map(fmt::rfc3339),
+    })
+}
+
+pub fn json(q: &Quota) -> serde_json::Value {
+    let provider = |p: Provider| {
+        let pq = q.of(p);
+        serde_json::json!({
+            "windows": pq.windows.iter().map(window_json).collect::<Vec<_>>(),
+            "exhausted": pq.exhausted.as_ref().map(|e| serde_json::json!({
+                "until": fmt::rfc3339(e.until_ms), "until_from": e.until_from, "reason": e.reason,
+            })),
+        })
+    };
+    serde_json::json!({"claude": provider(Provider::Claude), "gemini": provider(Provider::Gemini)})
+}
+
+/// The panel's lines (also part of `harness status`).
+pub fn lines(q: &Quota, config: &Config, now: i64) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in [Provider::Claude, Provider::Gemini] {
+        let pq = q.of(p);
+        out.push(p.name().to_owned());
+        if let Some(e) = &pq.exhausted {
+            out.push(format!(
+                "  rate-limited until {} (in {}; {}): {}",
+                local_clock(e.until_ms),
+                span(e.until_ms - now),
+                match e.until_from.as_str() {
+                    "message" => "as the error said",
+                    "statusline" => "the official reset",
+                    "block" => "end of the estimated 5-hour block",
+                    "pacific-midnight" => "midnight Pacific",
+                    _ => "a guess: nothing said when",
+                },
+                e.reason
+            ));
+        }
+        for w in &pq.windows {
+            let mut line = format!("  {}", w.describe(now));
+            if let Some(t) = w.projected_out_ms {
+                line.push_str(&format!("; at this rate out at {}", local_clock(t)));
+            }
+            out.push(line);
+        }
+        if pq.windows.is_empty() && pq.exhausted.is_none() {
+            out.push(match p {
+                Provider::Claude => {
+                    "  no figures yet: official ones come from the status line of a \
+                     subscriber's session (harness install sets it); estimates from transcripts \
+                     need quota.plan for percentages"
+                        .into()
+                }
+                Provider::Gemini => "  no runs today".into(),
+            });
+        }
+    }
+    let cfg = &config.quota;
+    out.push(format!(
+        "Advice at {:.0}%, blocking {} at {:.0}% (official figures only){}",
+        cfg.warn_pct,
+        cfg.block_tools.join(", "),
+        cfg.block_pct,
+        if cfg.enabled {
+            ""
+        } else {
+            " (quota.enabled is false)"
+        }
+    ));
+    out
+}
+
+pub fn run(args: Args) -> CliResult {
+    let config = crate::config()?;
+    let mut store = open_store()?;
+    let now = now_ms();
+    let q = quota::load(store.reader()?, &config.quota, now)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", json(&q))?;
+        return Ok(Exit::Ok);
+    }
+    writeln!(
+        out,
+        "Quota (~ and \"estimated\" mark the harness's estimates)"
+    )?;
+    for line in lines(&q, &config, now) {
+        writeln!(out, "{line}")?;
+    }
+    Ok(Exit::Ok)
+}
