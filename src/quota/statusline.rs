@@ -115,6 +115,40 @@ pub fn record(
     Ok(())
 }
 
+/// Keeps what the session's status line showed (model, context use, cost), when it changed or
+/// a minute passed.
+fn record_session(tx: &Transaction<'_>, input: &Input, now: i64) -> rusqlite::Result<()> {
+    let Some(session) = &input.session_id else {
+        return Ok(());
+    };
+    let previous: Option<(i64, Option<String>, Option<f64>, Option<f64>)> = tx
+        .prepare_cached(
+            "SELECT observed_ms, model, context_pct, cost_usd FROM session_status WHERE session_id = ?1",
+        )?
+        .query_row([session], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .ok();
+    let same = previous.as_ref().is_some_and(|(at, m, c, cost)| {
+        *m == input.model
+            && *c == input.context_pct
+            && *cost == input.cost_usd
+            && now - at < REFRESH_MS
+    });
+    if !same {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO session_status (session_id, observed_ms, model, context_pct, \
+             cost_usd) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(rusqlite::params![
+            session,
+            now,
+            input.model,
+            input.context_pct,
+            input.cost_usd
+        ])?;
+    }
+    Ok(())
+}
+
 /// The live claims in a project.
 fn locks_in(tx: &Transaction<'_>, project: Option<&str>, now: i64) -> rusqlite::Result<i64> {
     let root = project
@@ -253,6 +287,7 @@ pub fn run() -> std::process::ExitCode {
         store.write(|tx| {
             let wrap = |e| crate::error::Error::db("update quota in", &db, e);
             record(tx, &input, &config, now).map_err(wrap)?;
+            record_session(tx, &input, now).map_err(wrap)?;
             let quota = quota::load(tx, &config.quota, now).map_err(wrap)?;
             let locks = locks_in(tx, input.project_dir.as_deref(), now).map_err(wrap)?;
             Ok((quota, locks))

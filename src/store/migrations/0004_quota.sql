@@ -57,3 +57,12 @@ CREATE TABLE transcript_cursors (
     cursor     TEXT NOT NULL,
     updated_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- What each session's status line last showed (Claude Code runs it only in interactive sessions).
+CREATE TABLE session_status (
+    session_id  TEXT PRIMARY KEY,
+    observed_ms INTEGER NOT NULL,
+    model       TEXT,
+    context_pct REAL,
+    cost_usd    REAL
+) WITHOUT ROWID;

@@ -1,0 +1,260 @@
+//! Quota through the built binaries: the status line records official figures and prints the
+//! line; a rate limit is remembered; prompts get advice once; subagents are denied at the block
+//! level; both providers out blocks the prompt.
+
+mod support;
+
+use std::process::Output;
+
+use agent_harness::store::runs::{self, Run};
+use serde_json::{Value, json};
+use support::{Env, fixture, stderr, stdout};
+
+const S: &str = "eeeeeeee-0000-4000-8000-000000000005";
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A subscriber's status line input (the shape reference/claude-code-hooks.md §6.3 and §7.1
+/// describe: `rate_limits` with `used_percentage` 0-100 and `resets_at` in Unix seconds).
+fn subscriber(five: f64, seven: f64) -> Value {
+    let mut v: Value =
+        serde_json::from_slice(&fixture("claude-code-2.1.197/statusline-api-key.json")).unwrap();
+    v["session_id"] = json!(S);
+    v["rate_limits"] = json!({
+        "five_hour": {"used_percentage": five, "resets_at": now_secs() + 2 * 3600 + 600},
+        "seven_day": {"used_percentage": seven, "resets_at": now_secs() + 4 * 86400},
+    });
+    v
+}
+
+fn statusline(env: &Env, input: &Value) -> String {
+    let out = env.hook("harness-statusline", input.to_string());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let line = stdout(&out);
+    assert_eq!(line.lines().count(), 1, "one line: {line:?}");
+    line.trim().to_owned()
+}
+
+fn prompt(env: &Env, text: &str) -> Output {
+    env.hook(
+        "harness-user-prompt-submit",
+        json!({"session_id": S, "transcript_path": "/t.jsonl", "cwd": "/tmp",
+               "hook_event_name": "UserPromptSubmit", "prompt": text})
+        .to_string(),
+    )
+}
+
+fn agent_call(env: &Env) -> Output {
+    env.hook(
+        "harness-pre-tool-use",
+        json!({"session_id": S, "transcript_path": "/t.jsonl", "cwd": "/tmp",
+               "hook_event_name": "PreToolUse", "tool_name": "Agent", "tool_use_id": "toolu_a",
+               "tool_input": {"description": "x", "prompt": "y", "subagent_type": "general-purpose"}})
+        .to_string(),
+    )
+}
+
+fn context(out: &Output) -> Option<String> {
+    serde_json::from_slice::<Value>(&out.stdout)
+        .ok()
+        .and_then(|v| {
+            v["hookSpecificOutput"]["additionalContext"]
+                .as_str()
+                .map(str::to_owned)
+        })
+}
+
+#[test]
+fn the_status_line_records_official_figures_and_shows_them() {
+    let env = Env::new("quota-statusline");
+    let line = statusline(&env, &subscriber(72.4, 40.0));
+    assert!(line.starts_with("Claude 5h 72% ("), "{line}");
+    assert!(line.contains("· 7d 40%"), "{line}");
+    assert!(line.ends_with("ctx 0%"), "{line}");
+    let rows: i64 = env.count("SELECT count(*) FROM quota_figures WHERE official = 1");
+    assert_eq!(rows, 2);
+    // An API-key user's input has no rate limits: nothing to record, still a line.
+    let env = Env::new("quota-statusline-key");
+    let line = statusline(
+        &env,
+        &serde_json::from_slice(&fixture("claude-code-2.1.197/statusline-api-key.json")).unwrap(),
+    );
+    assert_eq!(line, "ctx 0%");
+    // Garbage in: still one line, no error.
+    let out = env.hook("harness-statusline", "not json");
+    assert_eq!(out.status.code(), Some(0));
+    // `harness quota` says where each figure comes from.
+    let env = Env::new("quota-panel");
+    statusline(&env, &subscriber(72.4, 40.0));
+    let out = env.cmd("harness").arg("quota").output().unwrap();
+    let panel = stdout(&out);
+    assert!(panel.contains("5h 72% (official, resets"), "{panel}");
+    let out = env
+        .cmd("harness")
+        .args(["quota", "--json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["claude"]["windows"][0]["official"], true);
+}
+
+#[test]
+fn a_warning_comes_once_per_window_and_again_after_recovery() {
+    let env = Env::new("quota-warn");
+    statusline(&env, &subscriber(50.0, 10.0));
+    assert_eq!(context(&prompt(&env, "one")), None);
+    statusline(&env, &subscriber(84.0, 10.0));
+    let note = context(&prompt(&env, "two")).expect("a warning");
+    assert!(note.contains("Claude 5h 84% (official"), "{note}");
+    assert!(note.contains("/delegate-gemini"), "{note}");
+    assert_eq!(context(&prompt(&env, "three")), None, "once per episode");
+    // Fresh data shows recovery, then a new climb: warned again.
+    statusline(&env, &subscriber(20.0, 10.0));
+    statusline(&env, &subscriber(85.0, 10.0));
+    assert!(context(&prompt(&env, "four")).is_some());
+}
+
+#[test]
+fn official_figures_at_the_block_level_deny_subagents() {
+    let env = Env::new("quota-block");
+    statusline(&env, &subscriber(96.0, 10.0));
+    let out = agent_call(&env);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["hookSpecificOutput"]["permissionDecision"], "deny");
+    let reason = v["hookSpecificOutput"]["permissionDecisionReason"]
+        .as_str()
+        .unwrap();
+    assert!(reason.contains("96% (official"), "{reason}");
+    assert!(reason.contains("/delegate-gemini"), "{reason}");
+    // Other tools go on.
+    let out = env.hook(
+        "harness-pre-tool-use",
+        fixture("claude-code-2.1.197/PreToolUse-Bash.json"),
+    );
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+}
+
+#[test]
+fn a_rate_limit_is_remembered_with_its_reset_and_cleared_by_a_good_turn() {
+    let env = Env::new("quota-429");
+    let mut failure: Value =
+        serde_json::from_slice(&fixture("claude-code-2.1.197/StopFailure-rate_limit.json"))
+            .unwrap();
+    failure["session_id"] = json!(S);
+    failure["last_assistant_message"] = json!("You've hit your session limit · resets 11:59pm");
+    let out = env.hook("harness-stop-failure", failure.to_string());
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    let until_from: String = env
+        .db()
+        .query_row(
+            "SELECT until_from FROM exhaustion WHERE provider = 'claude'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(until_from, "message");
+    let note = context(&prompt(&env, "go on")).expect("a note");
+    assert!(
+        note.contains("Claude is rate-limited until") && note.contains("23:59"),
+        "{note}"
+    );
+    assert!(
+        serde_json::from_slice::<Value>(&agent_call(&env).stdout).is_ok(),
+        "subagents denied"
+    );
+    assert!(statusline(&env, &json!({"session_id": S})).contains("Claude limited until 23:59"));
+    // A turn that ends normally clears it.
+    let mut stop: Value =
+        serde_json::from_slice(&fixture("claude-code-2.1.197/Stop.json")).unwrap();
+    stop["session_id"] = json!(S);
+    env.hook("harness-stop", stop.to_string());
+    assert_eq!(env.count("SELECT count(*) FROM exhaustion"), 0);
+    assert!(agent_call(&env).stdout.is_empty());
+}
+
+fn gemini_run(env: &Env, requests: i64, error_kind: Option<&str>) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let conn = env.db();
+    let run = Run {
+        run_id: format!("gr-test{requests}{}", error_kind.unwrap_or("")),
+        task: "t".into(),
+        prompt: "t".into(),
+        mode: "read-only".into(),
+        status: if error_kind.is_some() {
+            "error"
+        } else {
+            "success"
+        }
+        .into(),
+        error_kind: error_kind.map(str::to_owned),
+        created_ms: now,
+        requests: Some(requests),
+        total_tokens: Some(requests * 1000),
+        waiter: "none".into(),
+        ..Run::default()
+    };
+    runs::put(&conn, &run).unwrap();
+}
+
+#[test]
+fn gemini_runs_count_against_the_daily_limit_as_an_estimate() {
+    let env = Env::new("quota-gemini");
+    // Create the store first (the hook does on its first call).
+    statusline(&env, &json!({}));
+    gemini_run(&env, 850, None);
+    let line = statusline(&env, &json!({}));
+    assert_eq!(line, "Gemini ~850/1000", "{line}");
+    let note = context(&prompt(&env, "hi")).expect("a Gemini warning at 85%");
+    assert!(
+        note.contains("Gemini today 85% (850 of 1000 requests"),
+        "{note}"
+    );
+    assert!(note.contains("estimated"), "{note}");
+}
+
+#[test]
+fn when_both_providers_are_out_the_prompt_is_blocked_with_both_resets() {
+    let env = Env::new("quota-both");
+    statusline(&env, &json!({}));
+    // Gemini out: recorded the way the runner records a quota error.
+    let conn = env.db();
+    let until = (now_secs() + 5 * 3600) * 1000;
+    for (provider, until) in [("gemini", until), ("claude", until - 3 * 3600 * 1000)] {
+        agent_harness::store::quota::put_exhaustion(
+            &conn,
+            &agent_harness::store::quota::Exhaustion {
+                provider: provider.into(),
+                since_ms: now_secs() * 1000,
+                until_ms: until,
+                until_from: "message".into(),
+                reason: "429".into(),
+            },
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let out = prompt(&env, "please continue");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["decision"], "block");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("both Claude and Gemini are out of quota"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("(in 1h59m)") || reason.contains("(in 2h)"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("(in 4h59m)") || reason.contains("(in 5h)"),
+        "{reason}"
+    );
+}
