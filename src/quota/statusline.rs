@@ -121,18 +121,18 @@ fn record_session(tx: &Transaction<'_>, input: &Input, now: i64) -> rusqlite::Re
     let Some(session) = &input.session_id else {
         return Ok(());
     };
-    let previous: Option<(i64, Option<String>, Option<f64>, Option<f64>)> = tx
+    // The same values, recorded less than a minute ago: nothing to write.
+    let same: Option<i64> = tx
         .prepare_cached(
-            "SELECT observed_ms, model, context_pct, cost_usd FROM session_status WHERE session_id = ?1",
+            "SELECT observed_ms FROM session_status WHERE session_id = ?1 AND model IS ?2 \
+             AND context_pct IS ?3 AND cost_usd IS ?4",
         )?
-        .query_row([session], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_row(
+            rusqlite::params![session, input.model, input.context_pct, input.cost_usd],
+            |r| r.get(0),
+        )
         .ok();
-    let same = previous.as_ref().is_some_and(|(at, m, c, cost)| {
-        *m == input.model
-            && *c == input.context_pct
-            && *cost == input.cost_usd
-            && now - at < REFRESH_MS
-    });
+    let same = same.is_some_and(|at| now - at < REFRESH_MS);
     if !same {
         tx.prepare_cached(
             "INSERT OR REPLACE INTO session_status (session_id, observed_ms, model, context_pct, \
