@@ -19,3 +19,4 @@ pub mod redact;
 pub mod shell;
 pub mod store;
 pub mod time;
+pub mod usage;
