@@ -1,12 +1,15 @@
 //! Deduplication: one API response is written as one line per content block, each carrying the
 //! response's usage (reference §4.3), so entries are merged before they are counted.
 //!
-//! Owns the merge rule, which is ccusage's (Rust, `should_replace_deduped_entry` and the lookup
-//! around it):
-//! - entries with the same `(message_id, request_id)` are one response;
-//! - a sidechain entry with the `message_id` of an entry already held, whatever its request id, is
-//!   a `/btw` replay of that message (ccusage#913) and merges with it; so does a main-chain entry
-//!   with the `message_id` of a held sidechain entry;
+//! Owns the merge rule, which is ccusage's (`should_replace_deduped_entry` and the lookup around
+//! it in its Rust reader; the replay condition as ccusage 20.0.24 behaves, measured against its
+//! binary):
+//! - entries with the same `(message_id, request_id)` are one response, wherever and whenever
+//!   they were written;
+//! - a `/btw` replay (ccusage#913) is a sidechain copy of a message under a new request id: an
+//!   entry with the `message_id`, `ts_ms` and `session_id` of one already held, one of the two a
+//!   sidechain entry, merges with it whatever its request id. The same message id at another
+//!   time or in another session is another response;
 //! - of two merged entries the main-chain one wins, then the one with more tokens in total (a
 //!   streamed response's last line has the full `output_tokens`), then one with `speed` set;
 //!   otherwise the first one stays.
@@ -54,7 +57,7 @@ impl Dedup {
             };
             same_message()
                 .find(|&i| self.entries[i].request_id == entry.request_id)
-                .or_else(|| same_message().find(|&i| entry.sidechain || self.entries[i].sidechain))
+                .or_else(|| same_message().find(|&i| is_replay(&entry, &self.entries[i])))
         });
         match held {
             Some(i) if replaces(&entry, &self.entries[i]) => {
@@ -111,6 +114,14 @@ pub fn dedup(entries: impl IntoIterator<Item = UsageEntry>) -> Vec<UsageEntry> {
     let mut set = Dedup::new();
     set.extend(entries);
     set.into_entries()
+}
+
+/// Whether `entry` and `held` (same message id, different request ids) are a message and its
+/// `/btw` replay.
+fn is_replay(entry: &UsageEntry, held: &UsageEntry) -> bool {
+    (entry.sidechain || held.sidechain)
+        && entry.ts_ms == held.ts_ms
+        && entry.session_id == held.session_id
 }
 
 /// Whether `candidate` should take the place of `held`, another line of the same response.
@@ -254,12 +265,55 @@ mod tests {
                 &[("m1", "r1", true, 5), ("m1", "r2", true, 50)],
                 &[("m1", "r2", true, 50)],
             ),
+            (
+                "two main-chain lines with one message id but two requests are two responses",
+                &[("m1", "r1", false, 5), ("m1", "r2", false, 50)],
+                &[("m1", "r1", false, 5), ("m1", "r2", false, 50)],
+            ),
         ];
         for (name, input, want) in cases {
             let got = dedup(input.iter().map(entry));
             let want: Vec<UsageEntry> = want.iter().map(entry).collect();
             assert_eq!(got, want, "{name}");
         }
+    }
+
+    #[test]
+    fn a_replay_is_a_copy_at_the_same_time_in_the_same_session() {
+        let parent = entry(&("m1", "r1", false, 7));
+        let replay = entry(&("m1", "r2", true, 900));
+        let later = UsageEntry {
+            ts_ms: 1,
+            ..replay.clone()
+        };
+        let elsewhere = UsageEntry {
+            session_id: "other".into(),
+            ..replay.clone()
+        };
+        assert_eq!(
+            dedup([parent.clone(), replay.clone()]),
+            vec![parent.clone()]
+        );
+        assert_eq!(
+            dedup([replay.clone(), parent.clone()]),
+            vec![parent.clone()]
+        );
+        assert_eq!(
+            dedup([parent.clone(), later.clone()]),
+            [parent.clone(), later]
+        );
+        assert_eq!(
+            dedup([parent.clone(), elsewhere.clone()]),
+            [parent.clone(), elsewhere]
+        );
+        // The exact key needs neither: a copy at another time or in another session merges.
+        let copy = UsageEntry {
+            ts_ms: 5,
+            session_id: "other".into(),
+            output_tokens: 8,
+            ..parent.clone()
+        };
+        assert_eq!(dedup([parent, copy.clone()]), [copy]);
     }
 
     #[test]
