@@ -51,26 +51,34 @@ pub fn read_new(
     previous: Option<&FileCursor>,
 ) -> io::Result<(Vec<UsageEntry>, FileCursor)> {
     let mut entries = Vec::new();
-    let cursor = read_new_into(path, previous, &mut Vec::new(), &mut entries)?;
+    if let Some(prev) = previous
+        && is_unchanged(path, prev)?
+    {
+        let cursor = FileCursor {
+            path: path.to_path_buf(),
+            ..prev.clone()
+        };
+        return Ok((entries, cursor));
+    }
+    let cursor = read_changed(path, previous, &mut Vec::new(), &mut entries)?;
     Ok((entries, cursor))
 }
 
-/// [`read_new`] with the caller's read buffer (kept between files) and output.
-pub(super) fn read_new_into(
+/// Whether the file at `path` is the one `prev` read, with the same length and modification
+/// time: then there is nothing new to read. One `stat`.
+pub(super) fn is_unchanged(path: &Path, prev: &FileCursor) -> io::Result<bool> {
+    let meta = std::fs::metadata(path)?;
+    Ok(is_same_file(prev, &meta) && meta.len() == prev.len && mtime_ns(&meta) == prev.mtime_ns)
+}
+
+/// [`read_new`] after the unchanged check, with the caller's read buffer (kept between files)
+/// and output.
+pub(super) fn read_changed(
     path: &Path,
     previous: Option<&FileCursor>,
     buf: &mut Vec<u8>,
     out: &mut Vec<UsageEntry>,
 ) -> io::Result<FileCursor> {
-    if let Some(prev) = previous {
-        let meta = std::fs::metadata(path)?;
-        if is_same_file(prev, &meta) && meta.len() == prev.len && mtime_ns(&meta) == prev.mtime_ns {
-            return Ok(FileCursor {
-                path: path.to_path_buf(),
-                ..prev.clone()
-            });
-        }
-    }
     let mut file = File::open(path)?;
     // The opened file's own metadata: the path may have been replaced since the stat above.
     let meta = file.metadata()?;

@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::cursor::{FileCursor, read_new_into};
+use super::cursor::{FileCursor, is_unchanged, read_changed};
 use super::dedup::Dedup;
 use super::line::{Tokens, UsageEntry};
 
@@ -70,20 +70,21 @@ pub struct Scan {
 
 /// Reads `paths` in full on all cores and deduplicates their usage.
 pub fn scan_all(paths: &[PathBuf]) -> Scan {
-    let mut tracker = Tracker::new();
-    let errors = tracker.refresh(paths);
-    let mut cursors: Vec<FileCursor> = tracker.cursors.into_values().collect();
-    let order: HashMap<&Path, usize> = paths
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.as_path(), i))
-        .collect();
-    cursors.sort_by_key(|c| order.get(c.path.as_path()).copied());
-    Scan {
-        entries: tracker.dedup.into_entries(),
-        cursors,
-        errors,
+    let mut dedup = Dedup::new();
+    let mut scan = Scan::default();
+    for (path, result) in paths.iter().zip(read_all(paths, &vec![None; paths.len()])) {
+        match result {
+            Ok(Some((entries, cursor))) => {
+                dedup.extend(entries);
+                scan.cursors.push(cursor);
+            }
+            // Only a file with a cursor can be unchanged.
+            Ok(None) => {}
+            Err(e) => scan.errors.push((path.clone(), e)),
+        }
     }
+    scan.entries = dedup.into_entries();
+    scan
 }
 
 /// A deduplicated view of many transcripts, kept current by reading only what was appended.
@@ -109,7 +110,8 @@ impl Tracker {
         let mut errors = Vec::new();
         for (path, result) in paths.iter().zip(results) {
             match result {
-                Ok((entries, cursor)) => {
+                Ok(None) => {}
+                Ok(Some((entries, cursor))) => {
                     self.dedup.extend(entries);
                     self.cursors.insert(path.clone(), cursor);
                 }
@@ -139,18 +141,25 @@ impl Tracker {
     }
 }
 
-type FileResult = io::Result<(Vec<UsageEntry>, FileCursor)>;
+/// What reading one file gave: `None` when it had not changed since its cursor.
+type FileResult = io::Result<Option<(Vec<UsageEntry>, FileCursor)>>;
 
-/// [`read_new_into`] for every path, on as many threads as there are cores, results in path
-/// order. Files never read before go largest first, so that no thread is left alone with a big
-/// file at the end.
+/// [`read_changed`] for every path that changed, on as many threads as there are cores, results
+/// in path order. Files never read before go largest first, so that no thread is left alone with
+/// a big file at the end.
 fn read_all(paths: &[PathBuf], previous: &[Option<&FileCursor>]) -> Vec<FileResult> {
     let workers = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(paths.len());
-    let read = |i: usize, buf: &mut Vec<u8>| {
+    let read = |i: usize, buf: &mut Vec<u8>| -> FileResult {
+        if let Some(prev) = previous[i]
+            && is_unchanged(&paths[i], prev)?
+        {
+            return Ok(None);
+        }
         let mut entries = Vec::new();
-        read_new_into(&paths[i], previous[i], buf, &mut entries).map(|c| (entries, c))
+        let cursor = read_changed(&paths[i], previous[i], buf, &mut entries)?;
+        Ok(Some((entries, cursor)))
     };
     if workers <= 1 {
         let mut buf = Vec::new();
