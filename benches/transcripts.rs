@@ -42,7 +42,7 @@ const FILES: usize = 3000;
 const SUBAGENT_FILES: usize = 400;
 const TOTAL_BYTES: u64 = 1 << 30;
 const BIG_FILES_MB: [u64; 5] = [50, 60, 70, 80, 90];
-const GENERATOR_VERSION: u32 = 6;
+const GENERATOR_VERSION: u32 = 7;
 const CCUSAGE_VERSION: &str = "20.0.24";
 
 fn main() {
@@ -565,31 +565,80 @@ fn generate(root: &Path) -> usize {
         }
         files += 1;
     }
-    // Lines both readers must refuse, beside lines they must count.
+    // The counting rules at their edges, each case once: lines both readers refuse, and lines
+    // whose merge or count depends on the rule, beside ordinary turns.
     let dir = root.join("projects").join(&projects[0]);
     let file = File::create(dir.join("edge-cases.jsonl")).unwrap();
     let kind = SessionKind::main(&mut rng, "2.1.197");
     let mut s = Session::new(file, &mut rng, &pool, kind, start_ms);
     s.turn();
-    for (pointer, value) in [
-        ("/version", json!("unknown")),
-        ("/requestId", json!("")),
-        ("/message/id", json!("")),
-        ("/message/model", json!(null)),
-        ("/timestamp", json!("yesterday")),
-        ("/message/usage/output_tokens", json!(1.5)),
-    ] {
+    let edge = |s: &mut Session, output: u64, changes: &[(&str, Value)]| {
         let message_id = format!("msg_{}", s.rng.hex(24));
         let request_id = format!("req_{}", s.rng.hex(24));
         let mut line = s.assistant_line(
             &message_id,
             &request_id,
-            json!({"type": "text", "text": "refused"}),
+            json!({"type": "text", "text": "edge"}),
             Some("end_turn"),
-            &usage_value("2.1.197", 100, 10, 5, 1000, Some("standard")),
+            &usage_value("2.1.197", 100, output, 5, 1000, Some("standard")),
         );
-        set(&mut line, pointer, value);
+        for (pointer, value) in changes {
+            set(&mut line, pointer, value.clone());
+        }
         s.line(&line);
+        line
+    };
+    // Refused by both.
+    for change in [
+        ("/version", json!("unknown")),
+        ("/version", json!(null)),
+        ("/requestId", json!("")),
+        ("/message/id", json!("")),
+        ("/message/model", json!(null)),
+        ("/sessionId", json!("")),
+        ("/timestamp", json!("yesterday")),
+        ("/timestamp", json!("2026-02-30T10:00:00.000Z")),
+        ("/message/usage/output_tokens", json!(1.5)),
+        ("/message/usage/cache_read_input_tokens", json!(null)),
+        ("/message/usage/speed", json!(null)),
+        ("/cwd", json!(null)),
+    ] {
+        edge(&mut s, 10, &[change]);
+    }
+    // Counted by both, in their own way.
+    edge(&mut s, 11, &[("/version", json!("2.1.197-beta.1"))]);
+    edge(&mut s, 12, &[("/isApiErrorMessage", json!(false))]);
+    edge(&mut s, 13, &[("/isSidechain", json!(null))]);
+    edge(
+        &mut s,
+        14,
+        &[("/timestamp", json!("2026-08-29T12:00:00.123+02:00"))],
+    );
+    edge(&mut s, 15, &[("/message/usage/cache_creation", json!({}))]);
+    edge(
+        &mut s,
+        16,
+        &[("/message/usage/cache_creation", json!(null))],
+    );
+    // An exact copy in a sidechain with more tokens: the main-chain line stays.
+    let main = edge(&mut s, 17, &[]);
+    let mut copy = main.clone();
+    copy["isSidechain"] = json!(true);
+    copy["message"]["usage"]["output_tokens"] = json!(9000);
+    s.line(&copy);
+    // Replays under a new request id: merged at the same time in the same session only.
+    for (time, session) in [(false, false), (true, false), (false, true)] {
+        let mut replay = main.clone();
+        replay["isSidechain"] = json!(true);
+        replay["requestId"] = json!(format!("req_{}", s.rng.hex(24)));
+        replay["message"]["usage"]["output_tokens"] = json!(7000);
+        if time {
+            replay["timestamp"] = json!(s.ts());
+        }
+        if session {
+            replay["sessionId"] = json!(s.rng.uuid());
+        }
+        s.line(&replay);
     }
     s.turn();
     s.finish();
