@@ -893,6 +893,236 @@ mod tests {
         }
     }
 
+    /// The rules of `scan_line` written plainly over a parsed JSON tree: the oracle below.
+    fn reference(text: &str) -> Option<UsageEntry> {
+        use serde_json::Value;
+        let v: Value = serde_json::from_str(text).ok()?;
+        let top = v.as_object()?;
+        let not_null =
+            |o: &serde_json::Map<String, Value>, k: &str| !o.get(k).is_some_and(Value::is_null);
+        for k in [
+            "requestId",
+            "sessionId",
+            "version",
+            "cwd",
+            "costUSD",
+            "isApiErrorMessage",
+        ] {
+            if !not_null(top, k) {
+                return None;
+            }
+        }
+        if top.get("type")?.as_str()? != "assistant" {
+            return None;
+        }
+        if top
+            .get("isApiErrorMessage")
+            .is_some_and(|e| e.as_bool() != Some(false))
+        {
+            return None;
+        }
+        if top.get("costUSD").is_some_and(|c| !c.is_number()) {
+            return None;
+        }
+        let sidechain = match top.get("isSidechain") {
+            None | Some(Value::Null) => false,
+            Some(b) => b.as_bool()?,
+        };
+        let message = top.get("message")?.as_object()?;
+        for k in ["id", "model"] {
+            if !not_null(message, k) {
+                return None;
+            }
+        }
+        let usage = message.get("usage")?.as_object()?;
+        for k in [
+            "speed",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+        ] {
+            if !not_null(usage, k) {
+                return None;
+            }
+        }
+        let count = |o: &serde_json::Map<String, Value>, k: &str| match o.get(k) {
+            None => Some(0),
+            Some(n) => n
+                .as_u64()
+                .filter(|_| !n.to_string().contains(['.', 'e', 'E'])),
+        };
+        usage.get("input_tokens")?;
+        usage.get("output_tokens")?;
+        let split = match usage.get("cache_creation") {
+            None | Some(Value::Null) => None,
+            Some(c) => {
+                let c = c.as_object()?;
+                Some(
+                    count(c, "ephemeral_5m_input_tokens")? + count(c, "ephemeral_1h_input_tokens")?,
+                )
+            }
+        };
+        let speed = match usage.get("speed") {
+            None => None,
+            Some(s) => match s.as_str()? {
+                "standard" => Some(Speed::Standard),
+                "fast" => Some(Speed::Fast),
+                _ => None,
+            },
+        };
+        let text = |o: &serde_json::Map<String, Value>, k: &str| -> Option<Option<String>> {
+            match o.get(k) {
+                None => Some(None),
+                Some(s) => Some(Some(s.as_str()?.to_owned())),
+            }
+        };
+        let model = text(message, "model")?;
+        if matches!(model.as_deref(), Some("" | "<synthetic>")) {
+            return None;
+        }
+        let version = text(top, "version")?;
+        if version.is_some_and(|v| !is_semver_prefix(v.as_bytes())) {
+            return None;
+        }
+        let ts_ms = parse_timestamp(top.get("timestamp")?.as_str()?.as_bytes())?;
+        let message_id = text(message, "id")??;
+        let request_id = text(top, "requestId")??;
+        let session_id = text(top, "sessionId")?;
+        if message_id.is_empty() || request_id.is_empty() || session_id.as_deref() == Some("") {
+            return None;
+        }
+        Some(UsageEntry {
+            ts_ms,
+            session_id: session_id.unwrap_or_default(),
+            model: model.unwrap_or_default(),
+            message_id,
+            request_id,
+            input_tokens: count(usage, "input_tokens")?,
+            output_tokens: count(usage, "output_tokens")?,
+            cache_creation_tokens: split.unwrap_or(count(usage, "cache_creation_input_tokens")?),
+            cache_read_tokens: count(usage, "cache_read_input_tokens")?,
+            sidechain,
+            speed,
+        })
+    }
+
+    /// Random lines (shuffled keys, hostile text, odd values, whitespace) read both ways.
+    #[test]
+    fn agrees_with_a_full_json_parse_on_random_lines() {
+        use serde_json::{Map, Value};
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        const PIECES: &[&str] = &[
+            "\"",
+            "\\",
+            "\\\"",
+            "{",
+            "}",
+            "[",
+            "]",
+            ":",
+            ",",
+            "\n",
+            "\t",
+            "é",
+            "→",
+            "\u{1}",
+            "\"usage\":{\"input_tokens\":9}",
+            "\"type\":\"assistant\"",
+            "null",
+            "a",
+            " ",
+        ];
+        let mut agreed = 0;
+        for round in 0..3000 {
+            let mut line = base();
+            let hostile: String = (0..next(12))
+                .map(|_| PIECES[next(PIECES.len() as u64) as usize])
+                .collect();
+            let odd = [
+                json!(null),
+                json!(true),
+                json!(0),
+                json!(-1),
+                json!(1.5),
+                json!(""),
+                json!("x"),
+                json!([]),
+                json!({}),
+                json!(hostile.clone()),
+                json!({"usage": {"input_tokens": 5}}),
+            ];
+            for _ in 0..next(4) {
+                let field = [
+                    "/type",
+                    "/requestId",
+                    "/sessionId",
+                    "/version",
+                    "/timestamp",
+                    "/cwd",
+                    "/costUSD",
+                    "/isSidechain",
+                    "/isApiErrorMessage",
+                    "/message/id",
+                    "/message/model",
+                    "/message/usage",
+                    "/message/usage/input_tokens",
+                    "/message/usage/output_tokens",
+                    "/message/usage/cache_creation",
+                    "/message/usage/cache_read_input_tokens",
+                    "/message/usage/speed",
+                    "/message/content",
+                    "/toolUseResult",
+                ][next(19) as usize];
+                // A field whose parent was replaced by a non-object is left alone.
+                let (parent, key) = field.rsplit_once('/').unwrap();
+                if let Some(Value::Object(map)) = line.0.pointer_mut(parent) {
+                    if next(5) == 0 {
+                        map.shift_remove(key);
+                    } else {
+                        map.insert(key.into(), odd[next(odd.len() as u64) as usize].clone());
+                    }
+                }
+            }
+            if !line.0["message"].is_object() {
+                line = line.set("/message", json!({}));
+            }
+            line = line.set(
+                "/message/content",
+                json!([{"type": "text", "text": hostile}, {"type": "tool_use", "input": {"x": [hostile, {"id": null}]}}]),
+            );
+            // Shuffle the keys of the line and of its message.
+            let shuffle = |map: &mut Map<String, Value>, r: u64| {
+                let mut items: Vec<(String, Value)> = std::mem::take(map).into_iter().collect();
+                let len = items.len();
+                for i in 0..len {
+                    items.swap(i, (r as usize + i * 7) % len);
+                }
+                map.extend(items);
+            };
+            if let Value::Object(map) = &mut line.0 {
+                shuffle(map, next(100));
+                if let Some(Value::Object(m)) = map.get_mut("message") {
+                    shuffle(m, next(100));
+                }
+            }
+            let text = if round % 7 == 0 {
+                serde_json::to_string_pretty(&line.0).unwrap()
+            } else {
+                line.text()
+            };
+            let want = reference(&text);
+            agreed += usize::from(want.is_some());
+            assert_eq!(scan_line(text.as_bytes()), want, "{text}");
+        }
+        // The cases are not all refusals.
+        assert!(agreed > 300, "only {agreed} lines counted");
+    }
+
     #[test]
     fn find_byte_agrees_with_a_plain_search() {
         let mut hay = vec![b'a'; 300];
