@@ -132,6 +132,29 @@ fn main() {
         }
     }
 
+    // The status line command, on a subscriber's input (official rate limits to record).
+    let mut status: serde_json::Value = serde_json::from_slice(&fixture(
+        root,
+        "claude-code-2.1.197/statusline-api-key.json",
+    ))
+    .unwrap();
+    status["rate_limits"] = serde_json::json!({
+        "five_hour": {"used_percentage": 42, "resets_at": 1_900_000_000},
+        "seven_day": {"used_percentage": 12, "resets_at": 1_900_500_000}});
+    for label in ["0", "1M"] {
+        let db = match label {
+            "0" => scratch.join("statusline-0.db"),
+            _ => big_copy.clone(),
+        };
+        targets.push(Target::new(
+            &format!("harness-statusline @{label}"),
+            &bin_path("harness-statusline"),
+            &[],
+            status.to_string().into_bytes(),
+            Some(db),
+        ));
+    }
+
     // File locks: PreToolUse on a store holding 10,000 live claims by other agents, beside the
     // same on a store with none.
     let edit_fixture = fixture(root, "claude-code-2.1.197/PreToolUse-Edit.json");

@@ -118,6 +118,7 @@ fn main() {
     }
 
     let inc = incremental(&history, &paths, runs);
+    let through_store = store_path(&history, &paths, runs);
 
     println!();
     println!(
@@ -188,6 +189,21 @@ fn main() {
     println!(
         "  floor, one stat of every file:      {:.2} ms",
         ms(inc.stat)
+    );
+    println!();
+    println!("through the harness's store (what `harness quota` and the hooks run):");
+    println!(
+        "  first read of everything, stored:   {:.3} s ({} responses)",
+        through_store.full.as_secs_f64(),
+        through_store.responses
+    );
+    println!(
+        "  after 1 MiB appended, all files:    {:.2} ms (aim: under 20 ms)",
+        ms(through_store.incremental)
+    );
+    println!(
+        "  after 1 MiB appended, one session:  {:.2} ms (a Stop or prompt hook, the status line)",
+        ms(through_store.one)
     );
     println!();
     println!(
@@ -394,6 +410,87 @@ fn incremental(history: &Path, paths: &[PathBuf], rounds: usize) -> Incremental 
         idle: median(&mut idle),
         stat: median(&mut stat),
         appended,
+    }
+}
+
+struct StorePath {
+    full: Duration,
+    responses: usize,
+    incremental: Duration,
+    one: Duration,
+}
+
+/// Appends about 1 MiB of realistic turns (the generator's) to `path`.
+fn append_turns(path: &Path, rng: &mut Rng, pool: &TextPool) {
+    let file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    let kind = SessionKind::main(rng, "2.1.197");
+    let mut session = Session::new(file, rng, pool, kind, 1_790_000_000_000);
+    session.target = 1 << 20;
+    while session.written < 1 << 20 {
+        session.turn();
+    }
+    session.finish();
+}
+
+/// The harness's own path: read every transcript into a store; then, after 1 MiB is appended,
+/// read on from the stored cursors (every file, and one file as a hook does).
+fn store_path(history: &Path, paths: &[PathBuf], rounds: usize) -> StorePath {
+    use agent_harness::config::QuotaConfig;
+    use agent_harness::quota::ingest;
+    use agent_harness::store::Store;
+    let dir = history.with_file_name(format!("bench-quota-store-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("harness.db");
+    let mut store = Store::open(&db, Duration::from_secs(5)).unwrap();
+    let cfg = QuotaConfig::default();
+    let now = 1_795_000_000_000;
+    let store_all = |store: &mut Store| -> usize {
+        let refresh = ingest::read_everything(store.reader().unwrap(), history).unwrap();
+        assert!(refresh.errors.is_empty());
+        store
+            .write(|tx| Ok(ingest::store_everything(tx, refresh, &cfg, now).unwrap()))
+            .unwrap()
+    };
+    let t = Instant::now();
+    let responses = store_all(&mut store);
+    let full = t.elapsed();
+    let largest = paths
+        .iter()
+        .max_by_key(|p| p.metadata().unwrap().len())
+        .unwrap()
+        .clone();
+    let original_len = largest.metadata().unwrap().len();
+    let (mut incremental, mut one) = (vec![], vec![]);
+    let mut rng = Rng(SEED ^ 0x5707e);
+    let pool = TextPool::new(&mut rng);
+    for _ in 0..rounds {
+        append_turns(&largest, &mut rng, &pool);
+        let t = Instant::now();
+        assert!(store_all(&mut store) > 0);
+        incremental.push(t.elapsed());
+        append_turns(&largest, &mut rng, &pool);
+        let t = Instant::now();
+        let n = store
+            .write(|tx| {
+                Ok(ingest::one(tx, &largest, ingest::HOOK_MAX_NEW_BYTES, &cfg, now).unwrap())
+            })
+            .unwrap();
+        one.push(t.elapsed());
+        assert!(n > 0);
+    }
+    File::options()
+        .write(true)
+        .open(&largest)
+        .unwrap()
+        .set_len(original_len)
+        .unwrap();
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    StorePath {
+        full,
+        responses,
+        incremental: median(&mut incremental),
+        one: median(&mut one),
     }
 }
 

@@ -83,6 +83,29 @@ fn with_both_providers_out_the_prompt_is_blocked_before_any_request() {
     );
 }
 
+#[test]
+fn the_real_transcript_is_read_into_usage_and_estimates() {
+    let Some(claude) = support::clients::claude() else {
+        return;
+    };
+    let mock = AnthropicMock::start(vec![
+        Turn::tool("Bash", json!({"command": "true", "description": "nothing"})),
+        Turn::text("done"),
+    ]);
+    let c = ClaudeEnv::new("e2e-quota-usage", claude, mock.url());
+    c.env.config(r#"{"quota": {"plan": "pro"}}"#);
+    let run = c.run("do it", &[]);
+    assert_eq!(run.code, Some(0), "{}", run.describe());
+    // Two API responses, each 1200 input + 80 output tokens (the mock's usage), once each.
+    assert_eq!(c.env.count("SELECT count(*) FROM usage"), 2);
+    assert_eq!(c.env.count("SELECT sum(input_tokens) FROM usage"), 2400);
+    assert_eq!(c.env.count("SELECT sum(output_tokens) FROM usage"), 160);
+    let estimated = c.env.count(
+        "SELECT count(*) FROM quota_figures WHERE source = 'transcripts' AND window = 'five_hour'",
+    );
+    assert_eq!(estimated, 1);
+}
+
 fn tmux(args: &[&str]) -> std::process::Output {
     Command::new("tmux").args(args).output().unwrap()
 }

@@ -258,3 +258,101 @@ fn when_both_providers_are_out_the_prompt_is_blocked_with_both_resets() {
         "{reason}"
     );
 }
+
+/// An assistant line as Claude Code 2.1.197 writes it (reference §4.2), one per content block.
+fn assistant_line(
+    session: &str,
+    msg: &str,
+    req: &str,
+    ts: &str,
+    input: u64,
+    output: u64,
+    sidechain: bool,
+) -> String {
+    json!({"parentUuid": "p", "isSidechain": sidechain, "type": "assistant", "uuid": format!("u-{msg}-{req}"),
+           "timestamp": ts, "sessionId": session, "version": "2.1.197", "requestId": req,
+           "message": {"id": msg, "type": "message", "role": "assistant", "model": "claude-opus-4-8",
+                       "content": [{"type": "text", "text": "x"}], "stop_reason": "end_turn",
+                       "usage": {"input_tokens": input, "cache_creation_input_tokens": 5,
+                                 "cache_read_input_tokens": 3, "output_tokens": output}}})
+    .to_string()
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+#[test]
+fn transcripts_feed_deduplicated_estimates_through_stop_and_harness_quota() {
+    let env = Env::new("quota-transcripts");
+    env.config(r#"{"quota": {"plan": "pro"}}"#);
+    let claude_dir = env.home.join(".claude");
+    let project = claude_dir.join("projects/-home-dev-project");
+    std::fs::create_dir_all(project.join(format!("{S}/subagents"))).unwrap();
+    let transcript = project.join(format!("{S}.jsonl"));
+    let now = agent_harness::time::now_ms();
+    let t = iso(now - 60_000);
+    // One response written as two lines (two content blocks), one more response, a user line.
+    let text = [
+        json!({"type": "user", "message": {"role": "user", "content": "\"usage\": {\"input_tokens\": 999999}"}}).to_string(),
+        assistant_line(S, "msg_1", "req_1", &t, 10_000, 500, false),
+        assistant_line(S, "msg_1", "req_1", &t, 10_000, 500, false),
+        assistant_line(S, "msg_2", "req_2", &t, 8_000, 1_500, false),
+    ]
+    .join("\n")
+        + "\n";
+    std::fs::write(&transcript, &text).unwrap();
+    let mut stop: Value =
+        serde_json::from_slice(&fixture("claude-code-2.1.197/Stop.json")).unwrap();
+    stop["session_id"] = json!(S);
+    stop["transcript_path"] = json!(transcript);
+    let out = env.hook("harness-stop", stop.to_string());
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    assert_eq!(env.count("SELECT count(*) FROM usage"), 2, "deduplicated");
+    assert_eq!(
+        env.count("SELECT sum(input_tokens + output_tokens) FROM usage"),
+        20_000
+    );
+    // 20k of the pro preset's 44k: an estimate, marked as one.
+    let line = statusline(
+        &env,
+        &json!({"session_id": S, "transcript_path": transcript}),
+    );
+    assert!(line.starts_with("Claude 5h ~45% ("), "{line}");
+    // Appending: only the new line is read; a subagent's file is found by `harness quota`.
+    let more = assistant_line(S, "msg_3", "req_3", &t, 1_000, 0, false) + "\n";
+    std::fs::write(&transcript, text.clone() + &more).unwrap();
+    std::fs::write(
+        project.join(format!("{S}/subagents/agent-a1.jsonl")),
+        assistant_line(S, "msg_4", "req_4", &t, 2_000, 0, true) + "\n",
+    )
+    .unwrap();
+    let out = env
+        .cmd("harness")
+        .arg("quota")
+        .env("CLAUDE_CONFIG_DIR", &claude_dir)
+        .output()
+        .unwrap();
+    let panel = stdout(&out);
+    assert!(panel.contains("read 2 transcript(s)"), "{panel}");
+    assert!(
+        panel.contains("5h 52% (23k of 44k tokens) (estimated, resets"),
+        "{panel}"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM usage"), 4);
+    // A transcript replaced under the same name is read from its start.
+    std::fs::remove_file(&transcript).unwrap();
+    std::fs::write(
+        &transcript,
+        assistant_line(S, "msg_5", "req_5", &t, 100, 0, false) + "\n",
+    )
+    .unwrap();
+    env.hook("harness-stop", stop.to_string());
+    assert_eq!(
+        env.count("SELECT count(*) FROM usage WHERE message_id = 'msg_5'"),
+        1
+    );
+}

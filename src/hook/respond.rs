@@ -225,6 +225,23 @@ pub fn respond(
         }
         _ => {}
     }
+    // Usage for the estimates: what this session's transcript (or the subagent's) gained. Claude
+    // Code writes a turn's last response after the Stop hook, so the next prompt and SessionEnd
+    // read on too.
+    let transcript = match event.kind {
+        Kind::Stop | Kind::PromptSubmit | Kind::SessionEnd => event.payload.transcript_path,
+        Kind::SubagentStop => event.payload.agent_transcript_path,
+        _ => None,
+    };
+    if let Some(path) = transcript.filter(|_| event.agent == Agent::Claude) {
+        quota::ingest::one(
+            tx,
+            std::path::Path::new(path),
+            quota::ingest::HOOK_MAX_NEW_BYTES,
+            &config.quota,
+            now_ms,
+        )?;
+    }
     if event.kind == Kind::Stop {
         if config.locks.release_on_stop {
             claims::release_session(tx, session, now_ms)?;

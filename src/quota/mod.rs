@@ -14,6 +14,7 @@
 //!
 //! Owns loading and combining; deciding what to do is `policy::quota`'s.
 
+pub mod ingest;
 pub mod statusline;
 
 use rusqlite::{Connection, Result};
@@ -193,16 +194,21 @@ fn short_tokens(n: u64) -> String {
     }
 }
 
-/// Claude estimates from transcript usage (rows of the last 7 days, oldest first).
-pub fn claude_estimates(rows: &[UsageRow], cfg: &QuotaConfig, now_ms: i64) -> Vec<Window> {
+/// How far back the current 5-hour block is looked for (a block chain longer than this is
+/// treated as starting here).
+pub const BLOCK_LOOKBACK_MS: i64 = 2 * 86_400_000;
+
+/// Claude estimates from transcript usage: `recent` holds the rows of the last
+/// [`BLOCK_LOOKBACK_MS`], oldest first; `week_tokens` the input + output tokens of 7 days.
+pub fn claude_estimates(
+    recent: &[UsageRow],
+    week_tokens: u64,
+    cfg: &QuotaConfig,
+    now_ms: i64,
+) -> Vec<Window> {
     let (block_budget, week_budget) = cfg.budgets();
     let mut out = Vec::new();
-    let recent: Vec<UsageRow> = rows
-        .iter()
-        .filter(|r| r.ts_ms >= now_ms - 2 * 86_400_000)
-        .cloned()
-        .collect();
-    if let Some(b) = blocks(&recent).into_iter().last()
+    if let Some(b) = blocks(recent).into_iter().last()
         && b.end_ms > now_ms
     {
         let pct = block_budget.map(|budget| b.tokens as f64 * 100.0 / budget.max(1) as f64);
@@ -231,11 +237,7 @@ pub fn claude_estimates(rows: &[UsageRow], cfg: &QuotaConfig, now_ms: i64) -> Ve
             projected_out_ms: projected.filter(|p| *p < b.end_ms),
         });
     }
-    let week: u64 = rows
-        .iter()
-        .filter(|r| r.ts_ms >= now_ms - WEEK_MS)
-        .map(|r| r.input_tokens + r.output_tokens)
-        .sum();
+    let week = week_tokens;
     if week > 0 {
         out.push(Window {
             provider: Provider::Claude,
@@ -256,9 +258,14 @@ pub fn claude_estimates(rows: &[UsageRow], cfg: &QuotaConfig, now_ms: i64) -> Ve
 /// Recomputes the Claude estimates from stored usage and stores them as figures (source
 /// `transcripts`), for `load` and the status line to read cheaply.
 pub fn refresh_estimates(conn: &Connection, cfg: &QuotaConfig, now_ms: i64) -> Result<()> {
-    let rows = q::usage_since(conn, now_ms - WEEK_MS)?;
+    let recent = q::usage_since(conn, now_ms - BLOCK_LOOKBACK_MS)?;
+    let week: i64 = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(input_tokens + output_tokens), 0) FROM usage WHERE ts_ms >= ?1",
+        )?
+        .query_row([now_ms - WEEK_MS], |r| r.get(0))?;
     q::clear_figures(conn, "claude", "transcripts")?;
-    for w in claude_estimates(&rows, cfg, now_ms) {
+    for w in claude_estimates(&recent, week as u64, cfg, now_ms) {
         q::put_figure(
             conn,
             &q::Figure {
@@ -461,7 +468,7 @@ mod tests {
         };
         let rows = [row(T0 + 60_000, 20_000, 2_000)];
         let now = T0 + H + 60_000;
-        let w = claude_estimates(&rows, &cfg, now);
+        let w = claude_estimates(&rows, 22_000, &cfg, now);
         let five = &w[0];
         assert_eq!(five.name, "five_hour");
         assert!(!five.official);
@@ -472,11 +479,11 @@ mod tests {
         assert!((out - (now + H)).abs() < 2 * 60_000, "{}", out - now);
         assert_eq!(five.detail.as_deref(), Some("22k of 44k tokens"));
         // Without a plan, an amount and no percentage.
-        let w = claude_estimates(&rows, &QuotaConfig::default(), now);
+        let w = claude_estimates(&rows, 22_000, &QuotaConfig::default(), now);
         assert_eq!(w[0].used_pct, None);
         assert_eq!(w[0].detail.as_deref(), Some("22k tokens"));
         // An ended block is no current block.
-        assert_eq!(claude_estimates(&rows, &cfg, T0 + 6 * H).len(), 1);
+        assert_eq!(claude_estimates(&rows, 22_000, &cfg, T0 + 6 * H).len(), 1);
     }
 
     #[test]

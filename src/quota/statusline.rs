@@ -288,6 +288,16 @@ pub fn run() -> std::process::ExitCode {
             let wrap = |e| crate::error::Error::db("update quota in", &db, e);
             record(tx, &input, &config, now).map_err(wrap)?;
             record_session(tx, &input, now).map_err(wrap)?;
+            if let Some(path) = &input.transcript_path {
+                quota::ingest::one(
+                    tx,
+                    Path::new(path),
+                    quota::ingest::HOOK_MAX_NEW_BYTES,
+                    &config.quota,
+                    now,
+                )
+                .map_err(wrap)?;
+            }
             let quota = quota::load(tx, &config.quota, now).map_err(wrap)?;
             let locks = locks_in(tx, input.project_dir.as_deref(), now).map_err(wrap)?;
             Ok((quota, locks))

@@ -14,6 +14,9 @@ pub struct Args {
     /// One JSON object instead of the panel.
     #[arg(long)]
     json: bool,
+    /// Do not read the transcripts first (show what the store has).
+    #[arg(long)]
+    no_refresh: bool,
 }
 
 #[derive(clap::Args)]
@@ -103,7 +106,26 @@ pub fn lines(q: &Quota, config: &Config, now: i64) -> Vec<String> {
 pub fn run(args: Args) -> CliResult {
     let config = crate::config()?;
     let mut store = open_store()?;
+    let db = store.path().to_path_buf();
     let now = now_ms();
+    let mut note = String::new();
+    if !args.no_refresh
+        && let Some(dir) = quota::ingest::claude_dir()
+    {
+        // Read outside the transaction (it may take a while the first time), store in one.
+        let refresh = quota::ingest::read_everything(store.reader()?, &dir)?;
+        note = format!(
+            "read {} transcript(s) under {}, {} changed",
+            refresh.files,
+            fmt::path(&dir.to_string_lossy()),
+            refresh.changed
+        );
+        let cfg = config.quota.clone();
+        store.write(|tx| {
+            quota::ingest::store_everything(tx, refresh, &cfg, now)
+                .map_err(|e| agent_harness::error::Error::db("store usage in", &db, e))
+        })?;
+    }
     let q = quota::load(store.reader()?, &config.quota, now)?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -114,6 +136,9 @@ pub fn run(args: Args) -> CliResult {
         out,
         "Quota (~ and \"estimated\" mark the harness's estimates)"
     )?;
+    if !note.is_empty() {
+        writeln!(out, "({note})")?;
+    }
     for line in lines(&q, &config, now) {
         writeln!(out, "{line}")?;
     }

@@ -13,8 +13,8 @@ use super::fnv1a;
 use super::line::{UsageEntry, find_byte, scan_line};
 
 /// How far a transcript has been read, and what the file looked like then. Plain data, for the
-/// caller to keep (in memory or in the store) and hand back to [`read_new`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// caller to keep (in memory or in the store, as JSON) and hand back to [`read_new`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileCursor {
     pub path: PathBuf,
     /// Device and inode of the file read: a different pair under the same path is a new file.

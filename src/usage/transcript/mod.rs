@@ -40,7 +40,7 @@ mod scan;
 pub use cursor::{FileCursor, HEAD_BYTES, read_new};
 pub use dedup::{Dedup, Merge, dedup};
 pub use line::{Speed, Tokens, UsageEntry, scan_line};
-pub use scan::{Scan, Tracker, find_transcripts, scan_all};
+pub use scan::{FileResult, Scan, Tracker, find_transcripts, read_all, scan_all};
 
 /// 64-bit FNV-1a. Stable across releases, so a fingerprint kept in a [`FileCursor`] stays valid.
 fn fnv1a(bytes: &[u8]) -> u64 {

@@ -1,0 +1,152 @@
+//! Feeding transcript usage into the store: read what each transcript gained since its stored
+//! cursor (`usage::transcript`), store the responses (deduplicated by message id and request id,
+//! keeping the largest) and the new cursors, and recompute the estimates.
+//!
+//! Two paths: a hook or the status line reads one session's transcript inside its transaction,
+//! bounded by [`HOOK_MAX_NEW_BYTES`] so that a call stays cheap; `harness quota` reads every
+//! transcript (outside any transaction, on all cores) and then writes in one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+use crate::config::QuotaConfig;
+use crate::store::quota::{self as q, UsageRow};
+use crate::usage::transcript::{self, FileCursor, UsageEntry};
+
+/// A hook reads at most this much new transcript; more waits for `harness quota` (or the status
+/// line), so that a session's first Stop after installing never reads a huge history.
+pub const HOOK_MAX_NEW_BYTES: u64 = 8 * 1024 * 1024;
+
+fn row(e: UsageEntry) -> UsageRow {
+    UsageRow {
+        message_id: e.message_id,
+        request_id: e.request_id,
+        ts_ms: e.ts_ms,
+        session_id: (!e.session_id.is_empty()).then_some(e.session_id),
+        model: (!e.model.is_empty()).then_some(e.model),
+        input_tokens: e.input_tokens,
+        output_tokens: e.output_tokens,
+        cache_creation_tokens: e.cache_creation_tokens,
+        cache_read_tokens: e.cache_read_tokens,
+        sidechain: e.sidechain,
+    }
+}
+
+fn stored_cursor(conn: &Connection, path: &Path) -> rusqlite::Result<Option<FileCursor>> {
+    Ok(q::cursor(conn, &path.to_string_lossy())?.and_then(|json| serde_json::from_str(&json).ok()))
+}
+
+/// Stores what a read produced; returns how many responses it held.
+fn store_read(
+    conn: &Connection,
+    entries: Vec<UsageEntry>,
+    cursor: &FileCursor,
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    let rows: Vec<UsageRow> = transcript::dedup(entries).into_iter().map(row).collect();
+    q::put_usage(conn, &rows)?;
+    let json = serde_json::to_string(cursor).unwrap_or_default();
+    q::put_cursor(conn, &cursor.path.to_string_lossy(), &json, now_ms)?;
+    Ok(rows.len())
+}
+
+/// Reads one transcript on from its cursor, inside the caller's transaction, unless more than
+/// `max_new_bytes` wait to be read. Refreshes the estimates when it stored anything. Errors
+/// reading the file (it may not exist yet) are not errors of the call: nothing is read.
+pub fn one(
+    conn: &Connection,
+    path: &Path,
+    max_new_bytes: u64,
+    cfg: &QuotaConfig,
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    let previous = stored_cursor(conn, path)?;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(0);
+    };
+    let offset = previous.as_ref().map_or(0, |c| c.offset);
+    if meta.len().saturating_sub(offset) > max_new_bytes {
+        return Ok(0);
+    }
+    let Ok((entries, cursor)) = transcript::read_new(path, previous.as_ref()) else {
+        return Ok(0);
+    };
+    if previous.as_ref() == Some(&cursor) {
+        return Ok(0);
+    }
+    let n = store_read(conn, entries, &cursor, now_ms)?;
+    if n > 0 {
+        crate::quota::refresh_estimates(conn, cfg, now_ms)?;
+    }
+    Ok(n)
+}
+
+/// Claude Code's config directory: `$CLAUDE_CONFIG_DIR`, else `~/.claude`.
+pub fn claude_dir() -> Option<PathBuf> {
+    std::env::var_os("CLAUDE_CONFIG_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| crate::paths::home().map(|h| h.join(".claude")))
+}
+
+/// The result of reading every transcript: the reads to store, and files that failed.
+pub struct Refresh {
+    reads: Vec<(Vec<UsageEntry>, FileCursor)>,
+    pub files: usize,
+    pub changed: usize,
+    pub errors: Vec<(PathBuf, std::io::Error)>,
+}
+
+/// Reads what every transcript under `claude_dir` gained since its stored cursor, on all cores,
+/// without holding the store (`conn` is only read for the cursors).
+pub fn read_everything(conn: &Connection, claude_dir: &Path) -> rusqlite::Result<Refresh> {
+    let paths = transcript::find_transcripts(claude_dir);
+    let mut cursors: HashMap<String, FileCursor> = HashMap::new();
+    for (path, json) in q::cursors(conn)? {
+        if let Ok(c) = serde_json::from_str(&json) {
+            cursors.insert(path, c);
+        }
+    }
+    let previous: Vec<Option<&FileCursor>> = paths
+        .iter()
+        .map(|p| cursors.get(p.to_string_lossy().as_ref()))
+        .collect();
+    let mut refresh = Refresh {
+        reads: Vec::new(),
+        files: paths.len(),
+        changed: 0,
+        errors: Vec::new(),
+    };
+    for (path, result) in paths.iter().zip(transcript::read_all(&paths, &previous)) {
+        match result {
+            Ok(Some(read)) => refresh.reads.push(read),
+            Ok(None) => {}
+            Err(e) => refresh.errors.push((path.clone(), e)),
+        }
+    }
+    refresh.changed = refresh.reads.len();
+    Ok(refresh)
+}
+
+/// Stores what `read_everything` read and refreshes the estimates; returns the responses stored.
+pub fn store_everything(
+    conn: &Connection,
+    refresh: Refresh,
+    cfg: &QuotaConfig,
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    // One deduplication over all files, so that a response written in two files (a subagent's
+    // replay of its parent's message) counts once, as ccusage counts it.
+    let mut all = Vec::new();
+    for (entries, cursor) in refresh.reads {
+        all.extend(entries);
+        let json = serde_json::to_string(&cursor).unwrap_or_default();
+        q::put_cursor(conn, &cursor.path.to_string_lossy(), &json, now_ms)?;
+    }
+    let rows: Vec<UsageRow> = transcript::dedup(all).into_iter().map(row).collect();
+    q::put_usage(conn, &rows)?;
+    crate::quota::refresh_estimates(conn, cfg, now_ms)?;
+    Ok(rows.len())
+}
