@@ -226,10 +226,44 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_json::from_str(&text).map_err(|e| Error::Config {
+        let config: Config = serde_json::from_str(&text).map_err(|e| Error::Config {
             path: path.to_path_buf(),
             message: e.to_string(),
-        })
+        })?;
+        config.validate().map_err(|message| Error::Config {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot: ranges and names.
+    pub fn validate(&self) -> Result<(), String> {
+        let q = &self.quota;
+        if !["none", "pro", "max5", "max20", "custom"].contains(&q.plan.as_str()) {
+            return Err(format!(
+                "quota.plan must be one of none, pro, max5, max20, custom (got {:?})",
+                q.plan
+            ));
+        }
+        if q.plan == "custom" && q.block_tokens.is_none() && q.week_tokens.is_none() {
+            return Err(
+                "quota.plan \"custom\" needs quota.block_tokens or quota.week_tokens".into(),
+            );
+        }
+        if !(q.warn_pct > 0.0 && q.warn_pct <= q.block_pct) {
+            return Err(format!(
+                "quota.warn_pct ({}) must be above 0 and at most quota.block_pct ({})",
+                q.warn_pct, q.block_pct
+            ));
+        }
+        if self.locks.ttl_secs == 0 {
+            return Err("locks.ttl_secs must be at least 1".into());
+        }
+        if self.gemini.max_concurrent == 0 || self.gemini.timeout_secs == 0 {
+            return Err("gemini.max_concurrent and gemini.timeout_secs must be at least 1".into());
+        }
+        Ok(())
     }
 
     /// The store's path: `HARNESS_DB`, else the config's `store.path`, else the XDG default.
@@ -284,6 +318,17 @@ mod tests {
         let msg = Config::load_from(&p).unwrap_err().to_string();
         assert!(msg.contains(p.to_str().unwrap()), "{msg}");
         assert!(msg.contains("unknown field `busy_timeout`"), "{msg}");
+
+        let p = write("plan", r#"{"quota": {"plan": "max200"}}"#);
+        let msg = Config::load_from(&p).unwrap_err().to_string();
+        assert!(msg.contains("quota.plan must be one of"), "{msg}");
+        let p = write("pcts", r#"{"quota": {"warn_pct": 99, "block_pct": 90}}"#);
+        assert!(
+            Config::load_from(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("warn_pct")
+        );
 
         let p = write("bad", "{ nope");
         let msg = Config::load_from(&p).unwrap_err().to_string();

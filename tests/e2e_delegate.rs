@@ -185,3 +185,95 @@ fn a_read_only_run_cannot_escalate_through_plan_mode() {
     }
     assert_eq!(run["files_written"], json!([]));
 }
+
+#[test]
+fn a_write_run_obeys_the_file_locks_through_its_own_hooks() {
+    let Some(gemini) = support::clients::gemini() else {
+        return;
+    };
+    let env = support::Env::new("e2e-write-locks");
+    let project = env.dir.path().join("project");
+    std::fs::create_dir_all(project.join(".git")).unwrap();
+    let project = std::fs::canonicalize(&project).unwrap();
+    let held = project.join("held.txt");
+    std::fs::write(&held, "Claude's\n").unwrap();
+    let mock_g = GeminiMock::start(vec![
+        GTurn::Call {
+            name: "write_file".into(),
+            args: json!({"file_path": "held.txt", "content": "Gemini's\n"}),
+        },
+        GTurn::Call {
+            name: "write_file".into(),
+            args: json!({"file_path": "free.txt", "content": "Gemini's\n"}),
+        },
+        GTurn::Text("wrote what I could".into()),
+    ]);
+    let _g = Gemini::setup(&env, &project, gemini.clone(), mock_g.url());
+    // No project hooks: the run must bring its own.
+    std::fs::remove_file(project.join(".gemini/settings.json")).unwrap();
+    env.config(&json!({"gemini": {"binary": gemini, "timeout_secs": 90}}).to_string());
+    // A live Claude session holds held.txt.
+    let now = agent_harness::time::now_ms();
+    let conn = env.db();
+    agent_harness::store::claims::put(
+        &conn,
+        &agent_harness::store::claims::Claim {
+            path: held.to_string_lossy().into_owned(),
+            session_id: "ffffffff-0000-4000-8000-000000000006".into(),
+            agent: "claude".into(),
+            project_root: Some(project.to_string_lossy().into_owned()),
+            tool_name: Some("Edit".into()),
+            claimed_ms: now,
+            touched_ms: now,
+            expires_ms: now + 600_000,
+        },
+    )
+    .unwrap();
+    drop(conn);
+    let out = env
+        .cmd("harness")
+        .args([
+            "delegate",
+            "--write",
+            "--json",
+            "update held.txt and free.txt",
+        ])
+        .env("GOOGLE_GEMINI_BASE_URL", mock_g.url())
+        .env("GEMINI_API_KEY", "fake-e2e-key")
+        .current_dir(&project)
+        .output()
+        .unwrap();
+    let run: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(
+        std::fs::read_to_string(&held).unwrap(),
+        "Claude's\n",
+        "the held file is untouched"
+    );
+    assert_eq!(
+        std::fs::read_to_string(project.join("free.txt")).unwrap(),
+        "Gemini's\n"
+    );
+    assert_eq!(run["files_written"], json!(["free.txt"]));
+    let told = all_text(&mock_g.chat_requests());
+    assert!(told.contains("is being edited by another agent"), "{told}");
+    // The run was recorded as a gemini agent that now holds free.txt until its SessionEnd.
+    let conn = env.db();
+    let agent: String = conn
+        .query_row(
+            "SELECT agent FROM sessions WHERE session_id = ?1",
+            [run["run_id"].as_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(agent, "gemini");
+    let claims: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM claims WHERE session_id = ?1",
+            [run["run_id"].as_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(claims, 0, "released at the run's SessionEnd");
+}
