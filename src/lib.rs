@@ -20,5 +20,6 @@ pub mod quota;
 pub mod redact;
 pub mod shell;
 pub mod store;
+pub mod text;
 pub mod time;
 pub mod usage;

@@ -101,30 +101,20 @@ mod tests {
                 .unwrap()
                 .timestamp_millis()
         };
-        // Winter (PST, UTC-8): 2026-01-15 20:00 UTC is 12:00 PST; next midnight is 08:00 UTC.
-        assert_eq!(
-            next_pacific_midnight(ms(2026, 1, 15, 20, 0)),
-            ms(2026, 1, 16, 8, 0)
-        );
-        // Summer (PDT, UTC-7).
-        assert_eq!(
-            next_pacific_midnight(ms(2026, 7, 1, 12, 0)),
-            ms(2026, 7, 2, 7, 0)
-        );
-        // 2026-11-21 (PST): 06:30 UTC is 22:30 on the 20th.
-        assert_eq!(
-            next_pacific_midnight(ms(2026, 11, 21, 6, 30)),
-            ms(2026, 11, 21, 8, 0)
-        );
-        // Across the switch: 2026-03-07 12:00 PST; midnight of the 8th is still PST (switch at 02:00).
-        assert_eq!(
-            next_pacific_midnight(ms(2026, 3, 7, 20, 0)),
-            ms(2026, 3, 8, 8, 0)
-        );
-        // 2026-03-08 12:00 PDT; midnight of the 9th is PDT.
-        assert_eq!(
-            next_pacific_midnight(ms(2026, 3, 8, 19, 0)),
-            ms(2026, 3, 9, 7, 0)
-        );
+        let cases = [
+            // Winter (PST, UTC-8): 20:00 UTC is 12:00 PST; the next midnight is 08:00 UTC.
+            (ms(2026, 1, 15, 20, 0), ms(2026, 1, 16, 8, 0)),
+            // Summer (PDT, UTC-7).
+            (ms(2026, 7, 1, 12, 0), ms(2026, 7, 2, 7, 0)),
+            // 06:30 UTC on the 21st is 22:30 PST on the 20th.
+            (ms(2026, 11, 21, 6, 30), ms(2026, 11, 21, 8, 0)),
+            // 12:00 PST on the 7th of March; midnight of the 8th is still PST (switch at 02:00).
+            (ms(2026, 3, 7, 20, 0), ms(2026, 3, 8, 8, 0)),
+            // 12:00 PDT on the 8th; midnight of the 9th is PDT.
+            (ms(2026, 3, 8, 19, 0), ms(2026, 3, 9, 7, 0)),
+        ];
+        for (now, want) in cases {
+            assert_eq!(next_pacific_midnight(now), want, "from {now}");
+        }
     }
 }

@@ -77,26 +77,33 @@ impl Drop for Holder {
     }
 }
 
+/// Session A, running: it wrote shared.txt and now waits in Bash until the holder is finished.
+fn start_holder(
+    label: &str,
+    claude: PathBuf,
+) -> (std::sync::Arc<ClaudeEnv>, PathBuf, Holder, AnthropicMock) {
+    let c = ClaudeEnv::new(label, claude, String::new());
+    let file = c.project.join("shared.txt");
+    let go = c.env.dir.path().join("go");
+    let mock_a = AnthropicMock::start(holder_script(&file, &go));
+    let c = std::sync::Arc::new(c);
+    let runner = c.clone();
+    let url = mock_a.url();
+    let holder = Holder {
+        go,
+        handle: Some(std::thread::spawn(move || {
+            runner.run_against(&url, "hold the file", &[])
+        })),
+    };
+    (c, file, holder, mock_a)
+}
+
 #[test]
 fn a_second_claude_session_is_denied_the_file_the_first_holds_until_it_ends() {
     let Some(claude) = support::clients::claude() else {
         return;
     };
-    let c = ClaudeEnv::new("e2e-locks", claude, String::new());
-    let file = c.project.join("shared.txt");
-    let go = c.env.dir.path().join("go");
-    let mock_a = AnthropicMock::start(holder_script(&file, &go));
-    let c = std::sync::Arc::new(c);
-    let holder = {
-        let c = c.clone();
-        let url = mock_a.url();
-        Holder {
-            go: go.clone(),
-            handle: Some(std::thread::spawn(move || {
-                c.run_against(&url, "hold the file", &[])
-            })),
-        }
-    };
+    let (c, file, holder, _mock_a) = start_holder("e2e-locks", claude);
     let a = wait_for_claim(&c, &file);
 
     // Claude Code's Write refuses an existing file that was not read first (before any hook).
@@ -143,21 +150,7 @@ fn a_gemini_run_in_write_mode_is_denied_an_edit_to_a_file_a_claude_session_holds
     else {
         return;
     };
-    let c = ClaudeEnv::new("e2e-locks-gemini", claude, String::new());
-    let file = c.project.join("shared.txt");
-    let go = c.env.dir.path().join("go");
-    let mock_a = AnthropicMock::start(holder_script(&file, &go));
-    let c = std::sync::Arc::new(c);
-    let holder = {
-        let c = c.clone();
-        let url = mock_a.url();
-        Holder {
-            go: go.clone(),
-            handle: Some(std::thread::spawn(move || {
-                c.run_against(&url, "hold the file", &[])
-            })),
-        }
-    };
+    let (c, file, holder, _mock_a) = start_holder("e2e-locks-gemini", claude);
     let a = wait_for_claim(&c, &file);
 
     let mock_g = GeminiMock::start(vec![

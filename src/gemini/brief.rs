@@ -6,17 +6,10 @@ use rusqlite::{Connection, Result};
 use serde_json::Value;
 
 use super::Mode;
+use crate::text::clip;
 
 /// The longest brief, in characters.
 pub const MAX_BRIEF: usize = 4000;
-
-fn clip(s: &str, n: usize) -> String {
-    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one_line.char_indices().nth(n) {
-        Some((i, _)) => format!("{}…", &one_line[..i]),
-        None => one_line,
-    }
-}
 
 /// Builds the brief for a run in `cwd` asked for by `requester`.
 pub fn brief(

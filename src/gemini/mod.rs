@@ -400,26 +400,10 @@ pub fn report(run: &Run, cap: usize) -> String {
 }
 
 fn advice_for(kind: &str) -> &'static str {
-    use runner::ErrorKind::*;
-    for k in [
-        NotInstalled,
-        Auth,
-        Input,
-        Config,
-        TurnLimit,
-        Untrusted,
-        Cancelled,
-        Quota,
-        Api,
-        Model,
-        NoResult,
-        Timeout,
-    ] {
-        if k.as_str() == kind {
-            return k.advice();
-        }
-    }
-    "see `harness runs show` and `harness doctor`"
+    runner::ErrorKind::parse(kind).map_or(
+        "see `harness runs show` and `harness doctor`",
+        runner::ErrorKind::advice,
+    )
 }
 
 #[cfg(test)]

@@ -48,6 +48,26 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    pub const ALL: [ErrorKind; 12] = [
+        ErrorKind::NotInstalled,
+        ErrorKind::Auth,
+        ErrorKind::Input,
+        ErrorKind::Config,
+        ErrorKind::TurnLimit,
+        ErrorKind::Untrusted,
+        ErrorKind::Cancelled,
+        ErrorKind::Quota,
+        ErrorKind::Api,
+        ErrorKind::Model,
+        ErrorKind::NoResult,
+        ErrorKind::Timeout,
+    ];
+
+    /// The kind stored as `as_str()` (in `runs.error_kind`).
+    pub fn parse(s: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::NotInstalled => "not_installed",

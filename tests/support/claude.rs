@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -159,18 +159,8 @@ impl ClaudeEnv {
 
     /// The same, against another API URL.
     pub fn command_against(&self, dir: &Path, api_url: &str) -> Command {
-        use std::os::unix::process::CommandExt;
-        let mut cmd = Command::new(&self.claude);
-        cmd.env_clear()
-            .env("PATH", super::path_with_bins())
-            .env("HOME", &self.env.home)
-            .env("USER", "dev")
-            .env("TERM", "dumb")
-            .env("HARNESS_DB", &self.env.db)
-            .env(
-                "HARNESS_CONFIG",
-                self.env.home.join(".config/agent-harness/config.json"),
-            )
+        let mut cmd = self.env.client(&self.claude, dir);
+        cmd.env("USER", "dev")
             .env("ANTHROPIC_BASE_URL", api_url)
             .env("ANTHROPIC_API_KEY", "sk-ant-test-e2e-key")
             .env("DISABLE_TELEMETRY", "1")
@@ -178,12 +168,7 @@ impl ClaudeEnv {
             .env("DISABLE_ERROR_REPORTING", "1")
             .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
             .env("CLAUDE_CODE_MAX_RETRIES", "0")
-            .env("IS_SANDBOX", "1")
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+            .env("IS_SANDBOX", "1");
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }

@@ -2,7 +2,7 @@
 //! `.gemini/settings.json` carries the harness hooks (`harness install --gemini`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
@@ -61,27 +61,12 @@ impl<'a> Gemini<'a> {
     /// `GEMINI_CLI_TRUST_WORKSPACE`: in 0.61.0 `--skip-trust` alone does not load the project's
     /// settings, and so not its hooks.
     pub fn command(&self, dir: &Path) -> Command {
-        use std::os::unix::process::CommandExt;
-        let mut cmd = Command::new(&self.gemini);
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.env.home)
-            .env("TERM", "dumb")
-            .env("NO_COLOR", "1")
-            .env("HARNESS_DB", &self.env.db)
-            .env(
-                "HARNESS_CONFIG",
-                self.env.home.join(".config/agent-harness/config.json"),
-            )
+        let mut cmd = self.env.client(&self.gemini, dir);
+        cmd.env("NO_COLOR", "1")
             .env("GOOGLE_GEMINI_BASE_URL", &self.api_url)
             .env("GEMINI_API_KEY", "fake-e2e-key")
             .env("GEMINI_CLI_NO_RELAUNCH", "true")
-            .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+            .env("GEMINI_CLI_TRUST_WORKSPACE", "true");
         cmd
     }
 

@@ -155,6 +155,29 @@ impl Env {
             .env("XDG_CONFIG_HOME", self.home.join(".config"))
     }
 
+    /// A real client (`claude`, `gemini`) run in `dir` with only this environment: HOME, the
+    /// store, PATH with the freshly built binaries first; no stdin, output captured, in its own
+    /// process group (so that a timeout can end all of it).
+    pub fn client(&self, program: &Path, dir: &Path) -> std::process::Command {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(program);
+        cmd.env_clear()
+            .env("PATH", path_with_bins())
+            .env("HOME", &self.home)
+            .env("TERM", "dumb")
+            .env("HARNESS_DB", &self.db)
+            .env(
+                "HARNESS_CONFIG",
+                self.home.join(".config/agent-harness/config.json"),
+            )
+            .current_dir(dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0);
+        cmd
+    }
+
     /// Runs a hook binary with `stdin`.
     pub fn hook(&self, name: &str, stdin: impl Into<Vec<u8>>) -> Output {
         self.cmd(name).write_stdin(stdin).output().unwrap()

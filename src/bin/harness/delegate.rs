@@ -285,11 +285,7 @@ pub fn runs(args: RunsArgs) -> CliResult {
             ("error", Some(kind)) => kind.to_owned(),
             (s, _) => s.to_owned(),
         };
-        let task: String = r.task.split_whitespace().collect::<Vec<_>>().join(" ");
-        let task = match task.char_indices().nth(50) {
-            Some((i, _)) => format!("{}…", &task[..i]),
-            None => task,
-        };
+        let task = agent_harness::text::clip(&r.task, 50);
         writeln!(
             out,
             "{:<15}  {:<9}  {:<8}  {:<9}  {:>6}  {:>8}  {}",

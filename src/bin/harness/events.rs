@@ -109,26 +109,30 @@ fn print(out: &mut impl Write, rows: &[EventRow], json: bool) -> CliResult<()> {
             });
             writeln!(out, "{line}")?;
         } else {
-            let detail = r
-                .file_path
-                .as_deref()
-                .map(fmt::path)
-                .or_else(|| summary(&r.payload))
-                .unwrap_or_default();
-            writeln!(
-                out,
-                "{:<14} {:<8} {:<6} {:<19} {:<12} {}{}",
-                fmt::clock(r.ts_ms),
-                r.session_id.as_deref().map(fmt::short).unwrap_or("-"),
-                r.agent,
-                r.event,
-                r.tool_name.as_deref().unwrap_or(""),
-                detail,
-                if r.truncated { " [truncated]" } else { "" }
-            )?;
+            writeln!(out, "{}", line(r))?;
         }
     }
     Ok(())
+}
+
+/// One event as a table row: time, session, agent, event, tool, and the file or a summary.
+pub fn line(r: &EventRow) -> String {
+    let detail = r
+        .file_path
+        .as_deref()
+        .map(fmt::path)
+        .or_else(|| summary(&r.payload))
+        .unwrap_or_default();
+    format!(
+        "{:<14} {:<8} {:<6} {:<19} {:<12} {}{}",
+        fmt::clock(r.ts_ms),
+        r.session_id.as_deref().map(fmt::short).unwrap_or("-"),
+        r.agent,
+        r.event,
+        r.tool_name.as_deref().unwrap_or(""),
+        detail,
+        if r.truncated { " [truncated]" } else { "" }
+    )
 }
 
 /// One short line about an event's payload, for the table.
@@ -151,9 +155,5 @@ fn summary(payload: &str) -> Option<String> {
             .and_then(|x| x.as_str())
             .filter(|s| !s.is_empty())
     })?;
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    Some(match one_line.char_indices().nth(60) {
-        Some((i, _)) => format!("{}…", &one_line[..i]),
-        None => one_line,
-    })
+    Some(agent_harness::text::clip(text, 60))
 }

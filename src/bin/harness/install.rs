@@ -102,6 +102,21 @@ fn client_dir(client: Client, user: bool, project: Option<PathBuf>) -> CliResult
     }))
 }
 
+/// The change to a settings file, for `--dry-run`.
+fn print_diff(out: &mut impl Write, path: &Path, old: Option<&str>, new: &str) -> CliResult<()> {
+    writeln!(out, "--- {}", path.display())?;
+    write!(out, "{}", install::line_diff(old.unwrap_or(""), new))?;
+    Ok(())
+}
+
+/// The slash commands a client gets (Claude Code's only; the status line is Claude Code's too).
+fn commands_of(client: Client) -> &'static [(&'static str, &'static str)] {
+    match client {
+        Client::Claude => COMMANDS,
+        Client::Gemini => &[],
+    }
+}
+
 fn client_of(gemini: bool) -> Client {
     if gemini {
         Client::Gemini
@@ -238,11 +253,7 @@ pub fn run_install(args: InstallArgs) -> CliResult {
         (Some(dir), Client::Gemini) => install::shell_quote(&dir.join(name).to_string_lossy()),
         (None, _) => name.to_owned(),
     });
-    // Slash commands and the status line are Claude Code's.
-    let commands: &[(&str, &str)] = match client {
-        Client::Claude => COMMANDS,
-        Client::Gemini => &[],
-    };
+    let commands = commands_of(client);
     let statusline = match client {
         Client::Claude => {
             let command = match &bin_dir {
@@ -274,14 +285,9 @@ pub fn run_install(args: InstallArgs) -> CliResult {
                 settings_path.display()
             )?;
         } else {
-            writeln!(out, "--- {}", settings_path.display())?;
-            write!(
-                out,
-                "{}",
-                install::line_diff(old_text.as_deref().unwrap_or(""), &new_text)
-            )?;
+            print_diff(&mut out, &settings_path, old_text.as_deref(), &new_text)?;
         }
-        for (name, _) in COMMANDS {
+        for (name, _) in commands {
             writeln!(
                 out,
                 "would copy commands/{name} to {}",
@@ -388,12 +394,7 @@ pub fn run_uninstall(args: UninstallArgs) -> CliResult {
         if removed == 0 {
             writeln!(out, "{} holds no harness hooks.", settings_path.display())?;
         } else {
-            writeln!(out, "--- {}", settings_path.display())?;
-            write!(
-                out,
-                "{}",
-                install::line_diff(old_text.as_deref().unwrap_or(""), &new_text)
-            )?;
+            print_diff(&mut out, &settings_path, old_text.as_deref(), &new_text)?;
         }
         writeln!(out, "(dry run: nothing written)")?;
         return Ok(Exit::Ok);
@@ -422,11 +423,7 @@ pub fn run_uninstall(args: UninstallArgs) -> CliResult {
             writeln!(out, "  backup: {}", b.display())?;
         }
     }
-    let commands: &[(&str, &str)] = match client {
-        Client::Claude => COMMANDS,
-        Client::Gemini => &[],
-    };
-    for (name, body) in commands {
+    for (name, body) in commands_of(client) {
         let target = claude.join("commands").join(name);
         match std::fs::read_to_string(&target) {
             Ok(existing) if existing == *body => {

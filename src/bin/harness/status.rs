@@ -90,15 +90,7 @@ pub fn run(args: Args) -> CliResult {
         )?;
     }
     for r in &recent {
-        writeln!(
-            out,
-            "  {:<14} {:<8} {:<19} {:<12} {}",
-            fmt::clock(r.ts_ms),
-            r.session_id.as_deref().map(fmt::short).unwrap_or("-"),
-            r.event,
-            r.tool_name.as_deref().unwrap_or(""),
-            r.file_path.as_deref().map(fmt::path).unwrap_or_default()
-        )?;
+        writeln!(out, "  {}", crate::events::line(r))?;
     }
     if !problems.is_empty() {
         writeln!(out)?;
