@@ -257,8 +257,20 @@ impl Config {
                 q.warn_pct, q.block_pct
             ));
         }
-        if self.locks.ttl_secs == 0 {
-            return Err("locks.ttl_secs must be at least 1".into());
+        if self.locks.ttl_secs == 0 || self.locks.ttl_secs > 7 * 86_400 {
+            return Err("locks.ttl_secs must be between 1 and 604800 (a week)".into());
+        }
+        // A hook that outlives its client's timeout (30 s as installed) is killed, and a killed
+        // hook never blocks: waits must end well before that.
+        if self.locks.wait_secs > MAX_LOCK_WAIT_SECS {
+            return Err(format!(
+                "locks.wait_secs must be at most {MAX_LOCK_WAIT_SECS} (the hooks' timeout is 30 s)"
+            ));
+        }
+        if self.store.busy_timeout_ms > MAX_BUSY_TIMEOUT_MS {
+            return Err(format!(
+                "store.busy_timeout_ms must be at most {MAX_BUSY_TIMEOUT_MS} (the hooks' timeout is 30 s)"
+            ));
         }
         if self.gemini.max_concurrent == 0 || self.gemini.timeout_secs == 0 {
             return Err("gemini.max_concurrent and gemini.timeout_secs must be at least 1".into());
@@ -277,6 +289,12 @@ impl Config {
         default_db_path()
     }
 }
+
+/// The longest `locks.wait_secs`: with two store waits at most, a hook still ends well inside
+/// the 30 s timeout `harness install` gives it.
+pub const MAX_LOCK_WAIT_SECS: u64 = 10;
+/// The longest `store.busy_timeout_ms`.
+pub const MAX_BUSY_TIMEOUT_MS: u64 = 5000;
 
 /// `$XDG_STATE_HOME/agent-harness/harness.db`.
 pub fn default_db_path() -> Result<PathBuf> {

@@ -266,7 +266,7 @@ fn gemini_hooks_go_to_the_projects_gemini_settings_and_come_out_again() {
         ]
     );
     let hook = &hooks["BeforeTool"][0]["hooks"][0];
-    assert_eq!(hook["timeout"], 10000, "Gemini reads milliseconds");
+    assert_eq!(hook["timeout"], 30000, "Gemini reads milliseconds");
     assert_eq!(
         hook["command"],
         bin_dir().join("harness-pre-tool-use").to_str().unwrap()

@@ -257,6 +257,35 @@ fn when_both_providers_are_out_the_prompt_is_blocked_with_both_resets() {
         reason.contains("(in 4h59m)") || reason.contains("(in 5h)"),
         "{reason}"
     );
+    // Blocked once per episode: the same prompt sent again goes through, with the resets.
+    let again = prompt(&env, "please continue");
+    let note = context(&again).expect("the resend passes with a note");
+    assert!(note.contains("sent this prompt again"), "{note}");
+    // `harness quota clear claude` forgets Claude's limit alone; then no block, no note about
+    // both.
+    let out = env
+        .cmd("harness")
+        .args(["quota", "clear", "claude"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "Cleared 1 recorded rate limit(s).");
+    assert_eq!(
+        env.count("SELECT count(*) FROM exhaustion WHERE provider = 'gemini'"),
+        1
+    );
+    let after = prompt(&env, "please continue");
+    assert!(
+        !context(&after).unwrap_or_default().contains("both"),
+        "{}",
+        stdout(&after)
+    );
+    let bad = env
+        .cmd("harness")
+        .args(["quota", "clear", "openai"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }
 
 /// An assistant line as Claude Code 2.1.197 writes it (reference §4.2), one per content block.
@@ -355,4 +384,41 @@ fn transcripts_feed_deduplicated_estimates_through_stop_and_harness_quota() {
         env.count("SELECT count(*) FROM usage WHERE message_id = 'msg_5'"),
         1
     );
+}
+
+#[test]
+fn a_rate_limit_with_no_known_reset_is_assumed_short() {
+    let env = Env::new("quota-short");
+    let mut failure: Value =
+        serde_json::from_slice(&fixture("claude-code-2.1.197/StopFailure-rate_limit.json"))
+            .unwrap();
+    failure["session_id"] = json!(S);
+    let cases = [
+        (
+            json!("API Error: 429 rate limit exceeded (per-minute)"),
+            "per-minute",
+            2,
+        ),
+        (json!(null), "guess", 15),
+    ];
+    for (message, from, minutes) in cases {
+        failure["last_assistant_message"] = message;
+        let before = now_secs() * 1000;
+        let out = env.hook("harness-stop-failure", failure.to_string());
+        assert!(out.stderr.is_empty(), "{}", stderr(&out));
+        let (until, until_from): (i64, String) = env
+            .db()
+            .query_row(
+                "SELECT until_ms, until_from FROM exhaustion WHERE provider = 'claude'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(until_from, from);
+        let span = until - before;
+        assert!(
+            (minutes * 60_000 - 2_000..=minutes * 60_000 + 2_000).contains(&span),
+            "{from}: {span} ms"
+        );
+    }
 }

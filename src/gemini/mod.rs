@@ -168,21 +168,33 @@ pub fn execute(db: &Path, run_id: &str, config: &Config) -> Result<Run> {
                 .map_err(wrap)?;
             run.waiter = waiter;
             runs::put(tx, run).map_err(wrap)?;
-            // Gemini's side of quota: a quota error means out until midnight Pacific; a
-            // success means it answers again.
+            // Gemini's side of quota: a daily quota error means out until midnight Pacific, a
+            // per-minute one (retried by Gemini CLI and still failing) a few minutes; a success
+            // means it answers again.
             let now = now_ms();
             match run.error_kind.as_deref() {
-                Some("quota") => crate::store::quota::put_exhaustion(
-                    tx,
-                    &crate::store::quota::Exhaustion {
-                        provider: "gemini".into(),
-                        since_ms: now,
-                        until_ms: crate::time::next_pacific_midnight(now),
-                        until_from: "pacific-midnight".into(),
-                        reason: run.error.clone().unwrap_or_default(),
-                    },
-                )
-                .map_err(wrap)?,
+                Some("quota") => {
+                    let error = run.error.clone().unwrap_or_default();
+                    let daily = error.contains("daily quota") || error.contains("PerDay");
+                    let (until_ms, until_from) = if daily {
+                        (crate::time::next_pacific_midnight(now), "pacific-midnight")
+                    } else if let Some(ms) = retry_delay_ms(&error) {
+                        (now + ms, "message")
+                    } else {
+                        (now + 5 * 60_000, "per-minute")
+                    };
+                    crate::store::quota::put_exhaustion(
+                        tx,
+                        &crate::store::quota::Exhaustion {
+                            provider: "gemini".into(),
+                            since_ms: now,
+                            until_ms,
+                            until_from: until_from.into(),
+                            reason: error,
+                        },
+                    )
+                    .map_err(wrap)?
+                }
                 None if run.status == "success"
                     && crate::store::quota::clear_exhaustion(tx, "gemini", now)
                         .map_err(wrap)? =>
@@ -246,7 +258,11 @@ pub fn execute(db: &Path, run_id: &str, config: &Config) -> Result<Run> {
     run.status = "running".into();
     run.started_ms = Some(now_ms());
     run.worker_pid = Some(i64::from(std::process::id()));
-    store.write(|tx| runs::put(tx, &run).map_err(|e| Error::db("record a run in", db, e)))?;
+    // Only these columns: the waiter may have given up while this run queued for its slot.
+    store.write(|tx| {
+        runs::mark_running(tx, &run.run_id, now_ms(), i64::from(std::process::id()))
+            .map_err(|e| Error::db("record a run in", db, e))
+    })?;
 
     let mut spec = runner::Spec {
         binary,
@@ -406,8 +422,48 @@ fn advice_for(kind: &str) -> &'static str {
     )
 }
 
+/// The delay a Gemini quota error suggests ("Please retry in 41.5s", "Suggested retry after
+/// 60s."), in milliseconds.
+fn retry_delay_ms(error: &str) -> Option<i64> {
+    let at = ["retry in ", "retry after "]
+        .iter()
+        .find_map(|k| error.find(k).map(|i| i + k.len()))?;
+    let rest = &error[at..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    let n: f64 = rest[..end].parse().ok()?;
+    let unit = match rest[end..].trim_start() {
+        u if u.starts_with("ms") => 1.0,
+        u if u.starts_with('s') => 1000.0,
+        u if u.starts_with('m') => 60_000.0,
+        u if u.starts_with('h') => 3_600_000.0,
+        _ => return None,
+    };
+    let ms = n * unit;
+    // A suggestion beyond a day is not a per-minute limit's: leave it to the daily rule.
+    (ms.is_finite() && ms > 0.0 && ms <= 86_400_000.0).then(|| ms.ceil() as i64)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn quota_errors_name_their_retry_delay() {
+        assert_eq!(
+            retry_delay_ms("Quota exceeded. Please retry in 41.5s."),
+            Some(41_500)
+        );
+        assert_eq!(
+            retry_delay_ms("RATE_LIMIT_EXCEEDED\nSuggested retry after 60s."),
+            Some(60_000)
+        );
+        assert_eq!(retry_delay_ms("Please retry in 250ms"), Some(250));
+        assert_eq!(retry_delay_ms("Please retry in 3m"), Some(180_000));
+        assert_eq!(retry_delay_ms("Please retry in soon"), None);
+        assert_eq!(retry_delay_ms("Please retry in 99999h"), None);
+        assert_eq!(retry_delay_ms("no hint at all"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -204,7 +204,7 @@ fn record_and_respond(
         Response::WaitUntil(until) => until,
     };
     // Wait for the holder's claim to lapse (bounded by locks.wait_secs), then ask once more.
-    let deadline = now + config.locks.wait_secs as i64 * 1000;
+    let deadline = now.saturating_add((config.locks.wait_secs as i64).saturating_mul(1000));
     let wake = until.min(deadline) + 20;
     std::thread::sleep(Duration::from_millis((wake - now_ms()).max(0) as u64));
     let later = now_ms();

@@ -12,7 +12,7 @@ use crate::event::{Event, Kind, ToolClass};
 use crate::policy::collision;
 use crate::policy::file_lock::{self, Effect, Verdict, Write};
 use crate::policy::quota as quota_policy;
-use crate::quota::{self, FIVE_HOURS_MS};
+use crate::quota;
 use crate::store::claims::{self, Claim, Held};
 use crate::store::quota as quota_store;
 
@@ -102,8 +102,14 @@ fn apply(
     }
 }
 
+/// How long a per-minute rate limit counts as exhaustion.
+const PER_MINUTE_MS: i64 = 2 * 60_000;
+/// How long a rate limit with no known reset counts as exhaustion.
+const UNKNOWN_RESET_MS: i64 = 15 * 60_000;
+
 /// Claude answered with a rate-limit error: it is out until the reset the message names, else
-/// the last official reset, else the end of the estimated 5-hour block, else five hours from now.
+/// two minutes for a per-minute limit, else the last official reset, else the end of the
+/// estimated 5-hour block, else fifteen minutes from now.
 fn claude_rate_limited(
     tx: &Transaction<'_>,
     message: Option<&str>,
@@ -120,11 +126,18 @@ fn claude_rate_limited(
             .max_by_key(|(f, r)| (f.used_pct.unwrap_or(0.0) >= 99.0, -r))
             .map(|(_, r)| r)
     };
+    let per_minute = message.is_some_and(|m| {
+        let m = m.to_ascii_lowercase();
+        m.contains("per-minute") || m.contains("per minute")
+    });
     let (until, from) = match (from_message, latest_reset(true), latest_reset(false)) {
         (Some(t), _, _) => (t, "message"),
+        // A per-minute limit (an API key's) is over in a minute or two, whatever else is known.
+        _ if per_minute => (now_ms + PER_MINUTE_MS, "per-minute"),
         (None, Some(t), _) => (t, "statusline"),
         (None, None, Some(t)) => (t, "block"),
-        (None, None, None) => (now_ms + FIVE_HOURS_MS, "guess"),
+        // Nothing says when: assume a short limit, so that a hiccup never locks anyone out.
+        (None, None, None) => (now_ms + UNKNOWN_RESET_MS, "guess"),
     };
     let reason = match message {
         Some(m) => format!("the API said: {}", crate::redact::redact_str(m.trim())),

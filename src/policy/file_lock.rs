@@ -76,7 +76,7 @@ pub fn before_write(w: &Write<'_>, held: Option<&Held>, cfg: &LocksConfig) -> Ve
             took_over: Some((held.claim.session_id.clone(), why)),
         });
     }
-    let wait_ms = cfg.wait_secs as i64 * 1000;
+    let wait_ms = (cfg.wait_secs as i64).saturating_mul(1000);
     if wait_ms > 0 && held.claim.expires_ms - w.now_ms <= wait_ms {
         return Verdict::Wait {
             until_ms: held.claim.expires_ms,
@@ -131,7 +131,7 @@ fn deny_reason(w: &Write<'_>, held: &Held) -> String {
 
 /// The lapse time of a claim touched now.
 pub fn expiry(now_ms: i64, cfg: &LocksConfig) -> i64 {
-    now_ms + cfg.ttl_secs as i64 * 1000
+    now_ms.saturating_add((cfg.ttl_secs.min(i64::MAX as u64 / 1000) as i64) * 1000)
 }
 
 /// Whether a gone holder's reason reads as a word (for `harness locks`).

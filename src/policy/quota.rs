@@ -59,14 +59,35 @@ pub fn on_prompt(q: &Quota, fired: &[AlertKey], cfg: &QuotaConfig, now_ms: i64) 
         return pass;
     }
     if let (Some(c), Some(g)) = (&q.claude.exhausted, &q.gemini.exhausted) {
+        // Blocked once per episode: the same prompt sent again goes through (with this note), so
+        // a limit that ended early, or figures that are wrong, never lock anyone out.
+        let k: AlertKey = (
+            "both".into(),
+            "exhausted".into(),
+            "block".into(),
+            c.until_ms.min(g.until_ms),
+        );
+        let resets = format!(
+            "Claude resets at {}; Gemini at {}",
+            when(c.until_ms, now_ms),
+            when(g.until_ms, now_ms)
+        );
+        if fired.contains(&k) {
+            return PromptVerdict {
+                decision: Decision::Context(format!(
+                    "agent-harness quota: both Claude and Gemini reported rate limits ({resets}). \
+                     The user sent this prompt again, so it goes through."
+                )),
+                fire: Vec::new(),
+            };
+        }
         return PromptVerdict {
             decision: Decision::Block(format!(
-                "agent-harness: both Claude and Gemini are out of quota. Claude resets at {}; \
-                 Gemini at {}. Stopping here: nothing was sent. Try again after the first reset.",
-                when(c.until_ms, now_ms),
-                when(g.until_ms, now_ms)
+                "agent-harness: both Claude and Gemini are out of quota. {resets}. Stopping \
+                 here: nothing was sent. Try again after the first reset (or send the prompt \
+                 again to try anyway; `harness quota clear` forgets both limits)."
             )),
-            fire: Vec::new(),
+            fire: vec![k],
         };
     }
     let mut notes = Vec::new();
@@ -321,6 +342,8 @@ mod tests {
             reason.contains("(in 1h)") && reason.contains("(in 5h)"),
             "{reason}"
         );
-        assert!(v.fire.is_empty());
+        // Sent again: it goes through; being blocked once is enough.
+        let again = on_prompt(&q, &v.fire, &cfg(), NOW);
+        assert!(matches!(again.decision, Decision::Context(_)), "{again:?}");
     }
 }

@@ -109,6 +109,25 @@ pub fn put(conn: &Connection, r: &Run) -> Result<()> {
     Ok(())
 }
 
+/// A queued run started: its status, start and worker, and nothing else (the waiter column is
+/// the waiting process's to set).
+pub fn mark_running(conn: &Connection, run_id: &str, started_ms: i64, pid: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE runs SET status = 'running', started_ms = ?2, worker_pid = ?3 WHERE run_id = ?1",
+        params![run_id, started_ms, pid],
+    )?;
+    Ok(())
+}
+
+/// Ties a taken /delegate-gemini task to the run made of it.
+pub fn link_delegation(conn: &Connection, id: i64, run_id: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE delegations SET run_id = ?2 WHERE id = ?1",
+        params![id, run_id],
+    )?;
+    Ok(())
+}
+
 pub fn get(conn: &Connection, run_id: &str) -> Result<Option<Run>> {
     conn.query_row(
         &format!("SELECT {COLUMNS} FROM runs WHERE run_id = ?1"),
@@ -165,13 +184,13 @@ pub fn add_delegation(
 /// A pending delegation: (id, task, write).
 pub type Delegation = (i64, String, bool);
 
-/// Takes the newest pending delegation of a session created at or after `since_ms`.
+/// Takes the newest pending delegation of a session created at or after `since_ms` (the run made
+/// of it is linked with [`link_delegation`]).
 pub fn take_delegation(
     conn: &Connection,
     session_id: &str,
     since_ms: i64,
     now_ms: i64,
-    run_id: &str,
 ) -> Result<Option<Delegation>> {
     let found: Option<Delegation> = conn
         .query_row(
@@ -183,8 +202,8 @@ pub fn take_delegation(
         .optional()?;
     if let Some((id, _, _)) = &found {
         conn.execute(
-            "UPDATE delegations SET taken_ms = ?2, run_id = ?3 WHERE id = ?1",
-            params![id, now_ms, run_id],
+            "UPDATE delegations SET taken_ms = ?2 WHERE id = ?1",
+            params![id, now_ms],
         )?;
     }
     Ok(found)

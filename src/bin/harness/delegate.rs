@@ -85,6 +85,7 @@ pub fn run(args: Args) -> CliResult {
         .filter(|s| !s.is_empty() && !s.starts_with("${"));
     let cwd = std::env::current_dir()?;
 
+    let mut delegation_id = None;
     let (task, write) = if args.pending {
         let Some(session) = &session else {
             return report_only(
@@ -93,17 +94,14 @@ pub fn run(args: Args) -> CliResult {
             );
         };
         let taken = store.write(|tx| {
-            runs::take_delegation(
-                tx,
-                session,
-                now_ms() - PENDING_FRESH_MS,
-                now_ms(),
-                "pending",
-            )
-            .map_err(|e| Error::db("take a delegation from", &db, e))
+            runs::take_delegation(tx, session, now_ms() - PENDING_FRESH_MS, now_ms())
+                .map_err(|e| Error::db("take a delegation from", &db, e))
         })?;
         match taken {
-            Some((_, task, write)) => (task, write || args.write),
+            Some((id, task, write)) => {
+                delegation_id = Some(id);
+                (task, write || args.write)
+            }
             None => {
                 return report_only(
                     "agent-harness: no /delegate-gemini task is waiting for this session (the \
@@ -138,6 +136,12 @@ pub fn run(args: Args) -> CliResult {
         model: args.model,
     };
     let prepared = gemini::prepare(&mut store, &request, &config)?;
+    if let Some(id) = delegation_id {
+        store.write(|tx| {
+            runs::link_delegation(tx, id, &prepared.run_id)
+                .map_err(|e| Error::db("link a delegation in", &db, e))
+        })?;
+    }
     let worker = spawn_worker(&prepared.run_id)?;
     let wait = Duration::from_secs(args.wait.unwrap_or(config.gemini.wait_secs));
     let run = wait_for(&mut store, worker, &prepared.run_id, wait)?;

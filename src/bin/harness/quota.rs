@@ -11,12 +11,25 @@ use crate::{CliResult, Exit, fmt, open_store};
 
 #[derive(clap::Args)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<QuotaCommand>,
     /// One JSON object instead of the panel.
     #[arg(long)]
     json: bool,
     /// Do not read the transcripts first (show what the store has).
     #[arg(long)]
     no_refresh: bool,
+}
+
+#[derive(clap::Subcommand)]
+enum QuotaCommand {
+    /// Forget recorded rate limits (both providers, or one), for example after a limit ended
+    /// early.
+    Clear {
+        /// `claude` or `gemini`; both when left out.
+        #[arg(value_parser = ["claude", "gemini"])]
+        provider: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -108,6 +121,28 @@ pub fn run(args: Args) -> CliResult {
     let mut store = open_store()?;
     let db = store.path().to_path_buf();
     let now = now_ms();
+    if let Some(QuotaCommand::Clear { provider }) = &args.command {
+        let providers: Vec<&str> = match provider.as_deref() {
+            Some(p) => vec![p],
+            None => vec!["claude", "gemini"],
+        };
+        let cleared = store.write(|tx| {
+            let mut n = 0;
+            for p in &providers {
+                let wrap = |e| agent_harness::error::Error::db("clear a rate limit in", &db, e);
+                if agent_harness::store::quota::clear_exhaustion(tx, p, i64::MAX).map_err(wrap)? {
+                    n += 1;
+                }
+                agent_harness::store::quota::rearm(tx, p, "exhausted").map_err(wrap)?;
+            }
+            Ok(n)
+        })?;
+        writeln!(
+            std::io::stdout().lock(),
+            "Cleared {cleared} recorded rate limit(s)."
+        )?;
+        return Ok(Exit::Ok);
+    }
     let mut note = String::new();
     if !args.no_refresh
         && let Some(dir) = quota::ingest::claude_dir()
