@@ -24,14 +24,35 @@ pub struct Input {
     pub total_len: u64,
     /// True when `total_len` exceeded the bound and only a prefix was kept.
     pub truncated: bool,
+    /// When `truncated`: the payload's small fields (see [`skeleton`]), read from the whole
+    /// stream, or `None` when the stream was not a JSON object or exceeded
+    /// [`MAX_SKELETON_BYTES`].
+    pub skeleton: Option<Value>,
 }
 
+/// The most bytes read through for the small fields of a payload over [`MAX_PAYLOAD_BYTES`].
+/// Beyond that the payload is drained unread.
+pub const MAX_SKELETON_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Reads stdin up to `limit` bytes and drains the rest, so the client never sees a broken pipe.
+/// A payload over the limit is read through once for its small fields ([`skeleton`]), so that a
+/// huge Write is still checked against file locks.
 pub fn read_bounded(mut reader: impl Read, limit: usize) -> io::Result<Input> {
     let mut bytes = Vec::with_capacity(8 * 1024);
     let kept = reader.by_ref().take(limit as u64).read_to_end(&mut bytes)? as u64;
     let mut total_len = kept;
+    let mut skeleton_of = None;
     if bytes.len() == limit {
+        let mut rest = Counted {
+            inner: reader.by_ref(),
+            n: 0,
+        };
+        let stream = io::BufReader::with_capacity(
+            64 * 1024,
+            io::Cursor::new(&bytes).chain(rest.by_ref().take(MAX_SKELETON_BYTES)),
+        );
+        skeleton_of = skeleton(stream).ok();
+        total_len += rest.n;
         let mut sink = [0u8; 64 * 1024];
         loop {
             match reader.read(&mut sink) {
@@ -42,11 +63,151 @@ pub fn read_bounded(mut reader: impl Read, limit: usize) -> io::Result<Input> {
             }
         }
     }
+    let truncated = total_len > kept;
     Ok(Input {
-        truncated: total_len > kept,
+        truncated,
+        skeleton: skeleton_of.filter(|_| truncated),
         bytes,
         total_len,
     })
+}
+
+/// A reader that counts what passed through it.
+struct Counted<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+}
+
+/// Top-level fields a skeleton keeps: the small ones that identify and classify an event.
+const SKELETON_FIELDS: &[&str] = &[
+    "session_id",
+    "transcript_path",
+    "cwd",
+    "hook_event_name",
+    "timestamp",
+    "prompt_id",
+    "permission_mode",
+    "agent_id",
+    "agent_type",
+    "tool_name",
+    "tool_use_id",
+    "duration_ms",
+    "is_interrupt",
+];
+
+/// `tool_input` fields a skeleton keeps: the paths a file lock is checked against.
+const SKELETON_TOOL_FIELDS: &[&str] = &["file_path", "notebook_path"];
+
+/// The small fields of a JSON object read from `reader` without keeping the rest: top-level
+/// identification fields and `tool_input`'s path arguments, at their own depth only (a
+/// `"file_path"` inside written content is never taken for the argument). Large strings are
+/// skipped, not held. Fails when the stream is not one JSON object.
+pub fn skeleton(reader: impl Read) -> serde_json::Result<Value> {
+    use serde::Deserializer as _;
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let value = de.deserialize_map(Picker {
+        keep: SKELETON_FIELDS,
+        top: true,
+    })?;
+    de.end()?;
+    Ok(value)
+}
+
+/// Visits one JSON object, keeping the `keep` keys whose values are scalars (and, at the top,
+/// `tool_input`'s own picks).
+struct Picker {
+    keep: &'static [&'static str],
+    top: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for Picker {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if self.top && key == "tool_input" {
+                let picked = map.next_value_seed(MaybeObject)?;
+                out.insert(key, picked);
+            } else if self.keep.contains(&key.as_str()) {
+                let v: Value = map.next_value()?;
+                if !(v.is_array() || v.is_object()) {
+                    out.insert(key, v);
+                }
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// `tool_input`: its path fields when it is an object, else null (whatever it is, skipped).
+struct MaybeObject;
+
+impl<'de> serde::de::DeserializeSeed<'de> for MaybeObject {
+    type Value = Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for MaybeObject {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        Picker {
+            keep: SKELETON_TOOL_FIELDS,
+            top: false,
+        }
+        .visit_map(map)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
 }
 
 /// Why a payload could not be read as a hook payload.

@@ -63,21 +63,41 @@ fn a_fifty_megabyte_payload_is_bounded_and_recorded_as_truncated() {
     );
     payload.push_str(&"x".repeat(50 * 1024 * 1024));
     payload.push_str(r#""}}"#);
-    let err = assert_failed_open(&env.hook("harness-post-tool-use", payload));
-    assert!(err.contains("truncated"), "{err}");
-    let (session, event, truncated, stored_len): (String, String, bool, i64) = env
+    // Its small fields are read through, so it is handled as any other call: no complaint.
+    let out = env.hook("harness-post-tool-use", payload);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    let (session, event, tool, truncated, stored_len): (String, String, String, bool, i64) = env
         .db()
         .query_row(
-            "SELECT session_id, event, truncated, length(payload) FROM events",
+            "SELECT session_id, event, tool_name, truncated, length(payload) FROM events",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .unwrap();
     assert_eq!(
-        (session.as_str(), event.as_str(), truncated),
-        ("big-1", "PostToolUse", true)
+        (session.as_str(), event.as_str(), tool.as_str(), truncated),
+        ("big-1", "PostToolUse", "Write", true)
     );
     assert!(stored_len < 100 * 1024, "stored {stored_len} bytes");
+}
+
+#[test]
+fn a_huge_payload_that_is_not_json_is_recorded_from_its_prefix() {
+    let env = Env::new("huge-junk");
+    let mut payload =
+        String::from(r#"{"session_id":"big-2","hook_event_name":"PostToolUse","tool_input":"#);
+    payload.push_str(&"[1,".repeat(2 << 20));
+    let err = assert_failed_open(&env.hook("harness-post-tool-use", payload));
+    assert!(err.contains("recorded as truncated"), "{err}");
+    let (session, truncated): (String, bool) = env
+        .db()
+        .query_row("SELECT session_id, truncated FROM events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!((session.as_str(), truncated), ("big-2", true));
 }
 
 #[test]

@@ -475,3 +475,43 @@ fn sixteen_processes_for_two_agents_never_hold_one_path_both() {
     assert_eq!(attempts, PROCS * (ROUNDS - ROUNDS / 10));
     assert_eq!(p.env.log_text(), "");
 }
+
+#[test]
+fn a_write_too_large_to_keep_still_meets_the_lock() {
+    let p = project("locks-huge");
+    let file = p.path("src/big.rs");
+    allowed(&p.write(A, "Edit", &file));
+    // 6 MiB of content written before the path (key order is the model's), with a decoy
+    // "file_path" inside the content and an object of the same shape nested in an extra field.
+    let content = format!("\"file_path\": \"/elsewhere\"\n{}", "y".repeat(6 << 20));
+    let huge = json!({
+        "session_id": B,
+        "transcript_path": "/tmp/b.jsonl",
+        "cwd": p.root,
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Write",
+        "extra": {"tool_input": {"file_path": "/decoy"}},
+        "tool_input": {"content": content, "file_path": file},
+        "tool_use_id": "toolu_huge",
+    })
+    .to_string();
+    assert!(huge.len() > 4 << 20);
+    let reason = denied(&p.env.hook("harness-pre-tool-use", huge.clone()));
+    assert!(reason.contains(&file), "{reason}");
+    // Recorded as truncated, with the fields it was judged on.
+    let (tool, truncated, len): (String, bool, i64) = p
+        .env
+        .db()
+        .query_row(
+            "SELECT tool_name, truncated, length(payload) FROM events WHERE session_id = ?1",
+            [B],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((tool.as_str(), truncated), ("Write", true));
+    assert!(len < 100 * 1024, "stored {len} bytes");
+    // Once A is gone, the same huge write goes through (and takes the claim).
+    assert!(p.end(A).stdout.is_empty());
+    allowed(&p.env.hook("harness-pre-tool-use", huge));
+    assert!(denied(&p.write(A, "Edit", &file)).contains("claude session bbbbbbbb"));
+}

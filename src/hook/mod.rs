@@ -47,7 +47,8 @@ struct Outcome {
 /// The deny given when a fail-closed lock check could not be made.
 fn fail_closed_deny(problem: &str) -> Decision {
     Decision::Deny(format!(
-        "agent-harness could not check the file lock for this write ({problem}), and          locks.fail_closed is set, so the write is denied. Ask the user to run `harness doctor`."
+        "agent-harness could not check the file lock for this write ({problem}), and \
+         locks.fail_closed is set, so the write is denied. Ask the user to run `harness doctor`."
     ))
 }
 
@@ -121,27 +122,33 @@ fn drive(binary: &str, out: &mut Outcome) -> Result<()> {
     let now = now_ms();
     let busy = Duration::from_millis(config.store.busy_timeout_ms);
 
-    if input.truncated {
-        let agent = if payload::salvage_field(&input.bytes, "timestamp").is_some() {
-            "gemini"
-        } else {
-            "claude"
-        };
-        let rec = Recording::truncated(
-            &input.bytes,
-            input.total_len,
-            binary_event(binary),
-            agent,
-            now,
-        );
-        out.problems.push(format!(
-            "hook input of {} bytes is over the {} byte bound; recorded as truncated",
-            input.total_len,
-            payload::MAX_PAYLOAD_BYTES
-        ));
-        store_recording(&db, busy, &rec, out, |_, _| Ok(()));
-        return Ok(());
-    }
+    let skeleton = match (input.truncated, input.skeleton) {
+        (false, _) => None,
+        (true, Some(skeleton)) if HookPayload::view(&skeleton).is_some() => Some(skeleton),
+        (true, _) => {
+            // Not even the small fields could be read: record what the prefix shows.
+            let agent = if payload::salvage_field(&input.bytes, "timestamp").is_some() {
+                "gemini"
+            } else {
+                "claude"
+            };
+            let rec = Recording::truncated(
+                &input.bytes,
+                input.total_len,
+                binary_event(binary),
+                agent,
+                now,
+            );
+            out.problems.push(format!(
+                "hook input of {} bytes is over the {} byte bound and not a readable hook \
+                 payload; recorded as truncated",
+                input.total_len,
+                payload::MAX_PAYLOAD_BYTES
+            ));
+            store_recording(&db, busy, &rec, out, |_, _| Ok(()));
+            return Ok(());
+        }
+    };
 
     // Test-only: lets the test suite prove that a panic fails open (`parse`), and that one in a
     // fail-closed lock check denies (`lock-check`). One getenv per call.
@@ -149,7 +156,12 @@ fn drive(binary: &str, out: &mut Outcome) -> Result<()> {
     if inject_panic.as_deref() == Some("parse") {
         panic!("panic injected by AGENT_HARNESS_TEST_PANIC");
     }
-    let value = payload::parse(&input.bytes)?;
+    // A payload over the bound is answered from its small fields (a huge Write still meets the
+    // file locks) and stored as its redacted prefix.
+    let value = match skeleton {
+        Some(skeleton) => skeleton,
+        None => payload::parse(&input.bytes)?,
+    };
     let Some(payload) = HookPayload::view(&value) else {
         return Err(payload::PayloadError::NoEventName.into());
     };
@@ -159,7 +171,10 @@ fn drive(binary: &str, out: &mut Outcome) -> Result<()> {
     } else {
         None
     };
-    let rec = Recording::of(&event, now, client);
+    let mut rec = Recording::of(&event, now, client);
+    if input.truncated {
+        rec.keep_prefix(&input.bytes, input.total_len);
+    }
     if respond::is_enforced_write(&event, &config) && config.locks.fail_closed {
         out.fail_closed = Some((event.kind, payload.hook_event_name.to_owned()));
     }

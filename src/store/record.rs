@@ -82,6 +82,19 @@ pub struct Recording {
     pub payload: String,
 }
 
+/// The stored form of a payload over the bound: its first 64 KiB, redacted.
+fn prefix_payload(prefix: &[u8], total_len: u64) -> String {
+    const KEEP: usize = 64 * 1024;
+    let head = &prefix[..prefix.len().min(KEEP)];
+    let head = redact::redact_str(&String::from_utf8_lossy(head)).into_owned();
+    serde_json::json!({
+        "truncated": true,
+        "total_bytes": total_len,
+        "prefix": head,
+    })
+    .to_string()
+}
+
 impl Recording {
     /// Builds the recording of a parsed event. `client` is the client process, learned only at
     /// SessionStart (reading /proc costs a little, and later events need not repeat it).
@@ -158,15 +171,8 @@ impl Recording {
         now_ms: i64,
     ) -> Recording {
         use crate::payload::salvage_field;
-        const KEEP: usize = 64 * 1024;
         let field = |k| salvage_field(prefix, k).map(str::to_owned);
-        let head = &prefix[..prefix.len().min(KEEP)];
-        let head = redact::redact_str(&String::from_utf8_lossy(head)).into_owned();
-        let payload = serde_json::json!({
-            "truncated": true,
-            "total_bytes": total_len,
-            "prefix": head,
-        });
+        let payload = prefix_payload(prefix, total_len);
         Recording {
             ts_ms: now_ms,
             session_id: field("session_id"),
@@ -181,8 +187,15 @@ impl Recording {
             lifecycle: Lifecycle::None,
             tool: None,
             truncated: true,
-            payload: payload.to_string(),
+            payload,
         }
+    }
+
+    /// Stores a payload over the bound as its redacted prefix (the fields acted on came from its
+    /// skeleton, see [`crate::payload::skeleton`]).
+    pub fn keep_prefix(&mut self, prefix: &[u8], total_len: u64) {
+        self.truncated = true;
+        self.payload = prefix_payload(prefix, total_len);
     }
 
     /// Writes this recording: the event row, the session upsert, the tool call join. Returns the
