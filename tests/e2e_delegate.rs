@@ -151,7 +151,8 @@ fn a_read_only_run_cannot_escalate_through_plan_mode() {
     env.config(&json!({"gemini": {"binary": gemini, "timeout_secs": 90}}).to_string());
     let out = env
         .cmd("harness")
-        .args(["delegate", "--json", "make a plan"])
+        // A task that starts with a dash reaches Gemini whole (`-p <task>` would not).
+        .args(["delegate", "--json", "--", "-v flag: make a plan"])
         .env("GOOGLE_GEMINI_BASE_URL", mock_g.url())
         .env("GEMINI_API_KEY", "fake-e2e-key")
         .current_dir(&project)
@@ -159,6 +160,12 @@ fn a_read_only_run_cannot_escalate_through_plan_mode() {
         .unwrap();
     let run: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)));
+    assert!(
+        mock_g.chat_requests()[0]["contents"]
+            .to_string()
+            .contains("-v flag: make a plan"),
+        "{run}"
+    );
     assert!(
         !marker.exists(),
         "the escalation ran a shell command: {run}"

@@ -85,6 +85,11 @@ fn arg_after<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// The prompt, passed as one `--prompt=<text>` argument.
+fn prompt_arg(args: &[String]) -> Option<&str> {
+    args.iter().find_map(|a| a.strip_prefix("--prompt="))
+}
+
 #[test]
 fn a_read_only_run_is_started_safely_recorded_and_reported() {
     let s = setup("runner-ok", json!({}));
@@ -98,7 +103,7 @@ fn a_read_only_run_is_started_safely_recorded_and_reported() {
     let calls = s.calls();
     assert_eq!(calls.len(), 1);
     let args = &calls[0];
-    let prompt = arg_after(args, "-p").unwrap();
+    let prompt = prompt_arg(args).unwrap();
     assert!(
         prompt.starts_with("summarize the README\n\n---\nContext from agent-harness"),
         "{prompt}"
@@ -284,7 +289,7 @@ fn write_mode_uses_auto_edit_and_a_policy_without_shell_or_plan_mode() {
     assert!(policy.contains("\"exit_plan_mode\"") && policy.contains("\"run_shell_command\""));
     assert!(!policy.contains("\"write_file\""), "{policy}");
     assert!(
-        arg_after(args, "-p")
+        prompt_arg(args)
             .unwrap()
             .contains("You may edit files")
     );
@@ -362,7 +367,7 @@ fn the_pending_task_reaches_gemini_as_one_argument_and_nothing_runs_in_a_shell()
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("Fake answer."), "{}", stdout(&out));
     let args = &s.calls()[0];
-    let prompt = arg_after(args, "-p").unwrap();
+    let prompt = prompt_arg(args).unwrap();
     let task = hostile.strip_prefix("--write ").unwrap();
     assert!(prompt.starts_with(task), "the task, verbatim: {prompt:?}");
     assert_eq!(

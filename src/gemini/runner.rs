@@ -127,7 +127,7 @@ impl ErrorKind {
 pub struct Spec {
     /// The `gemini` program.
     pub binary: PathBuf,
-    /// The whole prompt (`-p`).
+    /// The whole prompt (`--prompt=`).
     pub prompt: String,
     pub cwd: PathBuf,
     /// `-m`; None lets Gemini CLI choose (its settings, else `auto`).
@@ -238,8 +238,11 @@ pub fn classify(
 pub fn run(spec: &Spec) -> Outcome {
     let started = Instant::now();
     let mut cmd = Command::new(&spec.binary);
-    cmd.arg("-p")
-        .arg(&spec.prompt)
+    // `--prompt=` and not `-p <text>`: Gemini's parser refuses a prompt that starts with `-`
+    // after `-p` ("Not enough arguments following: p"), and a task may well start so.
+    let mut prompt = std::ffi::OsString::from("--prompt=");
+    prompt.push(&spec.prompt);
+    cmd.arg(prompt)
         .args(["-o", "stream-json", "--skip-trust"])
         .args(["--approval-mode", spec.mode.approval_mode()]);
     if let Some(model) = &spec.model {
