@@ -93,6 +93,7 @@ fn runner_overhead() {
         binary: fake.clone(),
         prompt: "summarize the README".into(),
         cwd: scratch.clone(),
+        trusted: true,
         model: None,
         mode: Mode::ReadOnly,
         session_id: Some("bench-run".into()),

@@ -108,6 +108,10 @@ pub struct GeminiConfig {
     /// How much of Gemini's answer goes back into Claude's context, in characters (the end is
     /// kept; `harness runs show` has all that was stored). Default 6000.
     pub result_chars: usize,
+    /// Trust the run's folder (Gemini then loads its `.gemini/` settings, hooks and MCP servers):
+    /// `true` always, `false` never (Gemini decides). Default: when Claude Code's trust dialog
+    /// was accepted for the folder or Gemini trusts it.
+    pub trust_workspace: Option<bool>,
 }
 
 impl Default for GeminiConfig {
@@ -120,6 +124,7 @@ impl Default for GeminiConfig {
             wait_secs: 90,
             max_concurrent: 2,
             result_chars: 6000,
+            trust_workspace: None,
         }
     }
 }

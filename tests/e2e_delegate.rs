@@ -148,6 +148,7 @@ fn a_read_only_run_cannot_escalate_through_plan_mode() {
     ]);
     let _g = Gemini::setup(&env, &project, gemini.clone(), mock_g.url());
     std::fs::remove_file(project.join(".gemini/settings.json")).unwrap();
+    support::gemini_cli::trust_folder(&env, &project);
     env.config(&json!({"gemini": {"binary": gemini, "timeout_secs": 90}}).to_string());
     let out = env
         .cmd("harness")
@@ -237,21 +238,32 @@ fn a_write_run_obeys_the_file_locks_through_its_own_hooks() {
     )
     .unwrap();
     drop(conn);
-    let out = env
-        .cmd("harness")
-        .args([
-            "delegate",
-            "--write",
-            "--json",
-            "update held.txt and free.txt",
-        ])
-        .env("GOOGLE_GEMINI_BASE_URL", mock_g.url())
-        .env("GEMINI_API_KEY", "fake-e2e-key")
-        .current_dir(&project)
-        .output()
-        .unwrap();
-    let run: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)));
+    let delegate = || {
+        let out = env
+            .cmd("harness")
+            .args([
+                "delegate",
+                "--write",
+                "--json",
+                "update held.txt and free.txt",
+            ])
+            .env("GOOGLE_GEMINI_BASE_URL", mock_g.url())
+            .env("GEMINI_API_KEY", "fake-e2e-key")
+            .current_dir(&project)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)))
+    };
+    // Neither client trusts the folder yet: the run is not forced through Gemini's trust check,
+    // and the real Gemini refuses before anything runs.
+    let refused = delegate();
+    assert_eq!(refused["error_kind"], "untrusted", "{refused}");
+    assert_eq!(refused["exit_code"], 55, "{refused}");
+    assert!(!project.join("free.txt").exists());
+    // The user trusts it in Gemini.
+    support::gemini_cli::trust_folder(&env, &project);
+    let run = delegate();
     assert_eq!(run["status"], "success", "{run}");
     assert_eq!(
         std::fs::read_to_string(&held).unwrap(),

@@ -67,7 +67,11 @@ fn a_fifty_megabyte_payload_is_bounded_and_recorded_as_truncated() {
     let out = env.hook("harness-post-tool-use", payload);
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stderr.is_empty(), "{}", stderr(&out));
-    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let (session, event, tool, truncated, stored_len): (String, String, String, bool, i64) = env
         .db()
         .query_row(

@@ -30,8 +30,21 @@ fn setup(label: &str, extra_config: Value) -> Setup {
         config["gemini"][k] = v.clone();
     }
     env.config(&config.to_string());
+    // The user trusts the project in Claude Code, as anyone who runs /delegate-gemini from an
+    // interactive session there has.
+    trust_in_claude(&env, &project);
     let log = env.dir.path().join("fake.log");
     Setup { env, project, log }
+}
+
+fn trust_in_claude(env: &Env, project: &std::path::Path) {
+    let project = std::fs::canonicalize(project).unwrap();
+    std::fs::write(
+        env.home.join(".claude.json"),
+        json!({"projects": {project.to_str().unwrap(): {"hasTrustDialogAccepted": true}}})
+            .to_string(),
+    )
+    .unwrap();
 }
 
 impl Setup {
@@ -235,6 +248,46 @@ fn failures_are_classified_with_advice() {
 }
 
 #[test]
+fn a_folder_is_trusted_for_a_run_only_when_the_user_trusts_it() {
+    let s = setup("runner-trust", json!({}));
+    // Nobody trusts it: Gemini decides (and refuses), and the report says how to trust it.
+    std::fs::remove_file(s.env.home.join(".claude.json")).unwrap();
+    let out = s.delegate("success", &["task"]);
+    let text = stdout(&out);
+    assert!(text.contains("(untrusted)"), "{text}");
+    assert!(text.contains("gemini.trust_workspace"), "{text}");
+    let args = &s.calls()[0];
+    assert!(!args.contains(&"--skip-trust".to_string()), "{args:?}");
+    // Trusted by Gemini's own rules, for the project's parent.
+    let gemini_dir = s.env.home.join(".gemini");
+    std::fs::create_dir_all(&gemini_dir).unwrap();
+    let parent = std::fs::canonicalize(s.project.parent().unwrap()).unwrap();
+    let rules = |level: &str| json!({parent.to_str().unwrap(): level}).to_string();
+    std::fs::write(
+        gemini_dir.join("trustedFolders.json"),
+        rules("TRUST_FOLDER"),
+    )
+    .unwrap();
+    assert_eq!(s.delegate("success", &["task"]).status.code(), Some(0));
+    // Claude Code trusts it but Gemini was told not to: Gemini's no wins.
+    trust_in_claude(&s.env, &s.project);
+    std::fs::write(
+        gemini_dir.join("trustedFolders.json"),
+        rules("DO_NOT_TRUST"),
+    )
+    .unwrap();
+    assert!(stdout(&s.delegate("success", &["task"])).contains("(untrusted)"));
+    // The harness config decides over both.
+    let mut config = json!({"gemini": {"binary": fake(), "trust_workspace": true}});
+    s.env.config(&config.to_string());
+    assert_eq!(s.delegate("success", &["task"]).status.code(), Some(0));
+    config["gemini"]["trust_workspace"] = json!(false);
+    s.env.config(&config.to_string());
+    std::fs::remove_file(gemini_dir.join("trustedFolders.json")).unwrap();
+    assert!(stdout(&s.delegate("success", &["task"])).contains("(untrusted)"));
+}
+
+#[test]
 fn a_hung_run_is_ended_with_its_whole_process_group() {
     let s = setup("runner-hang", json!({"timeout_secs": 2}));
     let started = Instant::now();
@@ -288,11 +341,7 @@ fn write_mode_uses_auto_edit_and_a_policy_without_shell_or_plan_mode() {
     let policy = std::fs::read_to_string(arg_after(args, "--policy").unwrap()).unwrap();
     assert!(policy.contains("\"exit_plan_mode\"") && policy.contains("\"run_shell_command\""));
     assert!(!policy.contains("\"write_file\""), "{policy}");
-    assert!(
-        prompt_arg(args)
-            .unwrap()
-            .contains("You may edit files")
-    );
+    assert!(prompt_arg(args).unwrap().contains("You may edit files"));
 }
 
 #[test]

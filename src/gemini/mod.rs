@@ -10,6 +10,7 @@ pub mod brief;
 pub mod runner;
 pub mod setup;
 pub mod stream;
+pub mod trust;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -264,10 +265,17 @@ pub fn execute(db: &Path, run_id: &str, config: &Config) -> Result<Run> {
             .map_err(|e| Error::db("record a run in", db, e))
     })?;
 
+    let cwd = PathBuf::from(run.cwd.clone().unwrap_or_else(|| ".".into()));
+    let trust = trust::decide(
+        &cwd,
+        config.gemini.trust_workspace,
+        trust::Sources::from_env().as_ref(),
+    );
     let mut spec = runner::Spec {
         binary,
         prompt: run.prompt.clone(),
-        cwd: PathBuf::from(run.cwd.clone().unwrap_or_else(|| ".".into())),
+        cwd,
+        trusted: trust.granted(),
         model: run.model.clone(),
         mode,
         session_id: Some(run.run_id.clone()),

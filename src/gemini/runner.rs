@@ -1,10 +1,11 @@
-//! Starting Gemini CLI: one headless run (`-p ... -o stream-json`) in its own process group,
+//! Starting Gemini CLI: one headless run (`--prompt=... -o stream-json`) in its own process group,
 //! with a hard timeout that ends the whole group, stdout folded as it streams, stderr's end kept,
 //! and the exit classified into an error a user can act on.
 //!
 //! Gemini CLI 0.61 facts this relies on (reference/gemini-cli.md): a headless run in an untrusted
-//! folder exits 55, so the workspace is trusted for the run (`--skip-trust` and
-//! `GEMINI_CLI_TRUST_WORKSPACE`, which is also what loads hooks from settings); `gemini` is two
+//! folder exits 55, so a folder the user trusts (see `trust.rs`) is trusted for the run
+//! (`--skip-trust` and `GEMINI_CLI_TRUST_WORKSPACE`, which is also what loads hooks from
+//! settings); `gemini` is two
 //! processes and the parent ignores SIGTERM, so the group is signalled; API errors exit with the
 //! HTTP status mod 256 (429 → 173); several failures print no `result` event at all, and a run
 //! without one failed whatever its exit code; stdin is never used (a silent open pipe is waited
@@ -104,7 +105,9 @@ impl ErrorKind {
                 "the run hit model.maxSessionTurns in Gemini's settings; raise it or split the task"
             }
             ErrorKind::Untrusted => {
-                "Gemini CLI does not trust this folder; run `gemini` here once and trust it"
+                "neither Claude Code nor Gemini CLI trusts this folder; accept Claude Code's \
+                 trust dialog here, or run `gemini` here once and trust it, or set \
+                 gemini.trust_workspace to true in the harness config"
             }
             ErrorKind::Cancelled => "the run was cancelled",
             ErrorKind::Quota => "Gemini's quota is exhausted; wait for the reset or use Claude",
@@ -130,6 +133,8 @@ pub struct Spec {
     /// The whole prompt (`--prompt=`).
     pub prompt: String,
     pub cwd: PathBuf,
+    /// Trust the folder for this run (`--skip-trust`); see [`super::trust`].
+    pub trusted: bool,
     /// `-m`; None lets Gemini CLI choose (its settings, else `auto`).
     pub model: Option<String>,
     pub mode: Mode,
@@ -243,7 +248,7 @@ pub fn run(spec: &Spec) -> Outcome {
     let mut prompt = std::ffi::OsString::from("--prompt=");
     prompt.push(&spec.prompt);
     cmd.arg(prompt)
-        .args(["-o", "stream-json", "--skip-trust"])
+        .args(["-o", "stream-json"])
         .args(["--approval-mode", spec.mode.approval_mode()]);
     if let Some(model) = &spec.model {
         cmd.args(["-m", model]);
@@ -257,8 +262,13 @@ pub fn run(spec: &Spec) -> Outcome {
     if let Some(defaults) = &spec.system_defaults {
         cmd.env("GEMINI_CLI_SYSTEM_DEFAULTS_PATH", defaults);
     }
+    if spec.trusted {
+        // The flag alone does not load settings hooks in 0.61; the variable does (and reaches the
+        // run's own hooks and shells).
+        cmd.arg("--skip-trust")
+            .env("GEMINI_CLI_TRUST_WORKSPACE", "true");
+    }
     cmd.current_dir(&spec.cwd)
-        .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -18,6 +18,18 @@ pub struct Gemini<'a> {
     pub api_url: String,
 }
 
+/// Trusts `project` the way Gemini CLI records it when the user answers its trust dialog.
+#[allow(dead_code)]
+pub fn trust_folder(env: &Env, project: &Path) {
+    let file = env.home.join(".gemini/trustedFolders.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(
+        file,
+        json!({project.to_str().unwrap(): "TRUST_FOLDER"}).to_string(),
+    )
+    .unwrap();
+}
+
 impl<'a> Gemini<'a> {
     /// Writes the user settings (API-key auth pinned, as `GOOGLE_GEMINI_BASE_URL` needs) and
     /// installs the harness hooks into the project the way a user does.

@@ -47,6 +47,7 @@ pub fn run(_args: Args) -> CliResult {
             "not on PATH: delegation needs Gemini CLI (npm install -g @google/gemini-cli)",
         ),
     }
+    check_trust(&mut r, &config);
 
     let mut out = std::io::stdout().lock();
     for (level, what, text) in &r.lines {
@@ -62,6 +63,57 @@ pub fn run(_args: Args) -> CliResult {
     } else {
         Exit::Ok
     })
+}
+
+/// Whether a Gemini run started here would trust this folder, and why.
+fn check_trust(r: &mut Report, config: &Config) {
+    use agent_harness::gemini::trust::{self, Trust};
+    let Ok(cwd) = std::env::current_dir() else {
+        return;
+    };
+    let shown = |p: &Path| fmt::path(&p.to_string_lossy());
+    let (level, text) = match trust::decide(
+        &cwd,
+        config.gemini.trust_workspace,
+        trust::Sources::from_env().as_ref(),
+    ) {
+        Trust::Config => (
+            Level::Ok,
+            "runs here trust the folder (gemini.trust_workspace)".into(),
+        ),
+        Trust::Claude(dir) => (
+            Level::Ok,
+            format!(
+                "runs here trust the folder (Claude Code trusts {})",
+                shown(&dir)
+            ),
+        ),
+        Trust::Gemini(rule) => (
+            Level::Ok,
+            format!(
+                "runs here trust the folder (Gemini trusts {})",
+                shown(&rule)
+            ),
+        ),
+        Trust::GeminiDistrusts(rule) => (
+            Level::Warn,
+            format!(
+                "Gemini distrusts {} (DO_NOT_TRUST): runs here will be refused",
+                shown(&rule)
+            ),
+        ),
+        Trust::ConfigOff => (
+            Level::Ok,
+            "gemini.trust_workspace is false: Gemini's own trust settings decide".into(),
+        ),
+        Trust::Unknown => (
+            Level::Warn,
+            "no client trusts this folder: Gemini may refuse runs here (accept Claude Code's \
+             trust dialog, trust it in `gemini`, or set gemini.trust_workspace)"
+                .into(),
+        ),
+    };
+    r.add(level, "trust", text);
 }
 
 fn check_config(r: &mut Report) -> Config {
