@@ -326,7 +326,15 @@ fn a_shell_write_to_a_held_file_tells_both_agents() {
         "{mine}"
     );
     assert!(!mine.contains("b.rs"), "b.rs is nobody's: {mine}");
-    // A hears about it on its next hook that can carry context, once.
+    // A hears about it on its next hook that can carry context, once; not in a subagent of A's,
+    // whose context ends with it.
+    allowed(&p.claude(
+        "harness-pre-tool-use",
+        A,
+        "PreToolUse",
+        json!({"tool_name": "Edit", "tool_use_id": "toolu_sub", "agent_id": "a1b2c3",
+               "agent_type": "Explore", "tool_input": {"file_path": p.path("src/e.rs")}}),
+    ));
     let theirs = context(&p.write(A, "Edit", &p.path("src/c.rs")));
     assert!(
         theirs.contains("claude session bbbbbbbb ran a shell command that wrote"),

@@ -292,9 +292,11 @@ pub fn respond(
         }
     }
 
-    // Notices waiting for this agent ride on the first hook that can carry context to it.
+    // Notices waiting for this agent ride on the first hook that can carry context to it: to
+    // the session's main agent, never to a subagent (whose context, and the notice, end with it).
     if matches!(decision, Decision::Pass | Decision::Context(_))
         && decision::carries_context(event.payload.hook_event_name)
+        && event.payload.agent_id.is_none()
     {
         let pending = claims::pending_notices(tx, session)?;
         if !pending.is_empty() {
