@@ -470,10 +470,15 @@ fn store_path(history: &Path, paths: &[PathBuf], rounds: usize) -> StorePath {
         incremental.push(t.elapsed());
         append_turns(&largest, &mut rng, &pool);
         let t = Instant::now();
+        let read = ingest::read_one(
+            store.reader().unwrap(),
+            &largest,
+            ingest::HOOK_MAX_NEW_BYTES,
+        )
+        .unwrap()
+        .unwrap();
         let n = store
-            .write(|tx| {
-                Ok(ingest::one(tx, &largest, ingest::HOOK_MAX_NEW_BYTES, &cfg, now).unwrap())
-            })
+            .write(|tx| Ok(ingest::store_one(tx, read, &cfg, now).unwrap()))
             .unwrap();
         one.push(t.elapsed());
         assert!(n > 0);

@@ -422,3 +422,29 @@ fn a_rate_limit_with_no_known_reset_is_assumed_short() {
         );
     }
 }
+
+#[test]
+fn a_status_line_refresh_that_changes_nothing_takes_no_write_lock() {
+    let env = Env::new("quota-readonly");
+    let input = subscriber(72.4, 40.0);
+    statusline(&env, &input);
+    // Another process holds the write lock (a hook mid-transaction).
+    let holder = env.db();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // The same figures again: read and shown, without waiting for the lock.
+    let line = statusline(&env, &input);
+    assert!(line.starts_with("Claude 5h 72% ("), "{line}");
+    assert_eq!(env.log_text(), "");
+    // New figures must be written: this refresh gives up on the lock (after 150 ms), logs it and
+    // still prints a line; the next one after the lock is free records them.
+    let line = statusline(&env, &subscriber(80.0, 40.0));
+    assert_eq!(line.lines().count(), 1);
+    assert!(
+        env.log_text().contains("harness-statusline"),
+        "{}",
+        env.log_text()
+    );
+    holder.execute_batch("COMMIT").unwrap();
+    let line = statusline(&env, &subscriber(80.0, 40.0));
+    assert!(line.starts_with("Claude 5h 80% ("), "{line}");
+}

@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Kind};
 use crate::payload::{self, HookPayload};
 use crate::process;
+use crate::quota::ingest;
 use crate::store::record::Recording;
 use crate::store::{Store, spool};
 
@@ -145,7 +146,7 @@ fn drive(binary: &str, out: &mut Outcome) -> Result<()> {
                 input.total_len,
                 payload::MAX_PAYLOAD_BYTES
             ));
-            store_recording(&db, busy, &rec, out, |_, _| Ok(()));
+            store_recording(&db, busy, &rec, None, out, |_, _, _| Ok(()));
             return Ok(());
         }
     };
@@ -200,8 +201,9 @@ fn record_and_respond(
     out: &mut Outcome,
 ) -> Decision {
     let project_root = rec.project_root.as_deref();
-    let first = store_recording(db, busy, rec, out, |tx, event_id| {
-        let response = respond::respond(tx, event, project_root, config, now)?;
+    let transcript = respond::transcript_to_read(event).map(Path::new);
+    let first = store_recording(db, busy, rec, transcript, out, |tx, event_id, read| {
+        let response = respond::respond(tx, event, project_root, config, now, read)?;
         note_decision(tx, event_id, &response)?;
         Ok(response)
     });
@@ -228,7 +230,7 @@ fn record_and_respond(
     let again = (|| -> Result<Response> {
         let mut store = Store::open(db, busy)?;
         store.write(|tx| {
-            respond::respond(tx, event, project_root, &no_wait, later)
+            respond::respond(tx, event, project_root, &no_wait, later, None)
                 .map_err(|e| Error::db("check a file lock in", db, e))
         })
     })();
@@ -294,10 +296,11 @@ fn store_recording<T>(
     db: &Path,
     busy: Duration,
     rec: &Recording,
+    transcript: Option<&Path>,
     out: &mut Outcome,
-    then: impl Fn(&rusqlite::Transaction<'_>, i64) -> rusqlite::Result<T>,
+    then: impl Fn(&rusqlite::Transaction<'_>, i64, Option<ingest::Read>) -> rusqlite::Result<T>,
 ) -> Option<T> {
-    let mut result = write_with_spool(db, busy, rec, &then);
+    let mut result = write_with_spool(db, busy, rec, transcript, &then);
     if let Err(e) = &result
         && e.is_corrupt()
     {
@@ -310,7 +313,7 @@ fn store_recording<T>(
                         aside.display()
                     ));
                 }
-                result = write_with_spool(db, busy, rec, &then);
+                result = write_with_spool(db, busy, rec, transcript, &then);
             }
             Err(move_err) => out.problems.push(move_err.to_string()),
         }
@@ -336,15 +339,24 @@ fn store_recording<T>(
     }
 }
 
-/// One write transaction holding the spooled recordings, this one, and `then`. Returns `then`'s
-/// value and warnings.
+/// One write transaction holding the spooled recordings, this one, and `then`, which also gets
+/// what `transcript` gained (read before the transaction). Returns `then`'s value and warnings.
 fn write_with_spool<T>(
     db: &Path,
     busy: Duration,
     rec: &Recording,
-    then: &impl Fn(&rusqlite::Transaction<'_>, i64) -> rusqlite::Result<T>,
+    transcript: Option<&Path>,
+    then: &impl Fn(&rusqlite::Transaction<'_>, i64, Option<ingest::Read>) -> rusqlite::Result<T>,
 ) -> Result<(T, Vec<String>)> {
     let mut store = Store::open(db, busy)?;
+    let read = match transcript {
+        Some(path) => {
+            let conn = store.reader()?;
+            ingest::read_one(conn, path, ingest::HOOK_MAX_NEW_BYTES)
+                .map_err(|e| Error::db("read a transcript cursor in", db, e))?
+        }
+        None => None,
+    };
     let claimed = spool::claim(db);
     let pending: &[Recording] = claimed.as_ref().map_or(&[], |c| &c.recordings);
     let result = store.write(|tx| {
@@ -353,7 +365,7 @@ fn write_with_spool<T>(
             r.apply(tx).map_err(wrap)?;
         }
         let id = rec.apply(tx).map_err(wrap)?;
-        then(tx, id).map_err(wrap)
+        then(tx, id, read).map_err(wrap)
     });
     match (result, claimed) {
         (Ok(value), None) => Ok((value, Vec::new())),

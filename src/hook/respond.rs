@@ -155,6 +155,20 @@ fn claude_rate_limited(
     )
 }
 
+/// The transcript whose new usage a call stores for the estimates: the session's (or, at
+/// SubagentStop, the subagent's) at the ends and starts of turns. Claude Code writes a turn's last
+/// response after the Stop hook, so the next prompt and SessionEnd read on too.
+pub fn transcript_to_read<'a>(event: &Event<'a>) -> Option<&'a str> {
+    if event.agent != Agent::Claude {
+        return None;
+    }
+    match event.kind {
+        Kind::Stop | Kind::PromptSubmit | Kind::SessionEnd => event.payload.transcript_path,
+        Kind::SubagentStop => event.payload.agent_transcript_path,
+        _ => None,
+    }
+}
+
 /// Decides about `event`, already recorded as `event_id`, and applies what follows.
 pub fn respond(
     tx: &Transaction<'_>,
@@ -162,6 +176,7 @@ pub fn respond(
     project_root: Option<&str>,
     config: &Config,
     now_ms: i64,
+    transcript: Option<quota::ingest::Read>,
 ) -> rusqlite::Result<Response> {
     let Some(session) = event.session_id() else {
         return Ok(Response::Decide(Decision::Pass));
@@ -238,22 +253,10 @@ pub fn respond(
         }
         _ => {}
     }
-    // Usage for the estimates: what this session's transcript (or the subagent's) gained. Claude
-    // Code writes a turn's last response after the Stop hook, so the next prompt and SessionEnd
-    // read on too.
-    let transcript = match event.kind {
-        Kind::Stop | Kind::PromptSubmit | Kind::SessionEnd => event.payload.transcript_path,
-        Kind::SubagentStop => event.payload.agent_transcript_path,
-        _ => None,
-    };
-    if let Some(path) = transcript.filter(|_| event.agent == Agent::Claude) {
-        quota::ingest::one(
-            tx,
-            std::path::Path::new(path),
-            quota::ingest::HOOK_MAX_NEW_BYTES,
-            &config.quota,
-            now_ms,
-        )?;
+    // Usage for the estimates: what this session's transcript gained (read before the
+    // transaction, see [`transcript_to_read`]).
+    if let Some(read) = transcript {
+        quota::ingest::store_one(tx, read, &config.quota, now_ms)?;
     }
     if event.kind == Kind::Stop {
         if config.locks.release_on_stop {

@@ -2,9 +2,10 @@
 //! cursor (`usage::transcript`), store the responses (deduplicated by message id and request id,
 //! keeping the largest) and the new cursors, and recompute the estimates.
 //!
-//! Two paths: a hook or the status line reads one session's transcript inside its transaction,
-//! bounded by [`HOOK_MAX_NEW_BYTES`] so that a call stays cheap; `harness quota` reads every
-//! transcript (outside any transaction, on all cores) and then writes in one.
+//! Two paths: a hook or the status line reads one session's transcript before its write
+//! transaction ([`read_one`], bounded by [`HOOK_MAX_NEW_BYTES`] so that a call stays cheap) and
+//! stores it inside ([`store_one`]); `harness quota` reads every transcript (on all cores) and then
+//! writes in one transaction. Files are never read while the store's write lock is held.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -52,31 +53,58 @@ fn store_read(
     Ok(rows.len())
 }
 
-/// Reads one transcript on from its cursor, inside the caller's transaction, unless more than
-/// `max_new_bytes` wait to be read. Refreshes the estimates when it stored anything. Errors
-/// reading the file (it may not exist yet) are not errors of the call: nothing is read.
-pub fn one(
+/// What one transcript gained since its stored cursor, read outside any transaction.
+#[derive(Debug)]
+pub struct Read {
+    /// The cursor the read started from (as stored when it began).
+    previous: Option<FileCursor>,
+    entries: Vec<UsageEntry>,
+    cursor: FileCursor,
+}
+
+/// Reads what one transcript gained since its stored cursor, unless more than `max_new_bytes`
+/// wait to be read. `conn` is only read (for the cursor), so the file is read without holding the
+/// store's write lock. `None` when nothing is new or the file cannot be read (it may not exist
+/// yet): that is not an error of the call.
+pub fn read_one(
     conn: &Connection,
     path: &Path,
     max_new_bytes: u64,
-    cfg: &QuotaConfig,
-    now_ms: i64,
-) -> rusqlite::Result<usize> {
+) -> rusqlite::Result<Option<Read>> {
     let previous = stored_cursor(conn, path)?;
     let Ok(meta) = std::fs::metadata(path) else {
-        return Ok(0);
+        return Ok(None);
     };
     let offset = previous.as_ref().map_or(0, |c| c.offset);
     if meta.len().saturating_sub(offset) > max_new_bytes {
-        return Ok(0);
+        return Ok(None);
     }
     let Ok((entries, cursor)) = transcript::read_new(path, previous.as_ref()) else {
-        return Ok(0);
+        return Ok(None);
     };
     if previous.as_ref() == Some(&cursor) {
+        return Ok(None);
+    }
+    Ok(Some(Read {
+        previous,
+        entries,
+        cursor,
+    }))
+}
+
+/// Stores a [`read_one`] in the caller's transaction, unless another call stored the same bytes
+/// since (the stored cursor moved): then the read is dropped and the next call reads on. Refreshes
+/// the estimates when it stored anything; returns the responses stored.
+pub fn store_one(
+    conn: &Connection,
+    read: Read,
+    cfg: &QuotaConfig,
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    if stored_cursor(conn, &read.cursor.path)? != read.previous {
         return Ok(0);
     }
-    let n = store_read(conn, entries, &cursor, now_ms)?;
+    let n = store_read(conn, read.entries, &read.cursor, now_ms)?;
     if n > 0 {
         crate::quota::refresh_estimates(conn, cfg, now_ms)?;
     }
@@ -149,4 +177,69 @@ pub fn store_everything(
     q::put_usage(conn, &rows)?;
     crate::quota::refresh_estimates(conn, cfg, now_ms)?;
     Ok(rows.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use std::time::Duration;
+
+    fn line(msg: &str, input: u64) -> String {
+        serde_json::json!({
+            "type": "assistant", "sessionId": "s", "requestId": format!("req_{msg}"),
+            "timestamp": "2026-11-21T10:00:00.000Z",
+            "message": {"id": msg, "model": "claude-opus-4-8", "role": "assistant",
+                        "usage": {"input_tokens": input, "output_tokens": 1}}
+        })
+        .to_string()
+            + "\n"
+    }
+
+    #[test]
+    fn a_read_overtaken_by_another_call_is_dropped_and_nothing_counts_twice() {
+        let dir = std::env::temp_dir().join(format!("ah-ingest-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let transcript = dir.join("s.jsonl");
+        std::fs::write(&transcript, line("m1", 100)).unwrap();
+        let mut store = Store::open(&dir.join("h.db"), Duration::from_secs(1)).unwrap();
+        let cfg = QuotaConfig::default();
+        let conn = store.reader().unwrap();
+        // Two calls read the same new bytes before either stores them.
+        let first = read_one(conn, &transcript, HOOK_MAX_NEW_BYTES)
+            .unwrap()
+            .unwrap();
+        let second = read_one(conn, &transcript, HOOK_MAX_NEW_BYTES)
+            .unwrap()
+            .unwrap();
+        let stored = store
+            .write(|tx| Ok(store_one(tx, first, &cfg, 1).unwrap()))
+            .unwrap();
+        assert_eq!(stored, 1);
+        let stored = store
+            .write(|tx| Ok(store_one(tx, second, &cfg, 2).unwrap()))
+            .unwrap();
+        assert_eq!(stored, 0, "the cursor moved: the second read is dropped");
+        // Nothing new: no read at all. New bytes: read on from the stored cursor.
+        let conn = store.reader().unwrap();
+        assert!(
+            read_one(conn, &transcript, HOOK_MAX_NEW_BYTES)
+                .unwrap()
+                .is_none()
+        );
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&transcript)
+            .unwrap();
+        std::io::Write::write_all(&mut f, line("m2", 50).as_bytes()).unwrap();
+        let conn = store.reader().unwrap();
+        let third = read_one(conn, &transcript, HOOK_MAX_NEW_BYTES)
+            .unwrap()
+            .unwrap();
+        assert_eq!(third.entries.len(), 1);
+        // Over the bound: left for `harness quota`.
+        assert!(read_one(conn, &transcript, 10).unwrap().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -6,13 +6,14 @@
 //! estimate).
 //!
 //! Claude Code re-runs it every few hundred milliseconds while a session is active, so it costs
-//! what a hook costs: it writes only when a figure changed, and renders from stored figures.
+//! what a hook costs: it reads first and takes the write lock only when a figure, the session's
+//! status or its transcript changed, and renders from stored figures.
 
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::Transaction;
+use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde_json::Value;
 
 use crate::config::Config;
@@ -76,18 +77,12 @@ pub fn record(
     now: i64,
 ) -> rusqlite::Result<()> {
     let stored = q::figures(tx)?;
-    for (name, window) in [
-        ("five_hour", input.five_hour),
-        ("seven_day", input.seven_day),
-    ] {
+    for (name, window) in windows(input) {
         let Some((pct, resets)) = window else {
             continue;
         };
-        let previous = stored
-            .iter()
-            .find(|f| f.provider == "claude" && f.window == name && f.source == "statusline");
-        let changed = previous.is_none_or(|f| f.used_pct != Some(pct) || f.resets_at_ms != resets);
-        if !changed && previous.is_some_and(|f| now - f.observed_ms < REFRESH_MS) {
+        let (due, changed) = figure_due(&stored, name, pct, resets, now);
+        if !due {
             continue;
         }
         q::put_figure(
@@ -115,14 +110,40 @@ pub fn record(
     Ok(())
 }
 
-/// Keeps what the session's status line showed (model, context use, cost), when it changed or
-/// a minute passed.
-fn record_session(tx: &Transaction<'_>, input: &Input, now: i64) -> rusqlite::Result<()> {
+/// A rate-limit window as the status line gives it: used percentage and reset time.
+type WindowInput = Option<(f64, Option<i64>)>;
+
+fn windows(input: &Input) -> [(&'static str, WindowInput); 2] {
+    [
+        ("five_hour", input.five_hour),
+        ("seven_day", input.seven_day),
+    ]
+}
+
+/// Whether a window's figure is to be written (it changed, or a minute passed), and whether it
+/// changed.
+fn figure_due(
+    stored: &[Figure],
+    name: &str,
+    pct: f64,
+    resets: Option<i64>,
+    now: i64,
+) -> (bool, bool) {
+    let previous = stored
+        .iter()
+        .find(|f| f.provider == "claude" && f.window == name && f.source == "statusline");
+    let changed = previous.is_none_or(|f| f.used_pct != Some(pct) || f.resets_at_ms != resets);
+    let due = changed || previous.is_none_or(|f| now - f.observed_ms >= REFRESH_MS);
+    (due, changed)
+}
+
+/// Whether the session's status (model, context use, cost) is to be written: it changed, or a
+/// minute passed.
+fn session_due(conn: &Connection, input: &Input, now: i64) -> rusqlite::Result<bool> {
     let Some(session) = &input.session_id else {
-        return Ok(());
+        return Ok(false);
     };
-    // The same values, recorded less than a minute ago: nothing to write.
-    let same: Option<i64> = tx
+    let same: Option<i64> = conn
         .prepare_cached(
             "SELECT observed_ms FROM session_status WHERE session_id = ?1 AND model IS ?2 \
              AND context_pct IS ?3 AND cost_usd IS ?4",
@@ -131,9 +152,27 @@ fn record_session(tx: &Transaction<'_>, input: &Input, now: i64) -> rusqlite::Re
             rusqlite::params![session, input.model, input.context_pct, input.cost_usd],
             |r| r.get(0),
         )
-        .ok();
-    let same = same.is_some_and(|at| now - at < REFRESH_MS);
-    if !same {
+        .optional()?;
+    Ok(same.is_none_or(|at| now - at >= REFRESH_MS))
+}
+
+/// Whether this input has anything to write: a figure or the session's status due, or new
+/// transcript usage. Most refreshes have none and take no write lock at all.
+fn anything_to_write(conn: &Connection, input: &Input, now: i64) -> rusqlite::Result<bool> {
+    let stored = q::figures(conn)?;
+    let figure = windows(input).into_iter().any(|(name, w)| {
+        w.is_some_and(|(pct, resets)| figure_due(&stored, name, pct, resets, now).0)
+    });
+    Ok(figure || session_due(conn, input, now)?)
+}
+
+/// Keeps what the session's status line showed (model, context use, cost), when it changed or
+/// a minute passed.
+fn record_session(tx: &Transaction<'_>, input: &Input, now: i64) -> rusqlite::Result<()> {
+    let Some(session) = &input.session_id else {
+        return Ok(());
+    };
+    if session_due(tx, input, now)? {
         tx.prepare_cached(
             "INSERT OR REPLACE INTO session_status (session_id, observed_ms, model, context_pct, \
              cost_usd) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -150,11 +189,11 @@ fn record_session(tx: &Transaction<'_>, input: &Input, now: i64) -> rusqlite::Re
 }
 
 /// The live claims in a project.
-fn locks_in(tx: &Transaction<'_>, project: Option<&str>, now: i64) -> rusqlite::Result<i64> {
+fn locks_in(conn: &Connection, project: Option<&str>, now: i64) -> rusqlite::Result<i64> {
     let root = project
         .and_then(|p| crate::paths::project_root(Path::new(p)))
         .map(|r| r.to_string_lossy().into_owned());
-    tx.query_row(
+    conn.query_row(
         "SELECT count(*) FROM claims WHERE expires_ms > ?1 AND (?2 IS NULL OR project_root = ?2)",
         rusqlite::params![now, root],
         |r| r.get(0),
@@ -284,23 +323,31 @@ pub fn run() -> std::process::ExitCode {
         let db = config.db_path()?;
         // A status line must not wait long for the store; the next refresh tries again.
         let mut store = Store::open(&db, Duration::from_millis(150))?;
+        let wrap = |e| crate::error::Error::db("update quota in", &db, e);
+        // Read first (the transcript too), without the write lock; write only what changed.
+        let conn = store.reader()?;
+        let read = match &input.transcript_path {
+            Some(path) => {
+                quota::ingest::read_one(conn, Path::new(path), quota::ingest::HOOK_MAX_NEW_BYTES)
+                    .map_err(wrap)?
+            }
+            None => None,
+        };
+        let show = |conn: &Connection| -> crate::error::Result<(Quota, i64)> {
+            let quota = quota::load(conn, &config.quota, now).map_err(wrap)?;
+            let locks = locks_in(conn, input.project_dir.as_deref(), now).map_err(wrap)?;
+            Ok((quota, locks))
+        };
+        if read.is_none() && !anything_to_write(conn, &input, now).map_err(wrap)? {
+            return show(conn);
+        }
         store.write(|tx| {
-            let wrap = |e| crate::error::Error::db("update quota in", &db, e);
             record(tx, &input, &config, now).map_err(wrap)?;
             record_session(tx, &input, now).map_err(wrap)?;
-            if let Some(path) = &input.transcript_path {
-                quota::ingest::one(
-                    tx,
-                    Path::new(path),
-                    quota::ingest::HOOK_MAX_NEW_BYTES,
-                    &config.quota,
-                    now,
-                )
-                .map_err(wrap)?;
+            if let Some(read) = read {
+                quota::ingest::store_one(tx, read, &config.quota, now).map_err(wrap)?;
             }
-            let quota = quota::load(tx, &config.quota, now).map_err(wrap)?;
-            let locks = locks_in(tx, input.project_dir.as_deref(), now).map_err(wrap)?;
-            Ok((quota, locks))
+            show(tx)
         })
     })();
     let (quota, locks) = match result {
