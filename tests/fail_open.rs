@@ -174,13 +174,43 @@ fn a_store_locked_past_the_budget_spools_the_event_and_the_next_hook_stores_it()
     assert!(err.contains("locked") || err.contains("busy"), "{err}");
     assert!(err.contains("spool"), "{err}");
     assert!(env.log_text().contains("spool"), "{}", env.log_text());
+    // A second waiting event; and the first as a hook that claimed it and was killed before it
+    // committed leaves it (its process is gone).
+    let spool = agent_harness::store::spool::path_for(&env.db);
+    let orphan = std::path::PathBuf::from(format!("{}.claimed-999999999-1", spool.display()));
+    std::fs::rename(&spool, &orphan).unwrap();
+    assert_failed_open(&env.hook("harness-pre-tool-use", fixture(EDIT)));
+    // A hook that cannot get the write lock leaves the spool alone (it only appends).
+    let spooled = std::fs::read(&spool).unwrap();
+    assert_failed_open(&env.hook("harness-pre-tool-use", fixture(EDIT)));
+    let now = std::fs::read(&spool).unwrap();
+    assert!(now.starts_with(&spooled) && now.len() > spooled.len());
     holder.execute_batch("ROLLBACK").unwrap();
     drop(holder);
     assert_eq!(env.count("SELECT count(*) FROM events"), 1);
-    // Lock released: the next hook stores its event and the spooled one, quietly.
+    // Lock released: the next hook stores its event and every waiting one, quietly.
     record_one(&env);
-    assert_eq!(env.count("SELECT count(*) FROM events"), 3);
-    assert!(!agent_harness::store::spool::path_for(&env.db).exists());
+    assert_eq!(env.count("SELECT count(*) FROM events"), 5);
+    assert!(!spool.exists());
+    assert!(!orphan.exists());
+}
+
+#[test]
+fn a_full_spool_refuses_more_and_says_so() {
+    let env = Env::new("spool-full");
+    env.config(r#"{"store": {"busy_timeout_ms": 100}}"#);
+    record_one(&env);
+    let spool = agent_harness::store::spool::path_for(&env.db);
+    let f = std::fs::File::create(&spool).unwrap();
+    f.set_len(agent_harness::store::spool::MAX_SPOOL_BYTES).unwrap();
+    let holder = env.db();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let err = assert_failed_open(&env.hook("harness-pre-tool-use", fixture(EDIT)));
+    assert!(err.contains("the spool is full"), "{err}");
+    assert_eq!(
+        std::fs::metadata(&spool).unwrap().len(),
+        agent_harness::store::spool::MAX_SPOOL_BYTES
+    );
 }
 
 #[test]

@@ -357,11 +357,13 @@ fn write_with_spool<T>(
         }
         None => None,
     };
-    let claimed = spool::claim(db);
-    let pending: &[Recording] = claimed.as_ref().map_or(&[], |c| &c.recordings);
+    // Claimed once the write lock is held, so that a hook that cannot get it leaves the spool
+    // alone.
+    let mut claimed = None;
     let result = store.write(|tx| {
         let wrap = |e| Error::db("record an event in", db, e);
-        for r in pending {
+        claimed = spool::claim(db);
+        for r in claimed.iter().flat_map(|c| &c.recordings) {
             r.apply(tx).map_err(wrap)?;
         }
         let id = rec.apply(tx).map_err(wrap)?;
@@ -380,11 +382,7 @@ fn write_with_spool<T>(
             c.settle();
             Ok((value, warnings))
         }
-        (Err(e), claimed) => {
-            if let Some(c) = claimed {
-                c.give_back(db);
-            }
-            Err(e)
-        }
+        // Dropped unsettled, the claimed recordings go back to the spool.
+        (Err(e), _) => Err(e),
     }
 }
