@@ -63,15 +63,19 @@ pub enum StatusLine {
     KeptUsers(String),
 }
 
-fn is_our_statusline(v: &Value) -> bool {
-    let Some(command) = v.get("command").and_then(Value::as_str) else {
-        return false;
-    };
+/// The file name of the program a command entry runs. Exec form names the executable; in shell
+/// form it is the first word, perhaps quoted.
+fn command_program(v: &Value) -> Option<&str> {
+    let command = v.get("command").and_then(Value::as_str)?;
     let exe = match command.chars().next() {
         Some(q @ ('"' | '\'')) => command[1..].split(q).next().unwrap_or(""),
         _ => command.split_whitespace().next().unwrap_or(""),
     };
-    exe.rsplit('/').next() == Some(STATUSLINE_BINARY)
+    exe.rsplit('/').next()
+}
+
+fn is_our_statusline(v: &Value) -> bool {
+    command_program(v) == Some(STATUSLINE_BINARY)
 }
 
 /// Sets Claude Code's `statusLine` to `command` unless the user has one of their own.
@@ -122,21 +126,7 @@ impl std::fmt::Display for ShapeError {
 
 /// True when `hook` (one entry of a group's `hooks` array) runs one of the harness's binaries.
 pub fn is_harness_hook(hook: &Value) -> bool {
-    let Some(command) = hook.get("command").and_then(Value::as_str) else {
-        return false;
-    };
-    // Exec form names the executable; in shell form it is the first word, perhaps quoted.
-    let exe = match command.chars().next() {
-        Some(q @ ('"' | '\'')) => command[1..].split(q).next().unwrap_or(""),
-        _ => command.split_whitespace().next().unwrap_or(""),
-    };
-    let name = exe.rsplit('/').next().unwrap_or(exe);
-    HOOK_BINARIES.contains(&name)
-}
-
-/// Quotes a path for the shell that Gemini CLI runs hook commands with.
-pub fn shell_quote(s: &str) -> String {
-    crate::shell::quote(s)
+    command_program(hook).is_some_and(|name| HOOK_BINARIES.contains(&name))
 }
 
 /// The shipped hooks of `client` with each command rewritten by `command_for(binary name)`.
@@ -316,6 +306,29 @@ mod tests {
     }
 
     #[test]
+    fn no_hook_whose_answer_reaches_the_model_is_async() {
+        // An async hook's output is dropped: context (and notices marked delivered) would be lost.
+        for (event, groups) in ours() {
+            for h in groups
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|g| g["hooks"].as_array().unwrap())
+            {
+                let is_async = h.get("async") == Some(&Value::Bool(true));
+                assert!(
+                    !(is_async && crate::decision::carries_context(&event)),
+                    "{event} is async but carries context"
+                );
+            }
+        }
+        // The plugin manifest ships the same hooks.
+        let plugin: Value = serde_json::from_str(include_str!("../hooks.json")).unwrap();
+        let snippet: Value = serde_json::from_str(SNIPPET).unwrap();
+        assert_eq!(plugin["hooks"], snippet["hooks"]);
+    }
+
+    #[test]
     fn the_snippet_covers_every_binary_once() {
         let hooks = ours();
         let mut commands: Vec<String> = hooks
@@ -430,15 +443,15 @@ mod tests {
     #[test]
     fn gemini_hooks_are_quoted_for_bash_and_recognised() {
         let hooks = client_hooks(Client::Gemini, &|n| {
-            shell_quote(&format!("/opt/my bin/{n}"))
+            crate::shell::quote(&format!("/opt/my bin/{n}"))
         });
         let cmd = hooks["BeforeTool"][0]["hooks"][0]["command"]
             .as_str()
             .unwrap();
         assert_eq!(cmd, "'/opt/my bin/harness-pre-tool-use'");
         assert!(is_harness_hook(&hooks["BeforeTool"][0]["hooks"][0]));
-        assert_eq!(shell_quote("/usr/bin/x"), "/usr/bin/x");
-        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(crate::shell::quote("/usr/bin/x"), "/usr/bin/x");
+        assert_eq!(crate::shell::quote("it's"), "'it'\\''s'");
         let mut settings = json!({"security": {"auth": {"selectedType": "gemini-api-key"}}});
         merge(&mut settings, &hooks).unwrap();
         assert_eq!(hooks.len(), 7);

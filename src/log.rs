@@ -20,10 +20,7 @@ pub fn path_for(db: &Path) -> PathBuf {
 /// Where problems go when the log beside the store cannot be written (its directory is missing
 /// or read-only): `$TMPDIR/agent-harness-<uid>.log`.
 pub fn fallback_path() -> PathBuf {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(0);
+    let uid = rustix::process::getuid().as_raw();
     std::env::temp_dir().join(format!("agent-harness-{uid}.log"))
 }
 
@@ -50,12 +47,20 @@ pub fn append(log: &Path, source: &str, message: &str) -> bool {
         std::process::id(),
         message.replace('\n', " ")
     );
+    // Never through a symlink, and only into a file of our own: the fallback lives in a shared
+    // temp directory where anyone could have put either there first.
     let open = || {
-        OpenOptions::new()
+        use std::os::unix::fs::MetadataExt;
+        let f = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
-            .open(log)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(log)?;
+        if f.metadata()?.uid() != rustix::process::geteuid().as_raw() {
+            return Err(std::io::Error::other("the log belongs to another user"));
+        }
+        Ok(f)
     };
     let file = match open() {
         // The store's directory does not exist yet when the very first hook call fails.
@@ -83,4 +88,32 @@ pub fn tail(log: &Path, n: usize) -> Vec<String> {
         .iter()
         .map(|s| s.to_string())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_that_is_a_symlink_is_not_written_through() {
+        let dir = std::env::temp_dir().join(format!("ah-log-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let log = dir.join("harness.log");
+        std::os::unix::fs::symlink(&victim, &log).unwrap();
+        assert!(!append(&log, "test", "planted"));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        // A plain log is written, owner-only.
+        let plain = dir.join("plain.log");
+        assert!(append(&plain, "test", "one\ntwo"));
+        let text = std::fs::read_to_string(&plain).unwrap();
+        assert!(text.contains(" test["), "{text}");
+        assert!(text.ends_with("]: one two\n"), "{text}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -39,6 +39,12 @@ pub fn local_clock(ts_ms: i64) -> String {
     }
 }
 
+/// The midnight in US Pacific time that began `now_ms`'s Pacific day (at or before it). Days are
+/// 23 to 25 hours long, so 26 hours before the next midnight is always in the day before.
+pub fn last_pacific_midnight(now_ms: i64) -> i64 {
+    next_pacific_midnight(next_pacific_midnight(now_ms) - 26 * 3_600_000)
+}
+
 /// The next midnight in US Pacific time after `now_ms` (when Gemini's daily quotas reset), as
 /// Unix milliseconds. Pacific time is UTC-8, or UTC-7 from the second Sunday of March, 02:00
 /// local, to the first Sunday of November, 02:00 local.
@@ -115,6 +121,16 @@ mod tests {
         ];
         for (now, want) in cases {
             assert_eq!(next_pacific_midnight(now), want, "from {now}");
+        }
+        // The day's start, on days of 25 hours (1 November 2026) and 23 (8 March 2026).
+        let starts = [
+            (ms(2026, 11, 2, 4, 0), ms(2026, 11, 1, 7, 0)),
+            (ms(2026, 3, 9, 5, 0), ms(2026, 3, 8, 8, 0)),
+            (ms(2026, 1, 16, 8, 0), ms(2026, 1, 16, 8, 0)),
+            (ms(2026, 1, 15, 20, 0), ms(2026, 1, 15, 8, 0)),
+        ];
+        for (now, want) in starts {
+            assert_eq!(last_pacific_midnight(now), want, "from {now}");
         }
     }
 }

@@ -202,7 +202,8 @@ fn a_full_spool_refuses_more_and_says_so() {
     record_one(&env);
     let spool = agent_harness::store::spool::path_for(&env.db);
     let f = std::fs::File::create(&spool).unwrap();
-    f.set_len(agent_harness::store::spool::MAX_SPOOL_BYTES).unwrap();
+    f.set_len(agent_harness::store::spool::MAX_SPOOL_BYTES)
+        .unwrap();
     let holder = env.db();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
     let err = assert_failed_open(&env.hook("harness-pre-tool-use", fixture(EDIT)));

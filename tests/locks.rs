@@ -242,6 +242,18 @@ fn a_lapsed_claim_is_free_and_a_bounded_wait_outlasts_a_lapse() {
     allowed(&p.write(A, "Edit", &file));
     let waited = started.elapsed().as_millis();
     assert!((700..3000).contains(&waited), "waited {waited} ms");
+    // The event keeps the decision given after the wait, not the wait itself.
+    let decision: String = p
+        .env
+        .db()
+        .query_row(
+            "SELECT decision FROM events WHERE session_id = ?1 AND decision IS NOT NULL \
+             ORDER BY id DESC LIMIT 1",
+            [A],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(decision, "allowed after the wait");
 }
 
 #[test]

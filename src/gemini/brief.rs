@@ -58,12 +58,19 @@ pub fn brief(
             ));
         }
     }
+    // This project's claims only: other projects' files are neither Gemini's business nor
+    // anyone's to send it.
+    let root = crate::paths::project_root(std::path::Path::new(cwd))
+        .map_or_else(|| cwd.to_owned(), |r| r.to_string_lossy().into_owned());
     let held: Vec<(String, String, String)> = conn
         .prepare(
             "SELECT path, session_id, agent FROM claims WHERE expires_ms > ?1 \
+             AND (project_root = ?2 OR substr(path, 1, length(?2) + 1) = ?2 || '/') \
              ORDER BY touched_ms DESC LIMIT 20",
         )?
-        .query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map(rusqlite::params![now_ms, root], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<Result<_>>()?;
     if !held.is_empty() {
         let list: Vec<String> = held
@@ -89,4 +96,51 @@ pub fn brief(
         out = out.chars().take(MAX_BRIEF - 1).collect::<String>() + "…\n";
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::store::claims::{self, Claim};
+
+    #[test]
+    fn the_brief_names_this_projects_held_files_only() {
+        let dir = std::env::temp_dir().join(format!("ah-brief-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let project = dir.join("proj");
+        std::fs::create_dir_all(project.join(".git")).unwrap();
+        let project = std::fs::canonicalize(&project).unwrap();
+        let p = project.to_string_lossy().into_owned();
+        let mut store = Store::open(&dir.join("h.db"), std::time::Duration::from_secs(1)).unwrap();
+        let text = store
+            .write(|tx| {
+                let claim = |path: String, root: Option<String>| Claim {
+                    path,
+                    session_id: "aaaaaaaa-1".into(),
+                    agent: "claude".into(),
+                    project_root: root,
+                    tool_name: Some("Edit".into()),
+                    claimed_ms: 1,
+                    touched_ms: 1,
+                    expires_ms: i64::MAX,
+                };
+                claims::put(tx, &claim(format!("{p}/src/a.rs"), Some(p.clone()))).unwrap();
+                claims::put(tx, &claim(format!("{p}/b.rs"), None)).unwrap();
+                claims::put(tx, &claim(format!("{p}-other/c.rs"), None)).unwrap();
+                claims::put(
+                    tx,
+                    &claim("/elsewhere/d.rs".into(), Some("/elsewhere".into())),
+                )
+                .unwrap();
+                Ok(brief(tx, None, &format!("{p}/src"), Mode::ReadOnly, 2).unwrap())
+            })
+            .unwrap();
+        assert!(
+            text.contains("src/a.rs") && text.contains("/b.rs"),
+            "{text}"
+        );
+        assert!(!text.contains("c.rs") && !text.contains("d.rs"), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -158,7 +158,7 @@ pub fn hooks_defaults(
         .filter(Value::is_object)
         .unwrap_or_else(|| json!({}));
     let hooks = install::client_hooks(Client::Gemini, &|name| match bin_dir {
-        Some(d) => install::shell_quote(&d.join(name).to_string_lossy()),
+        Some(d) => crate::shell::quote(&d.join(name).to_string_lossy()),
         None => name.to_owned(),
     });
     if install::merge(&mut settings, &hooks).is_err() {

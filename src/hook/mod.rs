@@ -205,9 +205,9 @@ fn record_and_respond(
     let first = store_recording(db, busy, rec, transcript, out, |tx, event_id, read| {
         let response = respond::respond(tx, event, project_root, config, now, read)?;
         note_decision(tx, event_id, &response)?;
-        Ok(response)
+        Ok((response, event_id))
     });
-    let response = match first {
+    let (response, event_id) = match first {
         Some(r) => r,
         None => {
             return match &out.fail_closed {
@@ -230,8 +230,19 @@ fn record_and_respond(
     let again = (|| -> Result<Response> {
         let mut store = Store::open(db, busy)?;
         store.write(|tx| {
-            respond::respond(tx, event, project_root, &no_wait, later, None)
-                .map_err(|e| Error::db("check a file lock in", db, e))
+            let wrap = |e| Error::db("check a file lock in", db, e);
+            let response =
+                respond::respond(tx, event, project_root, &no_wait, later, None).map_err(wrap)?;
+            // The event's decision is the one given after the wait.
+            if let Response::Decide(Decision::Pass) = response {
+                tx.execute(
+                    "UPDATE events SET decision = 'allowed after the wait' WHERE id = ?1",
+                    [event_id],
+                )
+                .map_err(wrap)?;
+            }
+            note_decision(tx, event_id, &response).map_err(wrap)?;
+            Ok(response)
         })
     })();
     match again {

@@ -21,7 +21,7 @@ use rusqlite::{Connection, Result};
 
 use crate::config::QuotaConfig;
 use crate::store::quota::{self as q, UsageRow};
-use crate::time::{local_clock, next_pacific_midnight, span};
+use crate::time::{last_pacific_midnight, local_clock, next_pacific_midnight, span};
 
 pub const FIVE_HOURS_MS: i64 = 5 * 3_600_000;
 pub const WEEK_MS: i64 = 7 * 86_400_000;
@@ -165,7 +165,9 @@ pub fn blocks(rows: &[UsageRow]) -> Vec<Block> {
     for r in rows {
         let counted = r.input_tokens + r.output_tokens;
         match out.last_mut() {
-            Some(b) if r.ts_ms < b.end_ms && r.ts_ms - b.last_ms < FIVE_HOURS_MS => {
+            // Rows come oldest first, so one inside the block's five hours is never five hours
+            // after its last activity either.
+            Some(b) if r.ts_ms < b.end_ms => {
                 b.tokens += counted;
                 b.all_tokens += r.total();
                 b.last_ms = b.last_ms.max(r.ts_ms);
@@ -329,7 +331,7 @@ pub fn load(conn: &Connection, cfg: &QuotaConfig, now_ms: i64) -> Result<Quota> 
             projected_out_ms: f.projected_ms,
         });
     }
-    let day_start = next_pacific_midnight(now_ms) - 86_400_000;
+    let day_start = last_pacific_midnight(now_ms);
     let (requests, tokens): (i64, i64) = conn
         .prepare_cached(
             "SELECT coalesce(sum(requests), 0), coalesce(sum(total_tokens), 0) FROM runs \

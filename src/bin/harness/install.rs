@@ -250,14 +250,18 @@ pub fn run_install(args: InstallArgs) -> CliResult {
     let (bin_dir, command_note) = command_style(args.bin_dir)?;
     let ours = install::client_hooks(client, &|name| match (&bin_dir, client) {
         (Some(dir), Client::Claude) => dir.join(name).to_string_lossy().into_owned(),
-        (Some(dir), Client::Gemini) => install::shell_quote(&dir.join(name).to_string_lossy()),
+        (Some(dir), Client::Gemini) => {
+            agent_harness::shell::quote(&dir.join(name).to_string_lossy())
+        }
         (None, _) => name.to_owned(),
     });
     let commands = commands_of(client);
     let statusline = match client {
         Client::Claude => {
             let command = match &bin_dir {
-                Some(dir) => install::shell_quote(&dir.join(STATUSLINE_BINARY).to_string_lossy()),
+                Some(dir) => {
+                    agent_harness::shell::quote(&dir.join(STATUSLINE_BINARY).to_string_lossy())
+                }
                 None => STATUSLINE_BINARY.to_owned(),
             };
             Some(
