@@ -98,7 +98,6 @@ fn runner_overhead() {
         mode: Mode::ReadOnly,
         session_id: Some("bench-run".into()),
         policy: None,
-        system_defaults: None,
         timeout: Duration::from_secs(30),
         text_cap: 256 * 1024,
     };

@@ -65,7 +65,7 @@ pub enum StatusLine {
 
 /// The file name of the program a command entry runs. Exec form names the executable; in shell
 /// form it is the first word, perhaps quoted.
-fn command_program(v: &Value) -> Option<&str> {
+pub fn command_program(v: &Value) -> Option<&str> {
     let command = v.get("command").and_then(Value::as_str)?;
     let exe = match command.chars().next() {
         Some(q @ ('"' | '\'')) => command[1..].split(q).next().unwrap_or(""),

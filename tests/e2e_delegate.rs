@@ -24,8 +24,9 @@ fn setup(
             .exists()
     );
     let g = Gemini::setup(&c.env, &c.project, gemini.clone(), gemini_url.clone());
-    // Not the project's Gemini hooks here: the runner registers its own for the run.
+    // The user's Gemini hooks, not the project's: installed once for every project.
     std::fs::remove_file(g.project.join(".gemini/settings.json")).unwrap();
+    support::gemini_cli::install_user_hooks(&c.env);
     c.env.config(
         &json!({"gemini": {"binary": gemini, "wait_secs": 60, "timeout_secs": 90}}).to_string(),
     );
@@ -195,7 +196,7 @@ fn a_read_only_run_cannot_escalate_through_plan_mode() {
 }
 
 #[test]
-fn a_write_run_obeys_the_file_locks_through_its_own_hooks() {
+fn a_write_run_obeys_the_file_locks_through_the_users_gemini_hooks() {
     let Some(gemini) = support::clients::gemini() else {
         return;
     };
@@ -217,7 +218,6 @@ fn a_write_run_obeys_the_file_locks_through_its_own_hooks() {
         GTurn::Text("wrote what I could".into()),
     ]);
     let _g = Gemini::setup(&env, &project, gemini.clone(), mock_g.url());
-    // No project hooks: the run must bring its own.
     std::fs::remove_file(project.join(".gemini/settings.json")).unwrap();
     env.config(&json!({"gemini": {"binary": gemini, "timeout_secs": 90}}).to_string());
     // A live Claude session holds held.txt.
@@ -255,6 +255,11 @@ fn a_write_run_obeys_the_file_locks_through_its_own_hooks() {
         serde_json::from_slice::<Value>(&out.stdout)
             .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)))
     };
+    // No harness hooks in Gemini's settings: a write run would not meet the locks, so it does
+    // not start.
+    let refused = delegate();
+    assert_eq!(refused["error_kind"], "setup", "{refused}");
+    support::gemini_cli::install_user_hooks(&env);
     // Neither client trusts the folder yet: the run is not forced through Gemini's trust check,
     // and the real Gemini refuses before anything runs.
     let refused = delegate();

@@ -62,6 +62,18 @@ impl Setup {
             .unwrap()
     }
 
+    /// `harness install --gemini --user`, as the user does once for write runs.
+    fn install_gemini_hooks(&self) {
+        let install = self
+            .env
+            .cmd("harness")
+            .args(["install", "--gemini", "--user", "--bin-dir"])
+            .arg(support::bin("harness").parent().unwrap())
+            .output()
+            .unwrap();
+        assert!(install.status.success(), "{}", stderr(&install));
+    }
+
     fn runs(&self) -> Vec<runs::Run> {
         runs::recent(&self.env.db(), 100).unwrap()
     }
@@ -146,8 +158,8 @@ fn a_read_only_run_is_started_safely_recorded_and_reported() {
         env.contains(&format!("PWD={}", s.project.display())),
         "{env}"
     );
-    // The run registered the harness hooks through system defaults (not in any user file).
-    assert!(env.contains("gemini-system-defaults.json"), "{env}");
+    // Nothing is slipped in through system settings (Gemini ignores them unless root owns them).
+    assert!(env.contains("GEMINI_CLI_SYSTEM_DEFAULTS_PATH= "), "{env}");
 
     assert_eq!(run.status, "success");
     assert_eq!(run.mode, "read-only");
@@ -334,6 +346,17 @@ fn a_write_attempt_in_a_read_only_run_is_refused_and_nothing_counts_as_written()
 #[test]
 fn write_mode_uses_auto_edit_and_a_policy_without_shell_or_plan_mode() {
     let s = setup("runner-write", json!({}));
+    // Without the harness hooks in Gemini's settings a write run would ignore the file locks:
+    // it does not start, and says how to fix it.
+    let out = s.delegate("success", &["--write", "fix", "it"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("harness install --gemini --user"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(s.calls().is_empty(), "gemini was started");
+    s.install_gemini_hooks();
     let out = s.delegate("success", &["--write", "fix", "it"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let args = &s.calls()[0];
@@ -394,6 +417,7 @@ fn a_slow_run_goes_on_in_the_background_and_its_answer_reaches_the_session_later
 #[test]
 fn the_pending_task_reaches_gemini_as_one_argument_and_nothing_runs_in_a_shell() {
     let s = setup("runner-hostile", json!({}));
+    s.install_gemini_hooks();
     let session = "dddddddd-0000-4000-8000-000000000004";
     let marker = s.env.dir.path().join("pwned");
     let hostile = format!(

@@ -121,19 +121,6 @@ fn acquire_slot(dir: &Path, n: u32, deadline: Instant) -> Option<File> {
     }
 }
 
-/// The hook binaries for a run's Gemini hooks: beside this executable, else on PATH.
-fn hook_bin_dir() -> Option<Option<PathBuf>> {
-    let here = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf));
-    if let Some(dir) = here
-        && dir.join("harness-pre-tool-use").is_file()
-    {
-        return Some(Some(dir));
-    }
-    which::which("harness-pre-tool-use").ok().map(|_| None)
-}
-
 /// Executes a prepared run to the end and records it. Returns the finished row.
 pub fn execute(db: &Path, run_id: &str, config: &Config) -> Result<Run> {
     let busy = Duration::from_millis(config.store.busy_timeout_ms);
@@ -222,26 +209,21 @@ pub fn execute(db: &Path, run_id: &str, config: &Config) -> Result<Run> {
         finish(&mut store, &mut run)?;
         return Ok(run);
     };
-    let hooks = match hook_bin_dir() {
-        Some(bin_dir) => setup::hooks_defaults(
-            &dir,
-            Path::new(run.cwd.as_deref().unwrap_or(".")),
-            bin_dir.as_deref(),
-        )
-        .map_err(|e| Error::io("write", &dir, e))?,
-        None if mode == Mode::Write => {
-            run.status = "error".into();
-            run.error_kind = Some("setup".into());
-            run.error = Some(
-                "cannot put a write run under file locks: the harness-* hook binaries are \
-                 not installed (cargo install --path .)"
-                    .into(),
-            );
-            finish(&mut store, &mut run)?;
-            return Ok(run);
-        }
-        None => None,
-    };
+    // A write run's edits obey the file locks through the harness hooks in Gemini's settings;
+    // without them it does not start (see setup.rs for why a run cannot bring its own).
+    let cwd = PathBuf::from(run.cwd.clone().unwrap_or_else(|| ".".into()));
+    if mode == Mode::Write && setup::lock_hooks_in(&cwd).is_none() {
+        run.status = "error".into();
+        run.error_kind = Some("setup".into());
+        run.error = Some(
+            "a write run needs the harness hooks in Gemini CLI's settings, so that its edits obey \
+             the file locks: run `harness install --gemini --user` (or `harness install --gemini` \
+             in this project), then ask again; read-only runs need nothing"
+                .into(),
+        );
+        finish(&mut store, &mut run)?;
+        return Ok(run);
+    }
     let policy = setup::policy_file(&dir, mode).map_err(|e| Error::io("write", &dir, e))?;
 
     // Queue for a slot; the wait counts against the run's timeout.
@@ -265,7 +247,6 @@ pub fn execute(db: &Path, run_id: &str, config: &Config) -> Result<Run> {
             .map_err(|e| Error::db("record a run in", db, e))
     })?;
 
-    let cwd = PathBuf::from(run.cwd.clone().unwrap_or_else(|| ".".into()));
     let trust = trust::decide(
         &cwd,
         config.gemini.trust_workspace,
@@ -280,7 +261,6 @@ pub fn execute(db: &Path, run_id: &str, config: &Config) -> Result<Run> {
         mode,
         session_id: Some(run.run_id.clone()),
         policy: Some(policy),
-        system_defaults: hooks,
         timeout: timeout.saturating_sub(started.elapsed()),
         text_cap: 256 * 1024,
     };
@@ -382,8 +362,12 @@ pub fn report(run: &Run, cap: usize) -> String {
         _ => {
             let kind = run.error_kind.as_deref().unwrap_or("error");
             let advice = advice_for(kind);
+            let when = match run.duration_ms {
+                Some(_) => format!("failed after {took}"),
+                None => "could not start".into(),
+            };
             out.push_str(&format!(
-                "agent-harness: Gemini CLI run {} failed after {took} ({kind}): {}. {advice}.",
+                "agent-harness: Gemini CLI run {} {when} ({kind}): {}. {advice}.",
                 run.run_id,
                 run.error.as_deref().unwrap_or("no detail"),
             ));

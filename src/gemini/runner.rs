@@ -141,8 +141,6 @@ pub struct Spec {
     /// Gemini's `--session-id`: the run's identity in hooks and in the store.
     pub session_id: Option<String>,
     pub policy: Option<PathBuf>,
-    /// `GEMINI_CLI_SYSTEM_DEFAULTS_PATH` for the run (the harness hooks).
-    pub system_defaults: Option<PathBuf>,
     pub timeout: Duration,
     /// How many bytes of the answer to keep (the end).
     pub text_cap: usize,
@@ -258,9 +256,6 @@ pub fn run(spec: &Spec) -> Outcome {
     }
     if let Some(policy) = &spec.policy {
         cmd.arg("--policy").arg(policy);
-    }
-    if let Some(defaults) = &spec.system_defaults {
-        cmd.env("GEMINI_CLI_SYSTEM_DEFAULTS_PATH", defaults);
     }
     if spec.trusted {
         // The flag alone does not load settings hooks in 0.61; the variable does (and reaches the

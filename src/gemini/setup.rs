@@ -4,18 +4,19 @@
 //!   session to YOLO, so a model could escalate itself from read-only to writing and running
 //!   commands; both policies deny `enter_plan_mode` and `exit_plan_mode`, the read-only one also
 //!   every tool that writes or runs something. User tier, priority 999: above every built-in rule.
-//! - system defaults (`GEMINI_CLI_SYSTEM_DEFAULTS_PATH`, the lowest settings layer, whose hook
-//!   lists are concatenated with the user's) that register the harness's hooks for the run, so
-//!   the run is recorded and its edits obey file locks, without touching the user's or the
-//!   project's settings. Skipped when those settings already carry the harness hooks (`harness
-//!   install --gemini`), which would otherwise run twice. An existing system defaults file is
-//!   merged in, not replaced.
+//!
+//! And where a run's hooks come from. Gemini CLI 0.61 loads system settings files (the only
+//! per-process way to add hooks: `GEMINI_CLI_SYSTEM_DEFAULTS_PATH`) only when the file and every
+//! directory above it are owned by root and writable by no one else, so for an ordinary user a
+//! run cannot bring its own hooks. A run's edits obey the file locks through the harness hooks in
+//! Gemini's own settings (`harness install --gemini --user`, or the project's); a write run
+//! refuses to start without them.
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::install::{self, Client};
+use crate::install;
 
 /// What a run may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,26 +106,26 @@ pub fn policy_file(dir: &Path, mode: Mode) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-/// True when a Gemini settings file carries the harness hooks already.
-fn has_harness_hooks(settings: &Path) -> bool {
+/// True when a Gemini settings file runs the harness's lock check before tools
+/// (`hooks.BeforeTool` holds `harness-pre-tool-use`).
+fn has_lock_hook(settings: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(settings) else {
         return false;
     };
     let Ok(v) = serde_json::from_str::<Value>(&text) else {
         return false;
     };
-    v.get("hooks")
-        .and_then(Value::as_object)
+    v.pointer("/hooks/BeforeTool")
+        .and_then(Value::as_array)
         .into_iter()
-        .flat_map(|h| h.values())
-        .filter_map(Value::as_array)
         .flatten()
         .filter_map(|g| g.get("hooks").and_then(Value::as_array))
         .flatten()
-        .any(install::is_harness_hook)
+        .any(|h| install::command_program(h) == Some("harness-pre-tool-use"))
 }
 
-/// The Gemini settings files that apply to a run in `cwd`: the user's and the project's.
+/// The Gemini settings files that apply to a run in `cwd`: the user's and the workspace's
+/// (Gemini reads `<cwd>/.gemini/settings.json`, in a trusted folder).
 pub fn settings_files(cwd: &Path) -> Vec<PathBuf> {
     let user_dir = std::env::var_os("GEMINI_CLI_HOME")
         .filter(|d| !d.is_empty())
@@ -138,37 +139,9 @@ pub fn settings_files(cwd: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Writes the system-defaults file that registers the harness hooks (commands in `bin_dir`, or
-/// bare names found on PATH when None) and returns its path, or None when the user's or the
-/// project's settings already register them.
-pub fn hooks_defaults(
-    dir: &Path,
-    cwd: &Path,
-    bin_dir: Option<&Path>,
-) -> std::io::Result<Option<PathBuf>> {
-    if settings_files(cwd).iter().any(|f| has_harness_hooks(f)) {
-        return Ok(None);
-    }
-    let existing = std::env::var_os("GEMINI_CLI_SYSTEM_DEFAULTS_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc/gemini-cli/system-defaults.json"));
-    let mut settings: Value = std::fs::read_to_string(&existing)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}));
-    let hooks = install::client_hooks(Client::Gemini, &|name| match bin_dir {
-        Some(d) => crate::shell::quote(&d.join(name).to_string_lossy()),
-        None => name.to_owned(),
-    });
-    if install::merge(&mut settings, &hooks).is_err() {
-        // The existing file has an odd shape: use ours alone rather than break it.
-        settings = json!({});
-        let _ = install::merge(&mut settings, &hooks);
-    }
-    let path = dir.join("gemini-system-defaults.json");
-    write_private(&path, &format!("{settings:#}\n"))?;
-    Ok(Some(path))
+/// The settings file that puts a run in `cwd` under the file locks, if any does.
+pub fn lock_hooks_in(cwd: &Path) -> Option<PathBuf> {
+    settings_files(cwd).into_iter().find(|f| has_lock_hook(f))
 }
 
 #[cfg(test)]

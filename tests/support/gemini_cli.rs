@@ -18,6 +18,23 @@ pub struct Gemini<'a> {
     pub api_url: String,
 }
 
+/// `harness install --gemini --user`: the harness hooks in `~/.gemini/settings.json`, as a user
+/// does once so that Gemini sessions (and write runs) obey the file locks.
+#[allow(dead_code)]
+pub fn install_user_hooks(env: &Env) {
+    let out = env
+        .cmd("harness")
+        .args(["install", "--gemini", "--user", "--bin-dir"])
+        .arg(bin("harness").parent().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "harness install --gemini --user: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Trusts `project` the way Gemini CLI records it when the user answers its trust dialog.
 #[allow(dead_code)]
 pub fn trust_folder(env: &Env, project: &Path) {

@@ -48,6 +48,23 @@ pub fn run(_args: Args) -> CliResult {
         ),
     }
     check_trust(&mut r, &config);
+    let cwd = std::env::current_dir().unwrap_or_default();
+    match agent_harness::gemini::setup::lock_hooks_in(&cwd) {
+        Some(f) => r.add(
+            Level::Ok,
+            "gem hooks",
+            format!(
+                "{}: harness hooks (write runs obey the locks)",
+                fmt::path(&f.to_string_lossy())
+            ),
+        ),
+        None => r.add(
+            Level::Warn,
+            "gem hooks",
+            "no Gemini settings carry the harness hooks: Gemini sessions go unrecorded and \
+             /delegate-gemini --write refuses (run `harness install --gemini --user`)",
+        ),
+    }
 
     let mut out = std::io::stdout().lock();
     for (level, what, text) in &r.lines {
