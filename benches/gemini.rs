@@ -81,7 +81,11 @@ fn runner_overhead() {
     let config = scratch.join("config.json");
     std::fs::write(
         &config,
-        format!("{{\"gemini\": {{\"binary\": \"{}\"}}}}", fake.display()),
+        // The scratch folder is nobody's trusted project: trust it for the runs by config.
+        format!(
+            "{{\"gemini\": {{\"binary\": \"{}\", \"trust_workspace\": true}}}}",
+            fake.display()
+        ),
     )
     .unwrap();
     let db = scratch.join("harness.db");

@@ -369,7 +369,9 @@ pub fn report(run: &Run, cap: usize) -> String {
             out.push_str(&format!(
                 "agent-harness: Gemini CLI run {} {when} ({kind}): {}. {advice}.",
                 run.run_id,
-                run.error.as_deref().unwrap_or("no detail"),
+                run.error
+                    .as_deref()
+                    .map_or("no detail", |e| e.trim_end().trim_end_matches('.')),
             ));
         }
     }
