@@ -64,14 +64,7 @@ impl Setup {
 
     /// `harness install --gemini --user`, as the user does once for write runs.
     fn install_gemini_hooks(&self) {
-        let install = self
-            .env
-            .cmd("harness")
-            .args(["install", "--gemini", "--user", "--bin-dir"])
-            .arg(support::bin("harness").parent().unwrap())
-            .output()
-            .unwrap();
-        assert!(install.status.success(), "{}", stderr(&install));
+        support::gemini_cli::install_user_hooks(&self.env);
     }
 
     fn runs(&self) -> Vec<runs::Run> {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Env, bin};
+use super::Env;
 
 /// The output of one client run.
 #[derive(Debug)]
@@ -136,20 +136,8 @@ impl ClaudeEnv {
 
     /// `harness install` into the project, with the freshly built hook binaries.
     fn install_harness(&self) {
-        let out = self
-            .env
-            .cmd("harness")
-            .args(["install", "--project"])
-            .arg(&self.project)
-            .arg("--bin-dir")
-            .arg(bin("harness").parent().unwrap())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "harness install: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.env
+            .install(&["--project".as_ref(), self.project.as_os_str()]);
     }
 
     /// A `claude` command with the hermetic environment, run in `dir`, in its own process group.

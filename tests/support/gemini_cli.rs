@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::Env;
 use super::claude::{Run, wait};
-use super::{Env, bin};
 
 /// A Gemini CLI set-up on an environment (HOME and store) and a project.
 pub struct Gemini<'a> {
@@ -22,17 +22,7 @@ pub struct Gemini<'a> {
 /// does once so that Gemini sessions (and write runs) obey the file locks.
 #[allow(dead_code)]
 pub fn install_user_hooks(env: &Env) {
-    let out = env
-        .cmd("harness")
-        .args(["install", "--gemini", "--user", "--bin-dir"])
-        .arg(bin("harness").parent().unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "harness install --gemini --user: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    env.install(&["--gemini".as_ref(), "--user".as_ref()]);
 }
 
 /// Trusts `project` the way Gemini CLI records it when the user answers its trust dialog.
@@ -65,19 +55,11 @@ impl<'a> Gemini<'a> {
             .to_string(),
         )
         .unwrap();
-        let out = env
-            .cmd("harness")
-            .args(["install", "--gemini", "--project"])
-            .arg(project)
-            .arg("--bin-dir")
-            .arg(bin("harness").parent().unwrap())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "harness install --gemini: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        env.install(&[
+            "--gemini".as_ref(),
+            "--project".as_ref(),
+            project.as_os_str(),
+        ]);
         Gemini {
             env,
             project: project.to_path_buf(),

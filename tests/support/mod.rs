@@ -178,6 +178,24 @@ impl Env {
         cmd
     }
 
+    /// `harness install <args> --bin-dir <the built binaries>` the way a user runs it; asserts
+    /// that it succeeded.
+    pub fn install(&self, args: &[&std::ffi::OsStr]) {
+        let out = self
+            .cmd("harness")
+            .arg("install")
+            .args(args)
+            .arg("--bin-dir")
+            .arg(bin("harness").parent().unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "harness install {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs a hook binary with `stdin`.
     pub fn hook(&self, name: &str, stdin: impl Into<Vec<u8>>) -> Output {
         self.cmd(name).write_stdin(stdin).output().unwrap()

@@ -287,7 +287,8 @@ fn check_binaries(r: &mut Report) {
             Level::Ok,
             "binaries",
             format!(
-                "{} of {} hook binaries not on PATH (hooks must name absolute paths;                  `cargo install --path .` puts them on PATH)",
+                "{} of {} hook binaries not on PATH (hooks must name absolute paths; \
+                 `cargo install --path .` puts them on PATH)",
                 missing.len(),
                 HOOK_BINARIES.len()
             ),

@@ -281,14 +281,15 @@ pub fn run_install(args: InstallArgs) -> CliResult {
     let mut out = std::io::stdout().lock();
     let unchanged = old_text.as_deref() == Some(new_text.as_str());
 
+    if unchanged {
+        writeln!(
+            out,
+            "{} already carries the harness hooks.",
+            settings_path.display()
+        )?;
+    }
     if args.dry_run {
-        if unchanged {
-            writeln!(
-                out,
-                "{} already carries the harness hooks.",
-                settings_path.display()
-            )?;
-        } else {
+        if !unchanged {
             print_diff(&mut out, &settings_path, old_text.as_deref(), &new_text)?;
         }
         for (name, _) in commands {
@@ -302,13 +303,7 @@ pub fn run_install(args: InstallArgs) -> CliResult {
         return Ok(Exit::Ok);
     }
 
-    if unchanged {
-        writeln!(
-            out,
-            "{} already carries the harness hooks.",
-            settings_path.display()
-        )?;
-    } else {
+    if !unchanged {
         let backup = write_settings(&settings_path, old_text.as_deref(), &new_text)?;
         writeln!(
             out,
@@ -328,7 +323,8 @@ pub fn run_install(args: InstallArgs) -> CliResult {
         )?,
         Some(StatusLine::KeptUsers(cmd)) => writeln!(
             out,
-            "  kept your status line ({cmd}); to record official quota figures, run              harness-statusline from it (it reads the same JSON on stdin)"
+            "  kept your status line ({cmd}); to record official quota figures, run \
+             harness-statusline from it (it reads the same JSON on stdin)"
         )?,
         _ => {}
     }
