@@ -334,16 +334,20 @@ struct Incremental {
     appended: u64,
 }
 
+/// The largest transcript (the one the incremental rounds append to) and its length.
+fn largest_file(paths: &[PathBuf]) -> (PathBuf, u64) {
+    paths
+        .iter()
+        .map(|p| (p.clone(), p.metadata().unwrap().len()))
+        .max_by_key(|(_, len)| *len)
+        .unwrap()
+}
+
 /// After a full scan: rounds of 1 MiB appended to the largest file, each followed by the timed
 /// refresh. Checks the result against a fresh full scan, then cuts the file back to its generated
 /// length.
 fn incremental(history: &Path, paths: &[PathBuf], rounds: usize) -> Incremental {
-    let largest = paths
-        .iter()
-        .max_by_key(|p| p.metadata().unwrap().len())
-        .unwrap()
-        .clone();
-    let original_len = largest.metadata().unwrap().len();
+    let (largest, original_len) = largest_file(paths);
     let mut tracker = Tracker::new();
     assert!(tracker.refresh(paths).is_empty());
     let mut rng = Rng(SEED ^ 0xa11);
@@ -454,12 +458,7 @@ fn store_path(history: &Path, paths: &[PathBuf], rounds: usize) -> StorePath {
     let t = Instant::now();
     let responses = store_all(&mut store);
     let full = t.elapsed();
-    let largest = paths
-        .iter()
-        .max_by_key(|p| p.metadata().unwrap().len())
-        .unwrap()
-        .clone();
-    let original_len = largest.metadata().unwrap().len();
+    let (largest, original_len) = largest_file(paths);
     let (mut incremental, mut one) = (vec![], vec![]);
     let mut rng = Rng(SEED ^ 0x5707e);
     let pool = TextPool::new(&mut rng);
