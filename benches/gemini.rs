@@ -98,6 +98,7 @@ fn runner_overhead() {
         prompt: "summarize the README".into(),
         cwd: scratch.clone(),
         trusted: true,
+        gemini_home: None,
         model: None,
         mode: Mode::ReadOnly,
         session_id: Some("bench-run".into()),

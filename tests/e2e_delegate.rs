@@ -24,9 +24,8 @@ fn setup(
             .exists()
     );
     let g = Gemini::setup(&c.env, &c.project, gemini.clone(), gemini_url.clone());
-    // The user's Gemini hooks, not the project's: installed once for every project.
+    // No Gemini hooks in any settings file: the run brings its own.
     std::fs::remove_file(g.project.join(".gemini/settings.json")).unwrap();
-    support::gemini_cli::install_user_hooks(&c.env);
     c.env.config(
         &json!({"gemini": {"binary": gemini, "wait_secs": 60, "timeout_secs": 90}}).to_string(),
     );
@@ -196,7 +195,7 @@ fn a_read_only_run_cannot_escalate_through_plan_mode() {
 }
 
 #[test]
-fn a_write_run_obeys_the_file_locks_through_the_users_gemini_hooks() {
+fn a_write_run_obeys_the_file_locks_through_its_own_hooks() {
     let Some(gemini) = support::clients::gemini() else {
         return;
     };
@@ -218,7 +217,10 @@ fn a_write_run_obeys_the_file_locks_through_the_users_gemini_hooks() {
         GTurn::Text("wrote what I could".into()),
     ]);
     let _g = Gemini::setup(&env, &project, gemini.clone(), mock_g.url());
+    // No Gemini hooks in any settings file: the run brings its own, leaving the user's alone.
     std::fs::remove_file(project.join(".gemini/settings.json")).unwrap();
+    let user_settings = env.home.join(".gemini/settings.json");
+    let users = std::fs::read_to_string(&user_settings).unwrap();
     env.config(&json!({"gemini": {"binary": gemini, "timeout_secs": 90}}).to_string());
     // A live Claude session holds held.txt.
     let now = agent_harness::time::now_ms();
@@ -255,11 +257,6 @@ fn a_write_run_obeys_the_file_locks_through_the_users_gemini_hooks() {
         serde_json::from_slice::<Value>(&out.stdout)
             .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stdout)))
     };
-    // No harness hooks in Gemini's settings: a write run would not meet the locks, so it does
-    // not start.
-    let refused = delegate();
-    assert_eq!(refused["error_kind"], "setup", "{refused}");
-    support::gemini_cli::install_user_hooks(&env);
     // Neither client trusts the folder yet: the run is not forced through Gemini's trust check,
     // and the real Gemini refuses before anything runs.
     let refused = delegate();
@@ -300,4 +297,13 @@ fn a_write_run_obeys_the_file_locks_through_the_users_gemini_hooks() {
         )
         .unwrap();
     assert_eq!(claims, 0, "released at the run's SessionEnd");
+    // The user's Gemini settings are as they were, and the run's home is gone.
+    assert_eq!(std::fs::read_to_string(&user_settings).unwrap(), users);
+    let state = env.db.parent().unwrap().join("gemini");
+    let homes: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("home-"))
+        .collect();
+    assert!(homes.is_empty(), "{homes:?}");
 }

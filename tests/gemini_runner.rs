@@ -151,8 +151,15 @@ fn a_read_only_run_is_started_safely_recorded_and_reported() {
         env.contains(&format!("PWD={}", s.project.display())),
         "{env}"
     );
-    // Nothing is slipped in through system settings (Gemini ignores them unless root owns them).
+    // Nothing is slipped in through system settings (Gemini ignores them unless root owns them):
+    // the run gets a Gemini home whose settings register the harness hooks, removed afterwards.
     assert!(env.contains("GEMINI_CLI_SYSTEM_DEFAULTS_PATH= "), "{env}");
+    assert!(env.contains("HOME_LOCK_HOOK=yes"), "{env}");
+    let home = env
+        .split(' ')
+        .find_map(|kv| kv.strip_prefix("GEMINI_CLI_HOME="))
+        .unwrap();
+    assert!(!Path::new(home).exists(), "{home} left behind");
 
     assert_eq!(run.status, "success");
     assert_eq!(run.mode, "read-only");
@@ -339,20 +346,31 @@ fn a_write_attempt_in_a_read_only_run_is_refused_and_nothing_counts_as_written()
 #[test]
 fn write_mode_uses_auto_edit_and_a_policy_without_shell_or_plan_mode() {
     let s = setup("runner-write", json!({}));
-    // Without the harness hooks in Gemini's settings a write run would ignore the file locks:
-    // it does not start, and says how to fix it.
+    // User settings the harness cannot merge its hooks into (Gemini allows comments): a write run
+    // would ignore the file locks, so it does not start, and says how to fix it.
+    let settings = s.env.home.join(".gemini/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    std::fs::write(&settings, "// my settings\n{}\n").unwrap();
     let out = s.delegate("success", &["--write", "fix", "it"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stdout(&out).contains("harness install --gemini --user"),
-        "{}",
-        stdout(&out)
-    );
+    let text = stdout(&out);
+    assert!(text.contains("not plain JSON"), "{text}");
+    assert!(text.contains("harness install --gemini --user"), "{text}");
     assert!(s.calls().is_empty(), "gemini was started");
+    // A read-only run goes on (it cannot write), without the hooks.
+    assert_eq!(s.delegate("success", &["look"]).status.code(), Some(0));
+    assert!(s.env_lines()[0].contains("HOME_LOCK_HOOK=no"));
+    // Hooks registered in the user's own settings: used as they are, no home of the run's.
+    std::fs::remove_file(&settings).unwrap();
     s.install_gemini_hooks();
     let out = s.delegate("success", &["--write", "fix", "it"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let args = &s.calls()[0];
+    assert!(
+        s.env_lines()[1].contains("GEMINI_CLI_HOME= "),
+        "{}",
+        s.env_lines()[1]
+    );
+    let args = &s.calls()[1];
     assert_eq!(arg_after(args, "--approval-mode"), Some("auto_edit"));
     let policy = std::fs::read_to_string(arg_after(args, "--policy").unwrap()).unwrap();
     assert!(policy.contains("\"exit_plan_mode\"") && policy.contains("\"run_shell_command\""));
@@ -410,7 +428,6 @@ fn a_slow_run_goes_on_in_the_background_and_its_answer_reaches_the_session_later
 #[test]
 fn the_pending_task_reaches_gemini_as_one_argument_and_nothing_runs_in_a_shell() {
     let s = setup("runner-hostile", json!({}));
-    s.install_gemini_hooks();
     let session = "dddddddd-0000-4000-8000-000000000004";
     let marker = s.env.dir.path().join("pwned");
     let hostile = format!(

@@ -121,6 +121,20 @@ fn acquire_slot(dir: &Path, n: u32, deadline: Instant) -> Option<File> {
     }
 }
 
+/// The hook binaries for a run's Gemini hooks: beside this executable, else on PATH (`None`
+/// inside: bare names). `None` when there are none.
+fn hook_bin_dir() -> Option<Option<PathBuf>> {
+    let here = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf));
+    if let Some(dir) = here
+        && dir.join("harness-pre-tool-use").is_file()
+    {
+        return Some(Some(dir));
+    }
+    which::which("harness-pre-tool-use").ok().map(|_| None)
+}
+
 /// Executes a prepared run to the end and records it. Returns the finished row.
 pub fn execute(db: &Path, run_id: &str, config: &Config) -> Result<Run> {
     let busy = Duration::from_millis(config.store.busy_timeout_ms);
@@ -209,21 +223,37 @@ pub fn execute(db: &Path, run_id: &str, config: &Config) -> Result<Run> {
         finish(&mut store, &mut run)?;
         return Ok(run);
     };
-    // A write run's edits obey the file locks through the harness hooks in Gemini's settings;
-    // without them it does not start (see setup.rs for why a run cannot bring its own).
+    // The run's hooks: Gemini's own settings' when they carry them, else a Gemini home made for
+    // the run (setup.rs). A write run that cannot have them does not start: its edits would
+    // ignore the file locks.
     let cwd = PathBuf::from(run.cwd.clone().unwrap_or_else(|| ".".into()));
-    if mode == Mode::Write && setup::lock_hooks_in(&cwd).is_none() {
-        run.status = "error".into();
-        run.error_kind = Some("setup".into());
-        run.error = Some(
-            "a write run needs the harness hooks in Gemini CLI's settings, so that its edits obey \
-             the file locks: run `harness install --gemini --user` (or `harness install --gemini` \
-             in this project), then ask again; read-only runs need nothing"
-                .into(),
-        );
-        finish(&mut store, &mut run)?;
-        return Ok(run);
+    let home = dir.join(format!("home-{}", run.run_id));
+    let hooks = match hook_bin_dir() {
+        Some(bin_dir) => setup::hooks_home(&home, &cwd, bin_dir.as_deref())
+            .map_err(|e| e.to_string())
+            .map(|built| built.then(|| home.clone())),
+        None => {
+            Err("the harness-* hook binaries are not installed (cargo install --path .)".into())
+        }
+    };
+    if hooks.is_err() {
+        let _ = std::fs::remove_dir_all(&home);
     }
+    let gemini_home = match hooks {
+        Ok(home) => home,
+        Err(problem) if mode == Mode::Write => {
+            run.status = "error".into();
+            run.error_kind = Some("setup".into());
+            run.error = Some(format!(
+                "cannot put a write run under the file locks: {problem}; or register the hooks in \
+                 Gemini's settings yourself: `harness install --gemini --user`"
+            ));
+            finish(&mut store, &mut run)?;
+            return Ok(run);
+        }
+        // A read-only run cannot write: it goes on unrecorded by hooks.
+        Err(_) => None,
+    };
     let policy = setup::policy_file(&dir, mode).map_err(|e| Error::io("write", &dir, e))?;
 
     // Queue for a slot; the wait counts against the run's timeout.
@@ -257,6 +287,7 @@ pub fn execute(db: &Path, run_id: &str, config: &Config) -> Result<Run> {
         prompt: run.prompt.clone(),
         cwd,
         trusted: trust.granted(),
+        gemini_home: gemini_home.clone(),
         model: run.model.clone(),
         mode,
         session_id: Some(run.run_id.clone()),
@@ -276,6 +307,9 @@ pub fn execute(db: &Path, run_id: &str, config: &Config) -> Result<Run> {
         spec.session_id = Some(format!("{}-retry", run.run_id));
         spec.timeout = timeout.saturating_sub(started.elapsed());
         outcome = runner::run(&spec);
+    }
+    if let Some(home) = &gemini_home {
+        let _ = std::fs::remove_dir_all(home);
     }
     fill(&mut run, &outcome);
     finish(&mut store, &mut run)?;

@@ -135,6 +135,9 @@ pub struct Spec {
     pub cwd: PathBuf,
     /// Trust the folder for this run (`--skip-trust`); see [`super::trust`].
     pub trusted: bool,
+    /// `GEMINI_CLI_HOME` for the run: a home whose settings carry the harness hooks
+    /// ([`super::setup::hooks_home`]).
+    pub gemini_home: Option<PathBuf>,
     /// `-m`; None lets Gemini CLI choose (its settings, else `auto`).
     pub model: Option<String>,
     pub mode: Mode,
@@ -262,6 +265,9 @@ pub fn run(spec: &Spec) -> Outcome {
         // run's own hooks and shells).
         cmd.arg("--skip-trust")
             .env("GEMINI_CLI_TRUST_WORKSPACE", "true");
+    }
+    if let Some(home) = &spec.gemini_home {
+        cmd.env("GEMINI_CLI_HOME", home);
     }
     cmd.current_dir(&spec.cwd)
         .env("NO_COLOR", "1")

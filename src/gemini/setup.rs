@@ -4,13 +4,15 @@
 //!   session to YOLO, so a model could escalate itself from read-only to writing and running
 //!   commands; both policies deny `enter_plan_mode` and `exit_plan_mode`, the read-only one also
 //!   every tool that writes or runs something. User tier, priority 999: above every built-in rule.
-//!
-//! And where a run's hooks come from. Gemini CLI 0.61 loads system settings files (the only
-//! per-process way to add hooks: `GEMINI_CLI_SYSTEM_DEFAULTS_PATH`) only when the file and every
-//! directory above it are owned by root and writable by no one else, so for an ordinary user a
-//! run cannot bring its own hooks. A run's edits obey the file locks through the harness hooks in
-//! Gemini's own settings (`harness install --gemini --user`, or the project's); a write run
-//! refuses to start without them.
+//! - a Gemini home for the run (`GEMINI_CLI_HOME`) that registers the harness's hooks, so the run
+//!   is recorded and its edits obey the file locks without touching the user's or the project's
+//!   settings. Gemini CLI 0.61 takes extra settings for one process only from system files, and
+//!   loads those only when the file and every directory above it are owned by root and writable by
+//!   no one else: useless to an ordinary user. So the run gets its own `.gemini` directory whose
+//!   entries are symlinks to the user's (login, extensions, history, trusted folders: all as
+//!   they are), except `settings.json`: the user's settings with the harness hooks merged in.
+//!   Skipped when the user's or the workspace's settings already carry the hooks (`harness install
+//!   --gemini`), which would otherwise run twice.
 
 use std::path::{Path, PathBuf};
 
@@ -127,11 +129,11 @@ fn has_lock_hook(settings: &Path) -> bool {
 /// The Gemini settings files that apply to a run in `cwd`: the user's and the workspace's
 /// (Gemini reads `<cwd>/.gemini/settings.json`, in a trusted folder).
 pub fn settings_files(cwd: &Path) -> Vec<PathBuf> {
-    let user_dir = std::env::var_os("GEMINI_CLI_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(crate::paths::home);
-    let mut files: Vec<PathBuf> = user_dir
+    settings_files_for(user_gemini_home().as_deref(), cwd)
+}
+
+fn settings_files_for(user_home: Option<&Path>, cwd: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = user_home
         .map(|h| h.join(".gemini/settings.json"))
         .into_iter()
         .collect();
@@ -144,9 +146,132 @@ pub fn lock_hooks_in(cwd: &Path) -> Option<PathBuf> {
     settings_files(cwd).into_iter().find(|f| has_lock_hook(f))
 }
 
+/// The home Gemini CLI uses: `$GEMINI_CLI_HOME`, else `~`.
+fn user_gemini_home() -> Option<PathBuf> {
+    std::env::var_os("GEMINI_CLI_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(crate::paths::home)
+}
+
+/// Builds the Gemini home for one run in `home` (see the module docs): `home/.gemini/` mirrors the
+/// user's Gemini directory entry by entry, with `settings.json` carrying the harness hooks
+/// (commands in `bin_dir`, or bare names found on PATH when None). Returns false (and builds
+/// nothing) when the user's or the workspace's settings carry the hooks already. Fails when the user's settings cannot be
+/// read as JSON (then merging into them would drop them).
+pub fn hooks_home(home: &Path, cwd: &Path, bin_dir: Option<&Path>) -> std::io::Result<bool> {
+    build_hooks_home(home, cwd, bin_dir, user_gemini_home().as_deref())
+}
+
+fn build_hooks_home(
+    home: &Path,
+    cwd: &Path,
+    bin_dir: Option<&Path>,
+    user_home: Option<&Path>,
+) -> std::io::Result<bool> {
+    use std::os::unix::fs::DirBuilderExt;
+    if settings_files_for(user_home, cwd)
+        .iter()
+        .any(|f| has_lock_hook(f))
+    {
+        return Ok(false);
+    }
+    let gemini = home.join(".gemini");
+    let _ = std::fs::remove_dir_all(home);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&gemini)?;
+    // Gemini also reads `<home>/.env` (API keys live there for some users).
+    if let Some(env) = user_home.map(|h| h.join(".env"))
+        && env.exists()
+    {
+        std::os::unix::fs::symlink(&env, home.join(".env"))?;
+    }
+    let mut settings = Value::Object(Default::default());
+    if let Some(user) = user_home.map(|h| h.join(".gemini"))
+        && let Ok(entries) = std::fs::read_dir(&user)
+    {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name == "settings.json" {
+                let text = std::fs::read_to_string(entry.path())?;
+                settings = serde_json::from_str(&text).map_err(|e| {
+                    std::io::Error::other(format!(
+                        "{} is not plain JSON ({e}): cannot add the harness hooks for the run",
+                        entry.path().display()
+                    ))
+                })?;
+            } else {
+                std::os::unix::fs::symlink(entry.path(), gemini.join(&name))?;
+            }
+        }
+    }
+    let hooks = install::client_hooks(install::Client::Gemini, &|name| match bin_dir {
+        Some(d) => crate::shell::quote(&d.join(name).to_string_lossy()),
+        None => name.to_owned(),
+    });
+    install::merge(&mut settings, &hooks).map_err(|e| {
+        std::io::Error::other(format!(
+            "cannot add the harness hooks to the user's Gemini settings for the run: {e}"
+        ))
+    })?;
+    write_private(&gemini.join("settings.json"), &format!("{settings:#}\n"))?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_runs_home_mirrors_the_users_and_adds_the_hooks_to_their_settings() {
+        let root = std::env::temp_dir().join(format!("ah-home-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let user = root.join("user");
+        let cwd = root.join("project");
+        std::fs::create_dir_all(user.join(".gemini/extensions/x")).unwrap();
+        std::fs::create_dir_all(&cwd).unwrap();
+        std::fs::write(user.join(".env"), "GEMINI_API_KEY=k\n").unwrap();
+        std::fs::write(user.join(".gemini/oauth_creds.json"), "{}").unwrap();
+        let users_settings = r#"{"security": {"auth": {"selectedType": "oauth-personal"}},
+            "hooks": {"BeforeTool": [{"hooks": [{"type": "command", "command": "mine"}]}]}}"#;
+        std::fs::write(user.join(".gemini/settings.json"), users_settings).unwrap();
+        let home = root.join("run-home");
+        assert!(build_hooks_home(&home, &cwd, Some(Path::new("/opt/bin")), Some(&user)).unwrap());
+        let g = home.join(".gemini");
+        for name in ["oauth_creds.json", "extensions"] {
+            assert_eq!(
+                std::fs::read_link(g.join(name)).unwrap(),
+                user.join(".gemini").join(name)
+            );
+        }
+        assert_eq!(
+            std::fs::read_link(home.join(".env")).unwrap(),
+            user.join(".env")
+        );
+        let merged: Value =
+            serde_json::from_str(&std::fs::read_to_string(g.join("settings.json")).unwrap())
+                .unwrap();
+        assert_eq!(merged["security"]["auth"]["selectedType"], "oauth-personal");
+        let before = merged["hooks"]["BeforeTool"].to_string();
+        assert!(before.contains("\"mine\""), "{before}");
+        assert!(before.contains("/opt/bin/harness-pre-tool-use"), "{before}");
+        assert!(has_lock_hook(&g.join("settings.json")));
+        // The user's own file is untouched.
+        let users = std::fs::read_to_string(user.join(".gemini/settings.json")).unwrap();
+        assert_eq!(users, users_settings);
+        // Hooks in the user's settings already: no home is needed.
+        std::fs::copy(g.join("settings.json"), user.join(".gemini/settings.json")).unwrap();
+        assert!(!build_hooks_home(&root.join("h2"), &cwd, None, Some(&user)).unwrap());
+        // Settings that are not plain JSON (comments) are not merged into, and say so.
+        std::fs::write(user.join(".gemini/settings.json"), "// mine\n{}").unwrap();
+        let err = build_hooks_home(&root.join("h3"), &cwd, None, Some(&user)).unwrap_err();
+        assert!(err.to_string().contains("not plain JSON"), "{err}");
+        // No Gemini directory at all (an API key in the environment): settings with the hooks.
+        assert!(build_hooks_home(&root.join("h4"), &cwd, None, Some(&root.join("none"))).unwrap());
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn both_policies_deny_the_escalation_path() {

@@ -61,8 +61,9 @@ pub fn run(_args: Args) -> CliResult {
         None => r.add(
             Level::Warn,
             "gem hooks",
-            "no Gemini settings carry the harness hooks: Gemini sessions go unrecorded and \
-             /delegate-gemini --write refuses (run `harness install --gemini --user`)",
+            "no Gemini settings carry the harness hooks: Gemini sessions you start go \
+             unrecorded (runs the harness starts bring their own); `harness install --gemini \
+             --user` adds them",
         ),
     }
 
