@@ -505,4 +505,36 @@ fn runs_beyond_the_concurrency_limit_queue() {
         "the second started {} ms before the first finished",
         rows[0].finished_ms.unwrap() - rows[1].started_ms.unwrap()
     );
+    // A run that waits too long for a slot gives up, and leaves no Gemini home behind either.
+    let config = |timeout: u64| {
+        json!({"gemini": {"binary": fake(), "max_concurrent": 1, "timeout_secs": timeout}})
+            .to_string()
+    };
+    s.env.config(&config(60));
+    let (held, late) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| {
+            s.env
+                .cmd("harness")
+                .args(["delegate", "holds the slot"])
+                .env("FAKE_GEMINI_MODE", "slow")
+                .env("FAKE_GEMINI_SLEEP", "3")
+                .current_dir(&s.project)
+                .output()
+                .unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        s.env.config(&config(1));
+        let b = s.delegate("success", &["waits"]);
+        (a.join().unwrap(), b)
+    });
+    assert!(stdout(&held).contains("Slow answer."), "{}", stdout(&held));
+    assert!(stdout(&late).contains("Gemini slots"), "{}", stdout(&late));
+    let state = s.env.db.parent().unwrap().join("gemini");
+    let homes: Vec<String> = std::fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("home-"))
+        .collect();
+    assert!(homes.is_empty(), "{homes:?}");
 }

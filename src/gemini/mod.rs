@@ -121,6 +121,17 @@ fn acquire_slot(dir: &Path, n: u32, deadline: Instant) -> Option<File> {
     }
 }
 
+/// A directory removed when this goes out of scope.
+struct RemovedOnDrop(Option<PathBuf>);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// The hook binaries for a run's Gemini hooks: beside this executable, else on PATH (`None`
 /// inside: bare names). `None` when there are none.
 fn hook_bin_dir() -> Option<Option<PathBuf>> {
@@ -254,6 +265,8 @@ pub fn execute(db: &Path, run_id: &str, config: &Config) -> Result<Run> {
         // A read-only run cannot write: it goes on unrecorded by hooks.
         Err(_) => None,
     };
+    // Whatever way this function ends, the run's home goes with it.
+    let _home = RemovedOnDrop(gemini_home.clone());
     let policy = setup::policy_file(&dir, mode).map_err(|e| Error::io("write", &dir, e))?;
 
     // Queue for a slot; the wait counts against the run's timeout.
@@ -307,9 +320,6 @@ pub fn execute(db: &Path, run_id: &str, config: &Config) -> Result<Run> {
         spec.session_id = Some(format!("{}-retry", run.run_id));
         spec.timeout = timeout.saturating_sub(started.elapsed());
         outcome = runner::run(&spec);
-    }
-    if let Some(home) = &gemini_home {
-        let _ = std::fs::remove_dir_all(home);
     }
     fill(&mut run, &outcome);
     finish(&mut store, &mut run)?;
