@@ -334,6 +334,16 @@ struct Incremental {
     appended: u64,
 }
 
+/// Cuts a transcript the rounds appended to back to its generated length.
+fn cut_back(path: &Path, len: u64) {
+    File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
 /// The largest transcript (the one the incremental rounds append to) and its length.
 fn largest_file(paths: &[PathBuf]) -> (PathBuf, u64) {
     paths
@@ -402,12 +412,7 @@ fn incremental(history: &Path, paths: &[PathBuf], rounds: usize) -> Incremental 
         "incremental totals equal a fresh full scan"
     );
     assert_eq!(tracker.entries().len(), fresh.entries.len());
-    File::options()
-        .write(true)
-        .open(&largest)
-        .unwrap()
-        .set_len(original_len)
-        .unwrap();
+    cut_back(&largest, original_len);
     Incremental {
         refresh: median(&mut refresh),
         read_new: median(&mut read_new_times),
@@ -482,12 +487,7 @@ fn store_path(history: &Path, paths: &[PathBuf], rounds: usize) -> StorePath {
         one.push(t.elapsed());
         assert!(n > 0);
     }
-    File::options()
-        .write(true)
-        .open(&largest)
-        .unwrap()
-        .set_len(original_len)
-        .unwrap();
+    cut_back(&largest, original_len);
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
     StorePath {

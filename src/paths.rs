@@ -94,6 +94,23 @@ pub fn home() -> Option<PathBuf> {
     env_dir("HOME")
 }
 
+/// A variable's value as a path, when set and not empty.
+pub fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Claude Code's config directory: `$CLAUDE_CONFIG_DIR`, else `~/.claude`.
+pub fn claude_config_dir() -> Option<PathBuf> {
+    env_path("CLAUDE_CONFIG_DIR").or_else(|| home().map(|h| h.join(".claude")))
+}
+
+/// The home Gemini CLI keeps its `.gemini` directory in: `$GEMINI_CLI_HOME`, else `~`.
+pub fn gemini_home() -> Option<PathBuf> {
+    env_path("GEMINI_CLI_HOME").or_else(home)
+}
+
 /// `$XDG_STATE_HOME`, else `~/.local/state`.
 pub fn state_home() -> Option<PathBuf> {
     env_dir("XDG_STATE_HOME").or_else(|| home().map(|h| h.join(".local/state")))

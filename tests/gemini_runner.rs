@@ -48,16 +48,27 @@ fn trust_in_claude(env: &Env, project: &std::path::Path) {
 }
 
 impl Setup {
-    fn delegate(&self, mode: &str, args: &[&str]) -> Output {
-        self.env
-            .cmd("harness")
-            .arg("delegate")
+    /// `harness delegate <args>` in the project, with the fake in `mode`.
+    fn delegate_command(&self, mode: &str, args: &[&str]) -> assert_cmd::Command {
+        let mut cmd = self.env.cmd("harness");
+        cmd.arg("delegate")
             .args(args)
             .env("FAKE_GEMINI_MODE", mode)
             .env("FAKE_GEMINI_LOG", &self.log)
             .env("FAKE_GEMINI_STATE", self.env.dir.path().join("fake-state"))
             .env("FAKE_GEMINI_PIDS", self.env.dir.path().join("pids"))
-            .current_dir(&self.project)
+            .current_dir(&self.project);
+        cmd
+    }
+
+    fn delegate(&self, mode: &str, args: &[&str]) -> Output {
+        self.delegate_command(mode, args).output().unwrap()
+    }
+
+    /// A run of the fake that answers after `secs` seconds.
+    fn delegate_slow(&self, secs: &str, args: &[&str]) -> Output {
+        self.delegate_command("slow", args)
+            .env("FAKE_GEMINI_SLEEP", secs)
             .output()
             .unwrap()
     }
@@ -281,6 +292,26 @@ fn a_folder_is_trusted_for_a_run_only_when_the_user_trusts_it() {
     )
     .unwrap();
     assert_eq!(s.delegate("success", &["task"]).status.code(), Some(0));
+    // Gemini's rules are read where Gemini reads them: under `$GEMINI_CLI_HOME` when it is set.
+    let elsewhere = s.env.dir.path().join("gemini-home");
+    std::fs::create_dir_all(elsewhere.join(".gemini")).unwrap();
+    std::fs::rename(
+        gemini_dir.join("trustedFolders.json"),
+        elsewhere.join(".gemini/trustedFolders.json"),
+    )
+    .unwrap();
+    assert!(stdout(&s.delegate("success", &["task"])).contains("(untrusted)"));
+    let out = s
+        .delegate_command("success", &["task"])
+        .env("GEMINI_CLI_HOME", &elsewhere)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    std::fs::rename(
+        elsewhere.join(".gemini/trustedFolders.json"),
+        gemini_dir.join("trustedFolders.json"),
+    )
+    .unwrap();
     // Claude Code trusts it but Gemini was told not to: Gemini's no wins.
     trust_in_claude(&s.env, &s.project);
     std::fs::write(
@@ -382,23 +413,10 @@ fn write_mode_uses_auto_edit_and_a_policy_without_shell_or_plan_mode() {
 fn a_slow_run_goes_on_in_the_background_and_its_answer_reaches_the_session_later() {
     let s = setup("runner-bg", json!({}));
     let session = "cccccccc-0000-4000-8000-000000000003";
-    let out = s
-        .env
-        .cmd("harness")
-        .args([
-            "delegate",
-            "--wait",
-            "1",
-            "--session",
-            session,
-            "look",
-            "around",
-        ])
-        .env("FAKE_GEMINI_MODE", "slow")
-        .env("FAKE_GEMINI_SLEEP", "3")
-        .current_dir(&s.project)
-        .output()
-        .unwrap();
+    let out = s.delegate_slow(
+        "3",
+        &["--wait", "1", "--session", session, "look", "around"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("is still working"),
@@ -472,27 +490,9 @@ fn the_pending_task_reaches_gemini_as_one_argument_and_nothing_runs_in_a_shell()
 fn runs_beyond_the_concurrency_limit_queue() {
     let s = setup("runner-slots", json!({"max_concurrent": 1}));
     let (a, b) = std::thread::scope(|scope| {
-        let a = scope.spawn(|| {
-            s.env
-                .cmd("harness")
-                .args(["delegate", "first"])
-                .env("FAKE_GEMINI_MODE", "slow")
-                .env("FAKE_GEMINI_SLEEP", "2")
-                .current_dir(&s.project)
-                .output()
-                .unwrap()
-        });
+        let a = scope.spawn(|| s.delegate_slow("2", &["first"]));
         std::thread::sleep(Duration::from_millis(300));
-        let b = scope.spawn(|| {
-            s.env
-                .cmd("harness")
-                .args(["delegate", "second"])
-                .env("FAKE_GEMINI_MODE", "slow")
-                .env("FAKE_GEMINI_SLEEP", "2")
-                .current_dir(&s.project)
-                .output()
-                .unwrap()
-        });
+        let b = scope.spawn(|| s.delegate_slow("2", &["second"]));
         (a.join().unwrap(), b.join().unwrap())
     });
     assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
@@ -512,16 +512,7 @@ fn runs_beyond_the_concurrency_limit_queue() {
     };
     s.env.config(&config(60));
     let (held, late) = std::thread::scope(|scope| {
-        let a = scope.spawn(|| {
-            s.env
-                .cmd("harness")
-                .args(["delegate", "holds the slot"])
-                .env("FAKE_GEMINI_MODE", "slow")
-                .env("FAKE_GEMINI_SLEEP", "3")
-                .current_dir(&s.project)
-                .output()
-                .unwrap()
-        });
+        let a = scope.spawn(|| s.delegate_slow("3", &["holds the slot"]));
         std::thread::sleep(Duration::from_millis(500));
         s.env.config(&config(1));
         let b = s.delegate("success", &["waits"]);

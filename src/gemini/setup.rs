@@ -126,12 +126,9 @@ fn has_lock_hook(settings: &Path) -> bool {
         .any(|h| install::command_program(h) == Some("harness-pre-tool-use"))
 }
 
-/// The Gemini settings files that apply to a run in `cwd`: the user's and the workspace's
-/// (Gemini reads `<cwd>/.gemini/settings.json`, in a trusted folder).
-pub fn settings_files(cwd: &Path) -> Vec<PathBuf> {
-    settings_files_for(user_gemini_home().as_deref(), cwd)
-}
-
+/// The Gemini settings files that apply to a run in `cwd` for a user whose Gemini home is
+/// `user_home`: the user's and the workspace's (Gemini reads `<cwd>/.gemini/settings.json`, in a
+/// trusted folder).
 fn settings_files_for(user_home: Option<&Path>, cwd: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = user_home
         .map(|h| h.join(".gemini/settings.json"))
@@ -143,15 +140,13 @@ fn settings_files_for(user_home: Option<&Path>, cwd: &Path) -> Vec<PathBuf> {
 
 /// The settings file that puts a run in `cwd` under the file locks, if any does.
 pub fn lock_hooks_in(cwd: &Path) -> Option<PathBuf> {
-    settings_files(cwd).into_iter().find(|f| has_lock_hook(f))
+    lock_hooks_for(crate::paths::gemini_home().as_deref(), cwd)
 }
 
-/// The home Gemini CLI uses: `$GEMINI_CLI_HOME`, else `~`.
-fn user_gemini_home() -> Option<PathBuf> {
-    std::env::var_os("GEMINI_CLI_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(crate::paths::home)
+fn lock_hooks_for(user_home: Option<&Path>, cwd: &Path) -> Option<PathBuf> {
+    settings_files_for(user_home, cwd)
+        .into_iter()
+        .find(|f| has_lock_hook(f))
 }
 
 /// Builds the Gemini home for one run in `home` (see the module docs): `home/.gemini/` mirrors the
@@ -160,7 +155,7 @@ fn user_gemini_home() -> Option<PathBuf> {
 /// nothing) when the user's or the workspace's settings carry the hooks already. Fails when the user's settings cannot be
 /// read as JSON (then merging into them would drop them).
 pub fn hooks_home(home: &Path, cwd: &Path, bin_dir: Option<&Path>) -> std::io::Result<bool> {
-    build_hooks_home(home, cwd, bin_dir, user_gemini_home().as_deref())
+    build_hooks_home(home, cwd, bin_dir, crate::paths::gemini_home().as_deref())
 }
 
 fn build_hooks_home(
@@ -170,10 +165,7 @@ fn build_hooks_home(
     user_home: Option<&Path>,
 ) -> std::io::Result<bool> {
     use std::os::unix::fs::DirBuilderExt;
-    if settings_files_for(user_home, cwd)
-        .iter()
-        .any(|f| has_lock_hook(f))
-    {
+    if lock_hooks_for(user_home, cwd).is_some() {
         return Ok(false);
     }
     let gemini = home.join(".gemini");

@@ -43,20 +43,19 @@ impl Trust {
 pub struct Sources {
     /// Claude Code's global config (`$CLAUDE_CONFIG_DIR/.claude.json`, else `~/.claude.json`).
     pub claude_json: PathBuf,
-    /// Gemini's rules (`$GEMINI_CLI_TRUSTED_FOLDERS_PATH`, else `~/.gemini/trustedFolders.json`).
+    /// Gemini's rules (`$GEMINI_CLI_TRUSTED_FOLDERS_PATH`, else
+    /// `$GEMINI_CLI_HOME/.gemini/trustedFolders.json`, else `~/.gemini/trustedFolders.json`).
     pub gemini_folders: PathBuf,
 }
 
 impl Sources {
     /// The clients' own locations, from the environment.
     pub fn from_env() -> Option<Sources> {
-        let home = crate::paths::home()?;
-        let claude_dir = std::env::var_os("CLAUDE_CONFIG_DIR")
-            .filter(|d| !d.is_empty())
-            .map_or_else(|| home.clone(), PathBuf::from);
-        let gemini_folders = std::env::var_os("GEMINI_CLI_TRUSTED_FOLDERS_PATH")
-            .filter(|d| !d.is_empty())
-            .map_or_else(|| home.join(".gemini/trustedFolders.json"), PathBuf::from);
+        use crate::paths::{env_path, gemini_home, home};
+        // `.claude.json` sits in `$CLAUDE_CONFIG_DIR` or in the home itself (not in ~/.claude).
+        let claude_dir = env_path("CLAUDE_CONFIG_DIR").or_else(home)?;
+        let gemini_folders = env_path("GEMINI_CLI_TRUSTED_FOLDERS_PATH")
+            .or_else(|| gemini_home().map(|h| h.join(".gemini/trustedFolders.json")))?;
         Some(Sources {
             claude_json: claude_dir.join(".claude.json"),
             gemini_folders,

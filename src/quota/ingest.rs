@@ -111,12 +111,9 @@ pub fn store_one(
     Ok(n)
 }
 
-/// Claude Code's config directory: `$CLAUDE_CONFIG_DIR`, else `~/.claude`.
+/// Claude Code's config directory, where its transcripts are.
 pub fn claude_dir() -> Option<PathBuf> {
-    std::env::var_os("CLAUDE_CONFIG_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| crate::paths::home().map(|h| h.join(".claude")))
+    crate::paths::claude_config_dir()
 }
 
 /// The result of reading every transcript: the reads to store, and files that failed.

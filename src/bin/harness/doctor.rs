@@ -341,10 +341,7 @@ fn check_settings(r: &mut Report) {
     let cwd = std::env::current_dir().unwrap_or_default();
     let project = paths::project_root(&cwd).unwrap_or(cwd);
     let project_settings = project.join(".claude/settings.json");
-    let user_settings = std::env::var_os("CLAUDE_CONFIG_DIR")
-        .map(std::path::PathBuf::from)
-        .or_else(|| paths::home().map(|h| h.join(".claude")))
-        .map(|d| d.join("settings.json"));
+    let user_settings = paths::claude_config_dir().map(|d| d.join("settings.json"));
     let mut any = false;
     for (what, path) in [("project", Some(project_settings)), ("user", user_settings)] {
         let Some(path) = path else { continue };

@@ -54,20 +54,13 @@ pub struct UninstallArgs {
 
 /// Where Claude Code keeps user settings: `$CLAUDE_CONFIG_DIR`, else `~/.claude`.
 fn claude_user_dir() -> CliResult<PathBuf> {
-    if let Some(dir) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    paths::home()
-        .map(|h| h.join(".claude"))
+    paths::claude_config_dir()
         .ok_or_else(|| CliError::Message("HOME is not set; pass --project DIR instead".into()))
 }
 
 /// Where Gemini CLI keeps user settings: `$GEMINI_CLI_HOME/.gemini`, else `~/.gemini`.
 fn gemini_user_dir() -> CliResult<PathBuf> {
-    std::env::var_os("GEMINI_CLI_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(paths::home)
+    paths::gemini_home()
         .map(|h| h.join(".gemini"))
         .ok_or_else(|| CliError::Message("HOME is not set; pass --project DIR instead".into()))
 }
