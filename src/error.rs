@@ -28,6 +28,8 @@ pub enum Error {
         found: i64,
         supported: i64,
     },
+    /// The file at the store's path is an SQLite database of another program.
+    ForeignStore { path: PathBuf, application_id: i32 },
     /// The config file is not valid.
     Config { path: PathBuf, message: String },
     /// Neither `HARNESS_DB` nor `HOME` tells where the store lives.
@@ -66,6 +68,18 @@ impl Error {
         ))
     }
 
+    /// True when the store could not be written because its disk (or the process's file size
+    /// limit) is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Db { source, .. } => {
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+            }
+            Error::Io { source, .. } => is_disk_full_io(source),
+            _ => false,
+        }
+    }
+
     /// True when the file at the store's path is not an SQLite database, or is damaged.
     pub fn is_corrupt(&self) -> bool {
         matches!(self, Error::Db { source, .. } if matches!(
@@ -73,6 +87,32 @@ impl Error {
             Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
         ))
     }
+}
+
+/// True for "no space left on the device" and "file too large" (a file size limit).
+pub fn is_disk_full_io(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull
+        || e.kind() == io::ErrorKind::FileTooLarge
+        || e.raw_os_error() == Some(28)
+        || e.raw_os_error() == Some(27)
+}
+
+/// The free space on the file system that holds `path` (or its nearest existing parent), for
+/// people: "12.3 MiB", or "unknown".
+pub fn free_space(path: &std::path::Path) -> String {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if let Ok(st) = rustix::fs::statvfs(d) {
+            let bytes = st.f_bavail.saturating_mul(st.f_frsize);
+            return match bytes {
+                b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+                b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+                b => format!("{} KiB", b >> 10),
+            };
+        }
+        dir = d.parent();
+    }
+    "unknown".into()
 }
 
 impl fmt::Display for Error {
@@ -115,6 +155,16 @@ impl fmt::Display for Error {
                 f,
                 "the store {} has schema version {found}, newer than this agent-harness \
                  understands ({supported}); upgrade agent-harness (cargo install --path .)",
+                path.display()
+            ),
+            Error::ForeignStore {
+                path,
+                application_id,
+            } => write!(
+                f,
+                "{} is an SQLite database that agent-harness did not create (application id \
+                 {application_id:#x}); it is left untouched. Point HARNESS_DB at a new file, or \
+                 unset it to use the default store",
                 path.display()
             ),
             Error::Config { path, message } => write!(

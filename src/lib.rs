@@ -15,6 +15,7 @@ pub mod log;
 pub mod paths;
 pub mod payload;
 pub mod policy;
+pub mod private_file;
 pub mod process;
 pub mod quota;
 pub mod redact;

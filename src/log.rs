@@ -4,9 +4,9 @@
 //!
 //! Must never fail loudly: a log that cannot be written is reported by the caller's stderr line.
 
-use std::fs::{DirBuilder, OpenOptions};
+use std::fs::DirBuilder;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// When the log passes this size it is renamed to `<log>.1` (replacing an older one).
@@ -47,21 +47,9 @@ pub fn append(log: &Path, source: &str, message: &str) -> bool {
         std::process::id(),
         message.replace('\n', " ")
     );
+    let open = || crate::private_file::open(log, crate::private_file::Mode::Append);
     // Never through a symlink, and only into a file of our own: the fallback lives in a shared
     // temp directory where anyone could have put either there first.
-    let open = || {
-        use std::os::unix::fs::MetadataExt;
-        let f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(log)?;
-        if f.metadata()?.uid() != rustix::process::geteuid().as_raw() {
-            return Err(std::io::Error::other("the log belongs to another user"));
-        }
-        Ok(f)
-    };
     let file = match open() {
         // The store's directory does not exist yet when the very first hook call fails.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => log

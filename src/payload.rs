@@ -28,6 +28,9 @@ pub struct Input {
     /// stream, or `None` when the stream was not a JSON object or exceeded
     /// [`MAX_SKELETON_BYTES`].
     pub skeleton: Option<Value>,
+    /// When `truncated`: the stream was still a well-formed JSON object when the read-through
+    /// stopped at [`MAX_SKELETON_BYTES`] (so its small fields may be salvaged from the prefix).
+    pub skeleton_cut: bool,
 }
 
 /// The most bytes read through for the small fields of a payload over [`MAX_PAYLOAD_BYTES`].
@@ -42,6 +45,7 @@ pub fn read_bounded(mut reader: impl Read, limit: usize) -> io::Result<Input> {
     let kept = reader.by_ref().take(limit as u64).read_to_end(&mut bytes)? as u64;
     let mut total_len = kept;
     let mut skeleton_of = None;
+    let mut skeleton_cut = false;
     if bytes.len() == limit {
         let mut rest = Counted {
             inner: reader.by_ref(),
@@ -51,7 +55,9 @@ pub fn read_bounded(mut reader: impl Read, limit: usize) -> io::Result<Input> {
             64 * 1024,
             io::Cursor::new(&bytes).chain(rest.by_ref().take(MAX_SKELETON_BYTES)),
         );
-        skeleton_of = skeleton(stream).ok();
+        let read = skeleton(stream);
+        skeleton_cut = matches!(&read, Err(e) if e.is_eof()) && rest.n >= MAX_SKELETON_BYTES;
+        skeleton_of = read.ok();
         total_len += rest.n;
         let mut sink = [0u8; 64 * 1024];
         loop {
@@ -67,6 +73,7 @@ pub fn read_bounded(mut reader: impl Read, limit: usize) -> io::Result<Input> {
     Ok(Input {
         truncated,
         skeleton: skeleton_of.filter(|_| truncated),
+        skeleton_cut: skeleton_cut && truncated,
         bytes,
         total_len,
     })
@@ -376,6 +383,28 @@ impl<'a> HookPayload<'a> {
     pub fn tool_arg(&self, key: &str) -> Option<&'a str> {
         self.tool_input.and_then(|v| str_field(v, key))
     }
+}
+
+/// The small fields of a payload too large even to read through (over [`MAX_SKELETON_BYTES`]),
+/// salvaged from its prefix (see [`salvage_field`]): the same shape as [`skeleton`]'s answer, or
+/// None when the prefix does not name its event. Clients send the identifying fields, and a
+/// tool's path argument, before the content, so a prefix of megabytes holds them.
+pub fn salvage_skeleton(prefix: &[u8]) -> Option<Value> {
+    let mut out = serde_json::Map::new();
+    for key in SKELETON_FIELDS {
+        if let Some(v) = salvage_field(prefix, key) {
+            out.insert((*key).to_owned(), Value::String(v.to_owned()));
+        }
+    }
+    out.get("hook_event_name")?;
+    let mut tool = serde_json::Map::new();
+    for key in SKELETON_TOOL_FIELDS {
+        if let Some(v) = salvage_field(prefix, key) {
+            tool.insert((*key).to_owned(), Value::String(v.to_owned()));
+        }
+    }
+    out.insert("tool_input".into(), Value::Object(tool));
+    Some(Value::Object(out))
 }
 
 /// Finds `"key":"value"` in the prefix of a payload too large to parse, so a truncated event can

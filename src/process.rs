@@ -50,6 +50,15 @@ pub fn client_process() -> Option<ClientProcess> {
     })
 }
 
+/// This process, with its start time (to name files that outlive it only if it dies).
+pub fn this_process() -> ClientProcess {
+    let pid = std::process::id();
+    ClientProcess {
+        pid,
+        start_ticks: stat(pid).map_or(0, |s| s.start_ticks),
+    }
+}
+
 /// True unless the process is known to be gone (no such pid, or the pid now belongs to a process
 /// that started at another time).
 pub fn is_alive(p: ClientProcess) -> bool {

@@ -123,7 +123,13 @@ fn drive(binary: &str, out: &mut Outcome) -> Result<()> {
     let now = now_ms();
     let busy = Duration::from_millis(config.store.busy_timeout_ms);
 
-    let skeleton = match (input.truncated, input.skeleton) {
+    // Past the read-through bound, the small fields come from the prefix: a Write of any size
+    // still meets the file locks.
+    let salvaged = match (input.skeleton_cut, &input.skeleton) {
+        (true, None) => payload::salvage_skeleton(&input.bytes),
+        _ => None,
+    };
+    let skeleton = match (input.truncated, input.skeleton.or(salvaged)) {
         (false, _) => None,
         (true, Some(skeleton)) if HookPayload::view(&skeleton).is_some() => Some(skeleton),
         (true, _) => {
@@ -178,6 +184,23 @@ fn drive(binary: &str, out: &mut Outcome) -> Result<()> {
     }
     if respond::is_enforced_write(&event, &config) && config.locks.fail_closed {
         out.fail_closed = Some((event.kind, payload.hook_event_name.to_owned()));
+    }
+    if input.truncated && config.locks.fail_closed && respond::is_unknown_write(&event, &config) {
+        // A write too large to find its path in: the lock cannot be checked, and the user asked
+        // for a deny then. Still recorded.
+        let problem = format!(
+            "a {} of {} bytes whose file path could not be read",
+            event.tool.as_ref().map_or("write", |t| t.name),
+            input.total_len
+        );
+        out.stdout = decision::render(
+            &fail_closed_deny(&problem),
+            event.kind,
+            payload.hook_event_name,
+        );
+        out.problems.push(problem);
+        store_recording(&db, busy, &rec, None, out, |_, _, _| Ok(()));
+        return Ok(());
     }
     if inject_panic.as_deref() == Some("lock-check") {
         panic!("panic injected by AGENT_HARNESS_TEST_PANIC");
@@ -340,10 +363,23 @@ fn store_recording<T>(
                     "{e}; the event waits in {} for the next hook",
                     spool::path_for(db).display()
                 )),
-                Err(spool_err) => out.problems.push(format!(
-                    "{e}; the event is lost: cannot write {} either ({spool_err})",
-                    spool::path_for(db).display()
-                )),
+                Err(spool_err) => {
+                    let full = e.is_disk_full() || crate::error::is_disk_full_io(&spool_err);
+                    let why = if full {
+                        // The spool lives on the same disk as the store: say so plainly.
+                        format!(
+                            "the disk holding the store is full ({} free there), so the event \
+                             is lost: free some space; events recorded before are intact",
+                            crate::error::free_space(db)
+                        )
+                    } else {
+                        format!(
+                            "the event is lost: cannot write {} either ({spool_err})",
+                            spool::path_for(db).display()
+                        )
+                    };
+                    out.problems.push(format!("{e}; {why}"));
+                }
             }
             None
         }
@@ -374,8 +410,12 @@ fn write_with_spool<T>(
     let result = store.write(|tx| {
         let wrap = |e| Error::db("record an event in", db, e);
         claimed = spool::claim(db);
-        for r in claimed.iter().flat_map(|c| &c.recordings) {
-            r.apply(tx).map_err(wrap)?;
+        if let Some(c) = &claimed {
+            let now = now_ms();
+            for r in &c.recordings {
+                spool::apply_once(tx, r, now).map_err(wrap)?;
+            }
+            spool::prune_applied(tx, now).map_err(wrap)?;
         }
         let id = rec.apply(tx).map_err(wrap)?;
         then(tx, id, read).map_err(wrap)
@@ -386,8 +426,15 @@ fn write_with_spool<T>(
             let mut warnings = Vec::new();
             if c.unreadable > 0 {
                 warnings.push(format!(
-                    "{} unreadable line(s) in the spool were kept aside",
-                    c.unreadable
+                    "{} unreadable line(s) in the spool were kept aside in {}",
+                    c.unreadable,
+                    spool::dir_for(db).display()
+                ));
+            }
+            if c.orphans > 0 {
+                warnings.push(format!(
+                    "recovered {} spool file(s) left by a hook that was killed while storing them",
+                    c.orphans
                 ));
             }
             c.settle();

@@ -37,6 +37,18 @@ pub fn is_enforced_write(event: &Event<'_>, config: &Config) -> bool {
             .is_some_and(|t| t.class == ToolClass::FileWrite && t.file.is_some())
 }
 
+/// True when this event is a file write that the lock policy would check but whose path is
+/// unknown (a payload too large to find it in).
+pub fn is_unknown_write(event: &Event<'_>, config: &Config) -> bool {
+    config.locks.enabled
+        && event.kind == Kind::PreTool
+        && event.session_id().is_some()
+        && event
+            .tool
+            .as_ref()
+            .is_some_and(|t| t.class == ToolClass::FileWrite && t.file.is_none())
+}
+
 fn write_of<'a>(
     event: &'a Event<'_>,
     path: &'a str,
@@ -191,26 +203,37 @@ pub fn respond(
 
     match (event.kind, class) {
         (Kind::PreTool, Some(ToolClass::FileWrite)) if config.locks.enabled => {
-            if let Some(path) = &file
-                && let Some(w) = write_of(event, path, now_ms, project_root)
-            {
+            if let Some(path) = &file {
                 let held = claims::held(tx, path)?;
-                match file_lock::before_write(&w, held.as_ref(), &config.locks) {
-                    Verdict::Allow(effect) => apply(tx, &w, &effect, config)?,
-                    Verdict::Deny { reason, holder } => {
+                // A claim found through another path to the same file (a hard link) is that
+                // file's claim: act on it under the path it was taken on.
+                let path = held
+                    .as_ref()
+                    .map_or(path.as_str(), |h| h.claim.path.as_str());
+                let verdict = write_of(event, path, now_ms, project_root)
+                    .map(|w| (file_lock::before_write(&w, held.as_ref(), &config.locks), w));
+                match verdict {
+                    Some((Verdict::Allow(effect), w)) => apply(tx, &w, &effect, config)?,
+                    Some((Verdict::Deny { reason, holder }, _)) => {
                         claims::log(tx, now_ms, path, session, "deny", Some(&holder))?;
                         decision = Decision::Deny(reason);
                     }
-                    Verdict::Wait { until_ms } => return Ok(Response::WaitUntil(until_ms)),
+                    Some((Verdict::Wait { until_ms }, _)) => {
+                        return Ok(Response::WaitUntil(until_ms));
+                    }
+                    None => {}
                 }
             }
         }
         (Kind::PostTool, Some(ToolClass::FileWrite)) if config.locks.enabled => {
-            if let Some(path) = &file
-                && let Some(w) = write_of(event, path, now_ms, project_root)
-            {
+            if let Some(path) = &file {
                 let held = claims::held(tx, path)?;
-                apply(tx, &w, &file_lock::after_write(&w, held.as_ref()), config)?;
+                let path = held
+                    .as_ref()
+                    .map_or(path.as_str(), |h| h.claim.path.as_str());
+                if let Some(w) = write_of(event, path, now_ms, project_root) {
+                    apply(tx, &w, &file_lock::after_write(&w, held.as_ref()), config)?;
+                }
             }
         }
         (Kind::PostTool | Kind::PostToolFailure, Some(ToolClass::Shell))

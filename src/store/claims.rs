@@ -79,19 +79,46 @@ pub fn holder_gone(conn: &Connection, session_id: &str) -> Result<Option<Gone>> 
     })
 }
 
-/// The claim on `path` with its holder's state.
+/// The device and inode of an existing file (following symlinks), as stored beside a claim.
+fn identity(path: &str) -> Option<(i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    meta.is_file()
+        .then(|| (meta.dev() as i64, meta.ino() as i64))
+}
+
+/// The claim on the file at `path`: on that path, or on another path to the same file (a hard
+/// link: same device and inode). The claim returned names the path it was taken on.
 pub fn held(conn: &Connection, path: &str) -> Result<Option<Held>> {
-    let Some(claim) = get(conn, path)? else {
-        return Ok(None);
+    let claim = match get(conn, path)? {
+        Some(claim) => claim,
+        None => {
+            let Some((dev, ino)) = identity(path) else {
+                return Ok(None);
+            };
+            let other = conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM claims WHERE ino = ?1 AND dev = ?2 LIMIT 1"
+                ))?
+                .query_row(params![ino, dev], claim_row)
+                .optional()?;
+            match other {
+                Some(claim) => claim,
+                None => return Ok(None),
+            }
+        }
     };
     let gone = holder_gone(conn, &claim.session_id)?;
     Ok(Some(Held { claim, gone }))
 }
 
-/// Writes a claim, replacing any other on the same path.
+/// Writes a claim, replacing any other on the same path; remembers the file's device and inode
+/// when it exists.
 pub fn put(conn: &Connection, c: &Claim) -> Result<()> {
+    let id = identity(&c.path);
     conn.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO claims ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+        "INSERT OR REPLACE INTO claims ({COLUMNS}, dev, ino) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
     ))?
     .execute(params![
         c.path,
@@ -101,7 +128,9 @@ pub fn put(conn: &Connection, c: &Claim) -> Result<()> {
         c.tool_name,
         c.claimed_ms,
         c.touched_ms,
-        c.expires_ms
+        c.expires_ms,
+        id.map(|i| i.0),
+        id.map(|i| i.1),
     ])?;
     Ok(())
 }
@@ -114,10 +143,20 @@ pub fn touch(
     now_ms: i64,
     expires_ms: i64,
 ) -> Result<()> {
+    // A file created by the holder's first write exists now: learn its inode.
+    let id = identity(path);
     conn.prepare_cached(
-        "UPDATE claims SET touched_ms = ?3, expires_ms = ?4 WHERE path = ?1 AND session_id = ?2",
+        "UPDATE claims SET touched_ms = ?3, expires_ms = ?4, dev = coalesce(?5, dev), \
+         ino = coalesce(?6, ino) WHERE path = ?1 AND session_id = ?2",
     )?
-    .execute(params![path, session_id, now_ms, expires_ms])?;
+    .execute(params![
+        path,
+        session_id,
+        now_ms,
+        expires_ms,
+        id.map(|i| i.0),
+        id.map(|i| i.1)
+    ])?;
     Ok(())
 }
 

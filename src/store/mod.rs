@@ -12,10 +12,23 @@
 //! checkpoint (a fresh index also forgets what was checkpointed, so a PASSIVE checkpoint never
 //! lets the next process restart the WAL: only truncating it does). The WAL is kept short, not by
 //! checkpointing when the connection closes (that checkpoint, with its fsyncs and the WAL's
-//! deletion, is most of what a naive one-insert hook costs), but by a TRUNCATE checkpoint from the
-//! write that finds it past [`WAL_BOUND_BYTES`]: about every 12 calls. Measured with
+//! deletion, is most of what a naive one-insert hook costs), but by a checkpoint from the write
+//! that finds it past [`WAL_BOUND_BYTES`]: about every 12 calls. Measured with
 //! `cargo bench --bench hooks` (interleaved runs of one PreToolUse hook, p50 against the naive
 //! floor): 64 KiB 0.84x, 128 KiB 0.72x, 256 KiB 0.70x, 512 KiB 0.70x, 1 MiB 0.74x, 4 MiB 0.94x.
+//! That checkpoint never waits: not for another writer, not for a reader (an idle `sqlite3`
+//! shell, a DB browser holding a read transaction). It copies what it can without the write lock
+//! (PASSIVE), then truncates the WAL only when nobody is in the way; otherwise a later write
+//! tries again. A waiting checkpoint would hold the write lock while it waits, and every other
+//! hook on the machine with it.
+//!
+//! Many writers: SQLite's own busy handler sleeps up to 100 ms at a time, so a waiting hook sleeps
+//! through many free windows. [`busy_waiter`] polls with short, jittered sleeps instead (see there).
+//!
+//! Identity: the file is marked with [`APPLICATION_ID`]. A new store is built under a temporary
+//! name and linked into place whole, so no process ever sees a half-made one; any other
+//! non-empty SQLite file at the path (`HARNESS_DB` pointing at another program's database) is
+//! refused, never migrated.
 
 pub mod claims;
 pub mod query;
@@ -27,7 +40,7 @@ pub mod spool;
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -40,7 +53,12 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_locks.sql"),
     include_str!("migrations/0003_runs.sql"),
     include_str!("migrations/0004_quota.sql"),
+    include_str!("migrations/0005_hardening.sql"),
 ];
+
+/// `PRAGMA application_id` of every agent-harness store ("AHRS"). Set by migration 5; a store
+/// made before it has 0 and is recognised by its schema instead.
+pub const APPLICATION_ID: i32 = 0x4148_5253;
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -49,8 +67,33 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// frames of 4 KiB; each later call re-reads them all, and a checkpoint costs two fsyncs.
 pub const WAL_BOUND_BYTES: u64 = 256 * 1024;
 
-/// How long the occasional checkpoint may wait for readers before it is left to a later write.
-const CHECKPOINT_BUSY_TIMEOUT: Duration = Duration::from_millis(100);
+/// The busy handler of every store connection, for a busy timeout of `limit`. SQLite calls it
+/// with `count`, how many times it was called during the current wait. It sleeps 50 µs, doubling
+/// to at most 800 µs, each with random jitter (from the clock's nanoseconds, so that waiters
+/// started together spread out), until `limit` has passed since the wait began. A hook's write
+/// transaction lasts well under a millisecond, so a waiter that sleeps 100 ms (SQLite's default
+/// handler does, after a few tries) misses dozens of free windows; sleeping, not spinning, leaves
+/// the CPU to the holder.
+fn busy_waiter(limit: Duration) -> impl FnMut(i32) -> bool + Send + 'static {
+    let mut began = Instant::now();
+    move |count| {
+        let now = Instant::now();
+        if count == 0 {
+            began = now;
+        }
+        let waited = now.duration_since(began);
+        if waited >= limit {
+            return false;
+        }
+        let step_us = 50u64 << count.clamp(0, 4);
+        let jitter = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::from(d.subsec_nanos()))
+            % step_us;
+        std::thread::sleep(Duration::from_micros(step_us / 2 + jitter).min(limit - waited));
+        true
+    }
+}
 
 /// An open store.
 pub struct Store {
@@ -61,20 +104,22 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the store at `path`: directory 0700 and file 0600 when this call
-    /// creates them, busy timeout first, then `synchronous=NORMAL`, no checkpoint on close.
-    /// Migrations run on the first write or read that finds the schema behind.
+    /// creates them, busy handler first, then `synchronous=NORMAL`, no checkpoint on close.
+    /// A new store is created whole (see [`create`]); migrations of an older one run on the first
+    /// write or read that finds the schema behind.
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Store> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = match Connection::open_with_flags(path, flags) {
+        let mut conn = match Connection::open_with_flags(path, flags) {
             Ok(conn) => conn,
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) => {
-                create_file(path)?;
+                create(path)?;
                 Connection::open_with_flags(path, flags).map_err(|e| Error::db("open", path, e))?
             }
             Err(e) => return Err(Error::db("open", path, e)),
         };
         let err = |e| Error::db("configure", path, e);
-        conn.busy_timeout(busy_timeout).map_err(err)?;
+        conn.busy_handler(Some(busy_waiter(busy_timeout)))
+            .map_err(err)?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(err)?;
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")
@@ -99,7 +144,7 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| Error::db("lock", &path, e))?;
-        let version = user_version(&tx, &path)?;
+        let version = identity(&tx, &path)?;
         let tx = if version == SCHEMA_VERSION {
             tx
         } else {
@@ -117,7 +162,7 @@ impl Store {
 
     /// A connection for reading, with the schema brought up to date.
     pub fn reader(&mut self) -> Result<&Connection> {
-        let version = user_version(&self.conn, &self.path)?;
+        let version = identity(&self.conn, &self.path)?;
         if version != SCHEMA_VERSION {
             self.migrate()?;
         }
@@ -132,7 +177,7 @@ impl Store {
     /// Applies the migrations the file lacks, all in one transaction. Refuses a newer schema.
     fn migrate(&mut self) -> Result<()> {
         let path = self.path.clone();
-        let version = user_version(&self.conn, &path)?;
+        let version = identity(&self.conn, &path)?;
         if version > SCHEMA_VERSION {
             return Err(Error::SchemaTooNew {
                 path,
@@ -149,7 +194,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| Error::db("lock", &path, e))?;
         // Another process may have migrated while this one waited for the lock.
-        let version = user_version(&tx, &path)?;
+        let version = identity(&tx, &path)?;
         if version > SCHEMA_VERSION {
             return Err(Error::SchemaTooNew {
                 path,
@@ -157,18 +202,15 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            tx.execute_batch(sql)
-                .map_err(|e| Error::db("migrate", &path, e))?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)
-                .map_err(|e| Error::db("migrate", &path, e))?;
-        }
+        apply_migrations(&tx, version, &path)?;
         tx.commit().map_err(|e| Error::db("migrate", &path, e))
     }
 
-    /// Runs a TRUNCATE checkpoint when the WAL has grown past its bound. Failure (a reader in the
-    /// way) is harmless: the next write tries again.
-    fn bound_wal(&self) {
+    /// Checkpoints when the WAL has grown past its bound, never waiting for anyone: PASSIVE first
+    /// (copies what no reader needs, without the write lock), then TRUNCATE with no busy handler
+    /// (takes the write lock only if it is free, and gives up at once when a reader still uses
+    /// the WAL). Failure is harmless: a later write tries again.
+    fn bound_wal(&mut self) {
         let wal = wal_path(&self.path);
         let Ok(meta) = std::fs::metadata(&wal) else {
             return;
@@ -176,11 +218,18 @@ impl Store {
         if meta.len() <= WAL_BOUND_BYTES {
             return;
         }
-        let _ = self.conn.busy_timeout(CHECKPOINT_BUSY_TIMEOUT);
-        let _ = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        let _ = self.conn.busy_timeout(self.busy_timeout);
+        let _ = self.conn.busy_handler(None::<fn(i32) -> bool>);
+        for mode in ["PASSIVE", "TRUNCATE"] {
+            let done = self
+                .conn
+                .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+                    r.get::<_, i64>(0)
+                });
+            if !matches!(done, Ok(0)) {
+                break;
+            }
+        }
+        let _ = self.conn.busy_handler(Some(busy_waiter(self.busy_timeout)));
     }
 
     /// Moves a corrupt store file (and its WAL and shared-memory files) aside as
@@ -189,12 +238,7 @@ impl Store {
     /// process has just recreated is never moved.
     pub fn move_aside_if_corrupt(path: &Path) -> Result<Option<PathBuf>> {
         let lock_path = path.with_extension("recover.lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
+        let lock = crate::private_file::open(&lock_path, crate::private_file::Mode::Write)
             .map_err(|e| Error::io("open", &lock_path, e))?;
         lock.lock().map_err(|e| Error::io("lock", &lock_path, e))?;
         let still_corrupt =
@@ -224,14 +268,62 @@ fn user_version(conn: &Connection, path: &Path) -> Result<i64> {
         .map_err(|e| Error::db("read", path, e))
 }
 
+/// The schema version of a file that is an agent-harness store (or an empty database, version
+/// 0); refuses any other SQLite file.
+fn identity(conn: &Connection, path: &Path) -> Result<i64> {
+    let (version, app): (i64, i32) = conn
+        .prepare_cached(
+            "SELECT (SELECT user_version FROM pragma_user_version),                     (SELECT application_id FROM pragma_application_id)",
+        )
+        .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(|e| Error::db("read", path, e))?;
+    if app == APPLICATION_ID {
+        return Ok(version);
+    }
+    let foreign = || Error::ForeignStore {
+        path: path.to_path_buf(),
+        application_id: app,
+    };
+    if app != 0 {
+        return Err(foreign());
+    }
+    // Unmarked: an empty database, or a store made before migration 5 (its tables say so).
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .map_err(|e| Error::db("read", path, e))?;
+    let ours = ["meta", "sessions", "events", "tool_calls"]
+        .iter()
+        .all(|t| tables.iter().any(|n| n == t));
+    match (tables.is_empty(), ours) {
+        (true, _) if version == 0 => Ok(0),
+        (false, true) if (1..=4).contains(&version) => Ok(version),
+        _ => Err(foreign()),
+    }
+}
+
+/// Applies migrations `from..` in one transaction of `conn`.
+fn apply_migrations(tx: &Transaction<'_>, from: i64, path: &Path) -> Result<()> {
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+        tx.execute_batch(sql)
+            .map_err(|e| Error::db("migrate", path, e))?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)
+            .map_err(|e| Error::db("migrate", path, e))?;
+    }
+    Ok(())
+}
+
 /// `<db>-wal`.
 pub fn wal_path(db: &Path) -> PathBuf {
     PathBuf::from(format!("{}-wal", db.display()))
 }
 
-/// Creates the store's directory (0700) and an empty file (0600) for SQLite to fill. SQLite gives
-/// its `-wal` and `-shm` files the permissions of the main file.
-fn create_file(path: &Path) -> Result<()> {
+/// Creates a store at `path` whole: the directory (0700) if missing, then a complete, migrated,
+/// marked database in WAL mode under a temporary name (0600), linked into place only if nothing
+/// is there yet. Processes racing to create the store all succeed, and every one of them opens
+/// the same finished file: none ever sees an empty or half-migrated one. SQLite gives the `-wal`
+/// and `-shm` files the permissions of the main file.
+fn create(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.exists()
     {
@@ -241,16 +333,45 @@ fn create_file(path: &Path) -> Result<()> {
             .create(dir)
             .map_err(|e| Error::io("create directory", dir, e))?;
     }
-    match OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = path
+        .file_name()
+        .map_or_else(|| "harness.db".into(), |n| n.to_string_lossy().into_owned());
+    let temp = path.with_file_name(format!(".{name}.new-{}-{nanos}", std::process::id()));
+    let cleanup = |temp: &Path| {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", temp.display()));
+        }
+    };
+    let built = (|| {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+            .map_err(|e| Error::io("create", &temp, e))?;
+        let mut conn = Connection::open_with_flags(&temp, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .map_err(|e| Error::db("create", path, e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| Error::db("switch to WAL", path, e))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| Error::db("create", path, e))?;
+        apply_migrations(&tx, 0, path)?;
+        tx.commit().map_err(|e| Error::db("create", path, e))?;
+        // The last connection's close checkpoints the WAL into the file and removes it.
+        conn.close().map_err(|(_, e)| Error::db("create", path, e))
+    })();
+    let linked = built.and_then(|()| match std::fs::hard_link(&temp, path) {
+        Ok(()) => Ok(()),
+        // Another process created it first: use theirs.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Error::io("create", path, e)),
-    }
+    });
+    cleanup(&temp);
+    linked
 }
 
 #[cfg(test)]

@@ -80,6 +80,9 @@ pub struct Recording {
     pub truncated: bool,
     /// The payload as JSON text, secrets redacted.
     pub payload: String,
+    /// Set when the recording is spooled: what makes its replay idempotent (see `store::spool`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 /// The stored form of a payload over the bound: its first 64 KiB, redacted.
@@ -158,6 +161,7 @@ impl Recording {
             tool,
             truncated: false,
             payload: raw.to_string(),
+            uid: None,
         }
     }
 
@@ -188,6 +192,7 @@ impl Recording {
             tool: None,
             truncated: true,
             payload,
+            uid: None,
         }
     }
 

@@ -240,16 +240,44 @@ fn check_store(r: &mut Report, config: &Config) {
             ),
         );
     }
-    if spool::path_for(&db).exists() {
+    let waiting = spool::waiting(&db);
+    if waiting.spool_bytes > 0 {
         r.add(
             Level::Warn,
             "spool",
             format!(
-                "{} holds events that could not be stored yet; the next hook call stores them",
-                spool::path_for(&db).display()
+                "{} holds {} bytes of events that could not be stored yet; the next hook call \
+                 stores them",
+                spool::path_for(&db).display(),
+                waiting.spool_bytes
             ),
         );
     }
+    if waiting.orphans > 0 {
+        r.add(
+            Level::Warn,
+            "spool",
+            format!(
+                "{} file(s) of events left by a killed hook in {}; the next hook call stores them",
+                waiting.orphans,
+                spool::dir_for(&db).display()
+            ),
+        );
+    }
+    if waiting.bad > 0 {
+        r.add(
+            Level::Warn,
+            "spool",
+            format!(
+                "{} spool file(s) with unreadable lines kept aside in {} (bad-*): inspect, then \
+                 delete them",
+                waiting.bad,
+                spool::dir_for(&db).display()
+            ),
+        );
+    }
+    let free = agent_harness::error::free_space(&db);
+    r.add(Level::Ok, "disk", format!("{free} free beside the store"));
     let log_path = log::path_for(&db);
     let problems = log::tail(&log_path, 3);
     if problems.is_empty() {

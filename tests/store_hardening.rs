@@ -1,0 +1,420 @@
+//! The store under an attacker's and an unlucky user's hands: spool replay after a claimer is
+//! killed, orphaned claims, foreign database files, planted symlinks, first-run races, hard
+//! links, writes too large to read. Each test is named after what broke.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Env, assert_failed_open, fixture, stderr};
+
+const EDIT: &str = "claude-code-2.1.197/PreToolUse-Edit.json";
+const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+const B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+
+fn record_one(env: &Env) {
+    let out = env.hook("harness-pre-tool-use", fixture(EDIT));
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A PreToolUse payload with its own tool_use_id, to count each event once.
+fn tagged(n: usize) -> String {
+    json!({"session_id": A, "cwd": "/tmp", "hook_event_name": "PreToolUse",
+           "tool_name": "Read", "tool_use_id": format!("toolu_tag_{n}"),
+           "tool_input": {"file_path": "/tmp/x"}})
+    .to_string()
+}
+
+/// Spools `n` tagged events by holding the write lock while they run.
+fn spool_tagged(env: &Env, from: usize, n: usize) {
+    let holder = env.db();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    for i in from..from + n {
+        assert_failed_open(&env.hook("harness-pre-tool-use", tagged(i)));
+    }
+    holder.execute_batch("ROLLBACK").unwrap();
+}
+
+fn tag_counts(env: &Env) -> Vec<i64> {
+    let db = env.db();
+    let mut st = db
+        .prepare(
+            "SELECT count(*) FROM events WHERE tool_use_id LIKE 'toolu_tag_%' \
+             GROUP BY tool_use_id ORDER BY tool_use_id",
+        )
+        .unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
+
+/// A hook binary as a plain process in the test's environment, to spawn and kill.
+fn spawn_hook(env: &Env, name: &str) -> std::process::Child {
+    Command::new(support::bin(name))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &env.home)
+        .env("HARNESS_DB", &env.db)
+        .env(
+            "HARNESS_CONFIG",
+            env.home.join(".config/agent-harness/config.json"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn spool_dir(env: &Env) -> std::path::PathBuf {
+    agent_harness::store::spool::dir_for(&env.db)
+}
+
+#[test]
+fn a_claimer_killed_after_its_commit_makes_the_next_store_nothing_twice() {
+    let env = Env::new("replay-twice");
+    env.config(r#"{"store": {"busy_timeout_ms": 100}}"#);
+    record_one(&env);
+    spool_tagged(&env, 0, 5);
+    let spool = agent_harness::store::spool::path_for(&env.db);
+    let copy = std::fs::read(&spool).unwrap();
+    record_one(&env);
+    assert_eq!(tag_counts(&env), vec![1; 5]);
+    // The claimer committed, then died before it deleted its claimed file.
+    std::fs::create_dir_all(spool_dir(&env)).unwrap();
+    std::fs::write(spool_dir(&env).join("claimed-999999999-1-1"), &copy).unwrap();
+    let out = env.hook("harness-pre-tool-use", fixture(EDIT));
+    assert!(
+        stderr(&out).contains("recovered 1 spool file"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        tag_counts(&env),
+        vec![1; 5],
+        "every spooled event exactly once"
+    );
+    assert!(!spool_dir(&env).join("claimed-999999999-1-1").exists());
+}
+
+#[test]
+fn an_orphaned_claim_is_recovered_by_the_next_hook_even_when_nothing_new_spools() {
+    let env = Env::new("orphan");
+    env.config(r#"{"store": {"busy_timeout_ms": 100}}"#);
+    record_one(&env);
+    spool_tagged(&env, 0, 3);
+    // The claimer renamed the spool and was killed before its commit.
+    let spool = agent_harness::store::spool::path_for(&env.db);
+    std::fs::create_dir_all(spool_dir(&env)).unwrap();
+    let orphan = spool_dir(&env).join("claimed-999999999-1-1");
+    std::fs::rename(&spool, &orphan).unwrap();
+    // doctor shows it.
+    let doctor = env.cmd("harness").arg("doctor").output().unwrap();
+    let text = support::stdout(&doctor);
+    assert!(text.contains("left by a killed hook"), "{text}");
+    // An ordinary hook call, with no spool of its own to claim, brings them in.
+    let out = env.hook("harness-pre-tool-use", fixture(EDIT));
+    assert!(out.status.success());
+    assert_eq!(tag_counts(&env), vec![1; 3]);
+    assert!(!orphan.exists());
+}
+
+#[test]
+fn events_are_stored_exactly_once_across_100_random_kills_of_a_spool_claimer() {
+    let env = Env::new("kills");
+    env.config(r#"{"store": {"busy_timeout_ms": 100}}"#);
+    record_one(&env);
+    let mut spooled = 0;
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    for round in 0..100 {
+        spool_tagged(&env, spooled, 2);
+        spooled += 2;
+        // A claimer started with a big payload (slower to parse) and killed at a random moment.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_micros(seed % 6000);
+        let mut child = spawn_hook(&env, "harness-post-tool-use");
+        let payload = json!({"session_id": B, "cwd": "/tmp", "hook_event_name": "PostToolUse",
+            "tool_name": "Read", "tool_use_id": format!("toolu_killed_{round}"),
+            "tool_input": {"file_path": "/tmp/x"}, "tool_response": "y".repeat(200_000)});
+        let _ = child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(payload.to_string().as_bytes());
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // Whatever the kills left (a spool, claimed files of dead claimers) comes in now.
+    record_one(&env);
+    record_one(&env);
+    let counts = tag_counts(&env);
+    assert_eq!(counts.len(), spooled, "no spooled event lost");
+    assert!(
+        counts.iter().all(|&c| c == 1),
+        "none stored twice: {counts:?}"
+    );
+    let killed_twice = env.count(
+        "SELECT count(*) FROM (SELECT tool_use_id FROM events WHERE tool_use_id LIKE \
+         'toolu_killed_%' GROUP BY tool_use_id HAVING count(*) > 1)",
+    );
+    assert_eq!(killed_twice, 0);
+}
+
+#[test]
+fn unreadable_spools_are_each_kept_aside_under_their_own_name() {
+    let env = Env::new("bad-spools");
+    record_one(&env);
+    let spool = agent_harness::store::spool::path_for(&env.db);
+    for n in 0..2 {
+        std::fs::write(&spool, format!("not json {n}\n")).unwrap();
+        let out = env.hook("harness-pre-tool-use", fixture(EDIT));
+        assert!(stderr(&out).contains("unreadable"), "{}", stderr(&out));
+    }
+    let bad: Vec<String> = std::fs::read_dir(spool_dir(&env))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("bad-"))
+        .collect();
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    let texts: Vec<String> = bad
+        .iter()
+        .map(|n| std::fs::read_to_string(spool_dir(&env).join(n)).unwrap())
+        .collect();
+    assert!(texts.contains(&"not json 0\n".to_string()), "{texts:?}");
+    assert!(texts.contains(&"not json 1\n".to_string()), "{texts:?}");
+}
+
+#[test]
+fn a_spool_planted_as_a_symlink_is_not_written_through() {
+    let env = Env::new("spool-link");
+    env.config(r#"{"store": {"busy_timeout_ms": 100}}"#);
+    record_one(&env);
+    let victim = env.dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let spool = agent_harness::store::spool::path_for(&env.db);
+    std::os::unix::fs::symlink(&victim, &spool).unwrap();
+    let holder = env.db();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let err = assert_failed_open(&env.hook("harness-pre-tool-use", fixture(EDIT)));
+    assert!(err.contains("lost"), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+}
+
+#[test]
+fn a_recover_lock_planted_as_a_symlink_is_not_written_through() {
+    let env = Env::new("recover-link");
+    std::fs::create_dir_all(env.db.parent().unwrap()).unwrap();
+    std::fs::write(
+        &env.db,
+        b"this is not a database, it is long enough to be read as one....",
+    )
+    .unwrap();
+    let victim = env.dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, env.db.with_extension("recover.lock")).unwrap();
+    let out = env.hook("harness-pre-tool-use", fixture(EDIT));
+    assert_failed_open(&out);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+}
+
+#[test]
+fn another_programs_database_named_by_harness_db_is_refused_untouched() {
+    let env = Env::new("foreign");
+    std::fs::create_dir_all(env.db.parent().unwrap()).unwrap();
+    {
+        let other = rusqlite::Connection::open(&env.db).unwrap();
+        other
+            .execute_batch("CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT);")
+            .unwrap();
+    }
+    let before = std::fs::read(&env.db).unwrap();
+    let err = assert_failed_open(&env.hook("harness-pre-tool-use", fixture(EDIT)));
+    assert!(err.contains("did not create"), "{err}");
+    assert!(err.contains("HARNESS_DB"), "{err}");
+    assert_eq!(
+        std::fs::read(&env.db).unwrap(),
+        before,
+        "not migrated, not switched to WAL"
+    );
+    // The CLI says the same, and touches nothing either.
+    let out = env.cmd("harness").arg("status").output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("did not create"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&env.db).unwrap(), before);
+}
+
+#[test]
+fn a_store_made_by_an_older_version_is_recognised_and_migrated() {
+    let env = Env::new("legacy");
+    record_one(&env);
+    // What a store of schema 4 looked like: no mark, no migration 5.
+    env.db()
+        .execute_batch(
+            "PRAGMA application_id = 0; DROP INDEX claims_by_inode; DROP TABLE spool_applied; \
+             ALTER TABLE claims DROP COLUMN dev; ALTER TABLE claims DROP COLUMN ino; \
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+    record_one(&env);
+    let app: i64 = env.count("PRAGMA application_id");
+    assert_eq!(app, i64::from(agent_harness::store::APPLICATION_ID));
+    assert_eq!(env.count("SELECT count(*) FROM events"), 2);
+}
+
+#[test]
+fn sixteen_hooks_racing_on_a_fresh_store_all_succeed() {
+    for round in 0..6 {
+        let env = Env::new(&format!("fresh-race-{round}"));
+        let children: Vec<_> = (0..16)
+            .map(|i| {
+                let mut child = spawn_hook(&env, "harness-pre-tool-use");
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(tagged(i).as_bytes())
+                    .unwrap();
+                child
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success());
+            assert!(out.stderr.is_empty(), "round {round}: {}", stderr(&out));
+        }
+        assert_eq!(tag_counts(&env), vec![1; 16], "round {round}");
+        let leftovers: Vec<_> = std::fs::read_dir(env.db.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".new-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+}
+
+#[test]
+fn a_reader_holding_a_snapshot_never_makes_a_hook_wait_for_the_checkpoint() {
+    let env = Env::new("idle-reader");
+    record_one(&env);
+    let reader = env.db();
+    reader
+        .execute_batch("BEGIN; SELECT count(*) FROM events;")
+        .unwrap();
+    // Enough writes to pass the WAL bound many times over; each would have waited 100 ms.
+    let blob = "z".repeat(30_000);
+    for i in 0..40 {
+        let p = json!({"session_id": A, "cwd": "/tmp", "hook_event_name": "PostToolUse",
+            "tool_name": "Read", "tool_use_id": format!("toolu_r{i}"),
+            "tool_input": {"file_path": "/tmp/x"}, "tool_response": blob});
+        let out = env.hook("harness-post-tool-use", p.to_string());
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let wal = agent_harness::store::wal_path(&env.db);
+    assert!(std::fs::metadata(&wal).unwrap().len() > agent_harness::store::WAL_BOUND_BYTES);
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+    // With the reader gone, the next write bounds the WAL again.
+    record_one(&env);
+    assert!(std::fs::metadata(&wal).unwrap().len() <= agent_harness::store::WAL_BOUND_BYTES);
+}
+
+#[test]
+fn a_hard_link_to_a_held_file_meets_the_same_claim() {
+    let env = Env::new("hardlink");
+    let dir = env.dir.path().join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("held.rs");
+    std::fs::write(&file, "x").unwrap();
+    let link = dir.join("alias.rs");
+    std::fs::hard_link(&file, &link).unwrap();
+    let write = |session: &str, path: &std::path::Path| {
+        let p = json!({"session_id": session, "cwd": dir, "hook_event_name": "PreToolUse",
+            "tool_name": "Write", "tool_use_id": format!("toolu_{session}"),
+            "tool_input": {"file_path": path, "content": "y"}});
+        env.hook("harness-pre-tool-use", p.to_string())
+    };
+    assert!(support::stdout(&write(A, &file)).is_empty());
+    let denied = support::stdout(&write(B, &link));
+    assert!(denied.contains("\"deny\""), "{denied}");
+    assert!(denied.contains("held.rs"), "names the held file: {denied}");
+}
+
+#[test]
+fn a_write_too_large_to_read_through_still_meets_the_file_lock() {
+    let env = Env::new("huge-write");
+    let dir = env.dir.path().join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("held.rs");
+    let write = |session: &str, content_len: usize| {
+        let p = json!({"session_id": session, "cwd": dir, "hook_event_name": "PreToolUse",
+            "tool_name": "Write", "tool_use_id": format!("toolu_{session}"),
+            "tool_input": {"file_path": file, "content": "y".repeat(content_len)}});
+        env.hook("harness-pre-tool-use", p.to_string())
+    };
+    assert!(support::stdout(&write(A, 10)).is_empty());
+    // Over 4 MiB read bound + 64 MiB read-through bound.
+    let out = write(B, 70 * 1024 * 1024);
+    assert!(out.status.success());
+    let text = support::stdout(&out);
+    assert!(text.contains("\"deny\""), "{text} / {}", stderr(&out));
+}
+
+#[test]
+fn a_huge_write_without_a_readable_path_is_denied_when_locks_fail_closed() {
+    let env = Env::new("huge-fail-closed");
+    env.config(r#"{"locks": {"fail_closed": true}}"#);
+    // The path comes after 70 MiB of content: it cannot be found.
+    let body = format!(
+        r#"{{"session_id":"{A}","cwd":"/tmp","hook_event_name":"PreToolUse","tool_name":"Write","tool_use_id":"t","tool_input":{{"content":"{}","file_path":"/tmp/f"}}}}"#,
+        "y".repeat(70 * 1024 * 1024)
+    );
+    let out = env.hook("harness-pre-tool-use", body);
+    assert!(out.status.success());
+    let text = support::stdout(&out);
+    assert!(text.contains("\"deny\""), "{text}");
+    assert!(text.contains("fail_closed"), "{text}");
+    assert_eq!(
+        env.count("SELECT count(*) FROM events"),
+        1,
+        "still recorded"
+    );
+}
+
+#[test]
+fn a_full_disk_says_so_with_the_free_space() {
+    let env = Env::new("disk-full");
+    record_one(&env);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -f 1 && trap '' XFSZ && exec \"$0\" < \"$1\"")
+        .arg(support::bin("harness-post-tool-use"))
+        .arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/claude-code-2.1.197/PostToolUse-Write.json"),
+        )
+        .env_clear()
+        .env("HOME", &env.home)
+        .env("HARNESS_DB", &env.db)
+        .env("HARNESS_CONFIG", env.home.join("none.json"))
+        .env("TMPDIR", env.dir.path())
+        .output()
+        .unwrap();
+    let err = assert_failed_open(&out);
+    assert!(err.contains("disk holding the store is full"), "{err}");
+    assert!(err.contains(" free there"), "{err}");
+}
