@@ -88,6 +88,14 @@ pub fn run(binary: &str) -> ExitCode {
     if !outcome.problems.is_empty() {
         report(binary, &outcome);
     }
+    // For `cargo bench --bench concurrency`: how long this call held the store's write lock.
+    if std::env::var_os("AGENT_HARNESS_TRACE_HOLD").is_some() {
+        let hold = crate::store::longest_hold().as_micros();
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "agent-harness-trace: hold_us={hold}"
+        );
+    }
     ExitCode::SUCCESS
 }
 
@@ -407,7 +415,8 @@ fn write_with_spool<T>(
     // Claimed once the write lock is held, so that a hook that cannot get it leaves the spool
     // alone.
     let mut claimed = None;
-    let result = store.write(|tx| {
+    let statements = rec.statements();
+    let result = store.write_prepared(&statements, |tx| {
         let wrap = |e| Error::db("record an event in", db, e);
         claimed = spool::claim(db);
         if let Some(c) = &claimed {

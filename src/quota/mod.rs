@@ -260,10 +260,11 @@ pub fn claude_estimates(
 /// Recomputes the Claude estimates from stored usage and stores them as figures (source
 /// `transcripts`), for `load` and the status line to read cheaply.
 pub fn refresh_estimates(conn: &Connection, cfg: &QuotaConfig, now_ms: i64) -> Result<()> {
-    let recent = q::usage_since(conn, now_ms - BLOCK_LOOKBACK_MS)?;
+    let recent = q::tokens_since(conn, now_ms - BLOCK_LOOKBACK_MS)?;
     let week: i64 = conn
         .prepare_cached(
-            "SELECT coalesce(sum(input_tokens + output_tokens), 0) FROM usage WHERE ts_ms >= ?1",
+            "SELECT coalesce(sum(input_tokens + output_tokens), 0) \
+             FROM usage INDEXED BY usage_by_time WHERE ts_ms >= ?1",
         )?
         .query_row([now_ms - WEEK_MS], |r| r.get(0))?;
     q::clear_figures(conn, "claude", "transcripts")?;

@@ -40,6 +40,7 @@ pub mod spool;
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::config::DbConfig;
@@ -95,6 +96,19 @@ fn busy_waiter(limit: Duration) -> impl FnMut(i32) -> bool + Send + 'static {
     }
 }
 
+/// The longest this process held the store's write lock, in microseconds (see [`longest_hold`]).
+static LONGEST_HOLD_US: AtomicU64 = AtomicU64::new(0);
+
+/// The longest this process has held the store's write lock: from `BEGIN IMMEDIATE` to the end of
+/// its commit, and a WAL truncation. Reported by hooks for the concurrency benchmark.
+pub fn longest_hold() -> Duration {
+    Duration::from_micros(LONGEST_HOLD_US.load(Ordering::Relaxed))
+}
+
+fn note_hold(began: Instant) {
+    LONGEST_HOLD_US.fetch_max(began.elapsed().as_micros() as u64, Ordering::Relaxed);
+}
+
 /// An open store.
 pub struct Store {
     conn: Connection,
@@ -139,23 +153,45 @@ impl Store {
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits it. Brings the schema up to date
     /// first when needed. Keeps the WAL bounded afterwards.
     pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.write_prepared(&[], f)
+    }
+
+    /// [`Store::write`], with `statements` compiled before the write lock is taken (into the
+    /// connection's statement cache, where `prepare_cached` inside `f` finds them). A hook's
+    /// connection is new, so its first statement also reads and parses the schema: done here
+    /// too, outside the lock, which is then held only for the work itself.
+    pub fn write_prepared<T>(
+        &mut self,
+        statements: &[&str],
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
         let path = self.path.clone();
+        if identity(&self.conn, &path)? != SCHEMA_VERSION {
+            self.migrate()?;
+        }
+        for sql in statements {
+            self.conn
+                .prepare_cached(sql)
+                .map_err(|e| Error::db("prepare a statement for", &path, e))?;
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| Error::db("lock", &path, e))?;
+        let began = Instant::now();
+        // Another process may have migrated since (a newer agent-harness): checked again under
+        // the lock, from the cached statement.
         let version = identity(&tx, &path)?;
-        let tx = if version == SCHEMA_VERSION {
-            tx
-        } else {
-            drop(tx);
-            self.migrate()?;
-            self.conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| Error::db("lock", &path, e))?
-        };
+        if version != SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                path,
+                found: version.max(SCHEMA_VERSION + 1),
+                supported: SCHEMA_VERSION,
+            });
+        }
         let out = f(&tx)?;
         tx.commit().map_err(|e| Error::db("commit to", &path, e))?;
+        note_hold(began);
         self.bound_wal();
         Ok(out)
     }
@@ -220,11 +256,15 @@ impl Store {
         }
         let _ = self.conn.busy_handler(None::<fn(i32) -> bool>);
         for mode in ["PASSIVE", "TRUNCATE"] {
+            let began = Instant::now();
             let done = self
                 .conn
                 .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
                     r.get::<_, i64>(0)
                 });
+            if mode == "TRUNCATE" {
+                note_hold(began);
+            }
             if !matches!(done, Ok(0)) {
                 break;
             }

@@ -198,25 +198,27 @@ pub fn put_usage(conn: &Connection, rows: &[UsageRow]) -> Result<()> {
     Ok(())
 }
 
-/// Usage at or after `since_ms`, oldest first.
-pub fn usage_since(conn: &Connection, since_ms: i64) -> Result<Vec<UsageRow>> {
+/// Usage since `since_ms`, oldest first, with only the time and the token counts filled in (ids,
+/// session and model empty): read from the covering index `usage_by_time` alone, never from the
+/// table, so that a long history costs index pages, not a row lookup per response. It runs
+/// inside the write transaction of a Stop or prompt hook.
+pub fn tokens_since(conn: &Connection, since_ms: i64) -> Result<Vec<UsageRow>> {
     conn.prepare_cached(
-        "SELECT message_id, request_id, ts_ms, session_id, model, input_tokens, output_tokens, \
-         cache_creation_tokens, cache_read_tokens, sidechain FROM usage WHERE ts_ms >= ?1 \
-         ORDER BY ts_ms",
+        "SELECT ts_ms, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens \
+         FROM usage INDEXED BY usage_by_time WHERE ts_ms >= ?1 ORDER BY ts_ms",
     )?
     .query_map([since_ms], |r| {
         Ok(UsageRow {
-            message_id: r.get(0)?,
-            request_id: r.get(1)?,
-            ts_ms: r.get(2)?,
-            session_id: r.get(3)?,
-            model: r.get(4)?,
-            input_tokens: r.get::<_, i64>(5)? as u64,
-            output_tokens: r.get::<_, i64>(6)? as u64,
-            cache_creation_tokens: r.get::<_, i64>(7)? as u64,
-            cache_read_tokens: r.get::<_, i64>(8)? as u64,
-            sidechain: r.get(9)?,
+            message_id: String::new(),
+            request_id: String::new(),
+            ts_ms: r.get(0)?,
+            session_id: None,
+            model: None,
+            input_tokens: r.get::<_, i64>(1)? as u64,
+            output_tokens: r.get::<_, i64>(2)? as u64,
+            cache_creation_tokens: r.get::<_, i64>(3)? as u64,
+            cache_read_tokens: r.get::<_, i64>(4)? as u64,
+            sidechain: false,
         })
     })?
     .collect()

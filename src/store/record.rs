@@ -98,7 +98,40 @@ fn prefix_payload(prefix: &[u8], total_len: u64) -> String {
     .to_string()
 }
 
+const INSERT_EVENT: &str = "INSERT INTO events (ts_ms, session_id, agent, event, tool_name, \
+    tool_use_id, file_path, truncated, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+const INSERT_SESSION: &str = "INSERT INTO sessions (session_id, agent, first_seen_ms, cwd, \
+    project_root, transcript_path, model) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+    ON CONFLICT (session_id) DO NOTHING";
+
+const START_TOOL: &str = "INSERT INTO tool_calls (session_id, call_key, seq, tool_name, \
+    file_path, agent_id, started_ms, outcome) VALUES (?1, ?2, \
+    coalesce((SELECT max(seq) + 1 FROM tool_calls WHERE session_id = ?1 AND call_key = ?2), 0), \
+    ?3, ?4, ?5, ?6, 'pending')";
+
+const FINISH_TOOL: &str = "UPDATE tool_calls SET finished_ms = ?3, outcome = ?4, error = ?5, \
+    duration_ms = coalesce(?6, max(0, ?3 - started_ms)) \
+    WHERE session_id = ?1 AND call_key = ?2 AND seq = \
+    (SELECT max(seq) FROM tool_calls WHERE session_id = ?1 AND call_key = ?2 \
+     AND outcome = 'pending')";
+
 impl Recording {
+    /// The statements [`Recording::apply`] runs in the common case, to compile before the write
+    /// lock is taken (see `Store::write_prepared`).
+    pub fn statements(&self) -> Vec<&'static str> {
+        let mut out = vec![INSERT_EVENT];
+        if self.session_id.is_some() {
+            out.push(INSERT_SESSION);
+        }
+        match self.tool.as_ref().map(|t| &t.phase) {
+            Some(ToolPhase::Started) => out.push(START_TOOL),
+            Some(ToolPhase::Finished { .. }) => out.push(FINISH_TOOL),
+            None => {}
+        }
+        out
+    }
+
     /// Builds the recording of a parsed event. `client` is the client process, learned only at
     /// SessionStart (reading /proc costs a little, and later events need not repeat it).
     pub fn of(event: &Event<'_>, now_ms: i64, client: Option<ClientProcess>) -> Recording {
@@ -207,11 +240,7 @@ impl Recording {
     /// event's id.
     pub fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<i64> {
         let tool = self.tool.as_ref();
-        tx.prepare_cached(
-            "INSERT INTO events (ts_ms, session_id, agent, event, tool_name, tool_use_id, \
-             file_path, truncated, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .and_then(|mut st| {
+        tx.prepare_cached(INSERT_EVENT).and_then(|mut st| {
             st.execute(params![
                 self.ts_ms,
                 self.session_id,
@@ -229,12 +258,7 @@ impl Recording {
             return Ok(event_id);
         };
         // A no-op (no page written) for a session already known.
-        tx.prepare_cached(
-            "INSERT INTO sessions (session_id, agent, first_seen_ms, cwd, project_root, \
-             transcript_path, model) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-             ON CONFLICT (session_id) DO NOTHING",
-        )
-        .and_then(|mut st| {
+        tx.prepare_cached(INSERT_SESSION).and_then(|mut st| {
             st.execute(params![
                 session,
                 self.agent,
@@ -293,14 +317,7 @@ impl Recording {
     ) -> rusqlite::Result<()> {
         match &tool.phase {
             ToolPhase::Started => {
-                tx.prepare_cached(
-                    "INSERT INTO tool_calls (session_id, call_key, seq, tool_name, file_path, \
-                     agent_id, started_ms, outcome) VALUES (?1, ?2, \
-                     coalesce((SELECT max(seq) + 1 FROM tool_calls \
-                               WHERE session_id = ?1 AND call_key = ?2), 0), \
-                     ?3, ?4, ?5, ?6, 'pending')",
-                )?
-                .execute(params![
+                tx.prepare_cached(START_TOOL)?.execute(params![
                     session,
                     tool.call_key,
                     tool.name,
@@ -314,22 +331,14 @@ impl Recording {
                 duration_ms,
                 error,
             } => {
-                let updated = tx
-                    .prepare_cached(
-                        "UPDATE tool_calls SET finished_ms = ?3, outcome = ?4, error = ?5, \
-                         duration_ms = coalesce(?6, max(0, ?3 - started_ms)) \
-                         WHERE session_id = ?1 AND call_key = ?2 AND seq = \
-                           (SELECT max(seq) FROM tool_calls WHERE session_id = ?1 \
-                            AND call_key = ?2 AND outcome = 'pending')",
-                    )?
-                    .execute(params![
-                        session,
-                        tool.call_key,
-                        self.ts_ms,
-                        outcome.as_str(),
-                        error,
-                        duration_ms
-                    ])?;
+                let updated = tx.prepare_cached(FINISH_TOOL)?.execute(params![
+                    session,
+                    tool.call_key,
+                    self.ts_ms,
+                    outcome.as_str(),
+                    error,
+                    duration_ms
+                ])?;
                 if updated == 0 {
                     // The Post event without its Pre (hooks registered for Post only, or the Pre
                     // lost to a crash): still a call, with what is known of it.

@@ -17,3 +17,9 @@ CREATE TABLE spool_applied (
 ALTER TABLE claims ADD COLUMN dev INTEGER;
 ALTER TABLE claims ADD COLUMN ino INTEGER;
 CREATE INDEX claims_by_inode ON claims (ino, dev) WHERE ino IS NOT NULL;
+
+-- The estimates read the last days' token counts inside a hook's write transaction: a covering
+-- index answers that from its own pages, without a lookup into `usage` per response.
+DROP INDEX usage_by_time;
+CREATE INDEX usage_by_time ON usage (ts_ms, input_tokens, output_tokens, cache_creation_tokens,
+                                     cache_read_tokens);

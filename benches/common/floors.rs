@@ -1,0 +1,68 @@
+//! The floors the hook benchmarks compare against: programs that do the least a recording hook
+//! could do. Each is the benchmark's own executable started with a flag, so that every target
+//! pays the same process start.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+/// Runs the floor named by `args[1]`, if any; returns false when the process is not a floor.
+pub fn run_if_floor(args: &[String]) -> bool {
+    match args.get(1).map(String::as_str) {
+        Some("floor-parse") => floor_parse(),
+        Some("floor-naive") => floor_naive(Path::new(&args[2]), Close::Checkpoint),
+        Some("floor-bounded") => floor_naive(Path::new(&args[2]), Close::BoundedWal),
+        _ => return false,
+    }
+    true
+}
+
+/// The parse floor: read stdin, parse it, exit.
+fn floor_parse() {
+    let mut buf = Vec::new();
+    std::io::stdin().read_to_end(&mut buf).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+    std::hint::black_box(v);
+}
+
+/// How a naive floor keeps its WAL short.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// SQLite's default: the last connection to close checkpoints and removes the WAL.
+    Checkpoint,
+    /// No checkpoint on close; a TRUNCATE checkpoint when the WAL passes the store's bound (the
+    /// fairer yardstick on a slow disk, where the close checkpoint's fsyncs dominate).
+    BoundedWal,
+}
+
+/// The naive floor: read, parse, insert one row with rusqlite (WAL, synchronous=NORMAL, SQLite's
+/// own busy handler with a 2 s timeout), close.
+fn floor_naive(db: &Path, close: Close) {
+    let mut buf = Vec::new();
+    std::io::stdin().read_to_end(&mut buf).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(2)).unwrap();
+    if close == Close::BoundedWal {
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .unwrap();
+    }
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)",
+        [],
+    )
+    .unwrap();
+    conn.execute("INSERT INTO events (payload) VALUES (?1)", [v.to_string()])
+        .unwrap();
+    if close == Close::BoundedWal {
+        let wal = agent_harness::store::wal_path(db);
+        if std::fs::metadata(wal).is_ok_and(|m| m.len() > agent_harness::store::WAL_BOUND_BYTES) {
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Many agents at once: `cargo bench --bench concurrency`.
+//!
+//! N parallel clients, each a session that runs M PreToolUse hook calls one after another on a
+//! file of its own (no lock conflicts), all on one store, as several Claude Code sessions and
+//! their subagents do. Beside it, in the same run and interleaved per N, the two floors of
+//! `benches/common/floors.rs` under the same load: `floor-naive` (one autocommit INSERT, WAL,
+//! synchronous=NORMAL, SQLite's busy handler, checkpoint on close) and `floor-bounded` (the same
+//! without the close checkpoint, the WAL bounded as the store bounds it).
+//!
+//! Reported per target and N: events/s (all calls / wall time), p50, p99 and max latency of one
+//! call (spawn to exit), calls whose event was spooled (the store was busy past the timeout),
+//! and for the hooks the longest the store's write lock was held by one call (each call prints
+//! it with `AGENT_HARNESS_TRACE_HOLD`). Every event is checked to be stored exactly once.
+//!
+//! `BENCH_CLIENTS` (default `1,4,16,64`) and `BENCH_CALLS` (calls per client, default 200; 64
+//! clients run a quarter of that each) set the load.
+
+#[path = "common/floors.rs"]
+mod floors;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if floors::run_if_floor(&args) {
+        return;
+    }
+    let clients: Vec<usize> = std::env::var("BENCH_CLIENTS")
+        .unwrap_or_else(|_| "1,4,16,64".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let calls: usize = std::env::var("BENCH_CALLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scratch = root
+        .join("target")
+        .join(format!("bench-concurrency-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let me = std::env::current_exe().unwrap();
+    let hook = PathBuf::from(env!("CARGO_BIN_EXE_harness-pre-tool-use"));
+
+    println!(
+        "{:<22} {:>4} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "target", "N", "calls", "events/s", "p50 ms", "p99 ms", "max ms", "spooled", "hold max"
+    );
+    for &n in &clients {
+        let m = if n >= 64 { (calls / 4).max(1) } else { calls };
+        let mut results = Vec::new();
+        for kind in [Kind::Naive, Kind::Bounded, Kind::Hook] {
+            let dir = scratch.join(format!("{}-{n}", kind.name()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let db = dir.join("harness.db");
+            let program = match kind {
+                Kind::Hook => hook.clone(),
+                _ => me.clone(),
+            };
+            let r = run_load(kind, &program, &db, n, m);
+            check_stored(kind, &db, n * m, &hook);
+            results.push((kind, r));
+        }
+        let naive_rate = results[0].1.rate;
+        let bounded_p50 = results[1].1.p50;
+        for (kind, r) in &results {
+            println!(
+                "{:<22} {:>4} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9}",
+                kind.name(),
+                n,
+                n * m,
+                r.rate,
+                ms(r.p50),
+                ms(r.p99),
+                ms(r.max),
+                r.spooled,
+                r.hold_max
+                    .map_or("-".into(), |h| format!("{:.2} ms", ms(h)))
+            );
+        }
+        let hook = &results[2].1;
+        println!(
+            "  N={n}: hook events/s / naive floor's: {:.2}x (aim >= 1.00x); p50 / bounded floor's: \
+             {:.2}x (aim <= 1.20x at N=1)",
+            hook.rate / naive_rate,
+            hook.p50.as_secs_f64() / bounded_p50.as_secs_f64()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Naive,
+    Bounded,
+    Hook,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Naive => "floor-naive",
+            Kind::Bounded => "floor-bounded",
+            Kind::Hook => "harness-pre-tool-use",
+        }
+    }
+}
+
+struct Load {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+    spooled: usize,
+    hold_max: Option<Duration>,
+}
+
+/// The PreToolUse payload of client `c`'s call `i`: its own session and file.
+fn payload(c: usize, i: usize) -> Vec<u8> {
+    serde_json::json!({
+        "session_id": format!("bench-{c:04}-0000-4000-8000-000000000000"),
+        "transcript_path": format!("/tmp/bench-{c}.jsonl"),
+        "cwd": "/tmp",
+        "permission_mode": "default",
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Edit",
+        "tool_use_id": format!("toolu_bench_{c}_{i}"),
+        "tool_input": {"file_path": format!("/tmp/agent-harness-bench/client-{c}.rs"),
+                       "old_string": "a", "new_string": "b"}
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
+    let started = Instant::now();
+    let per_client: Vec<(Vec<Duration>, usize, Duration)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|c| {
+                s.spawn(move || {
+                    let mut samples = Vec::with_capacity(m);
+                    let mut spooled = 0;
+                    let mut hold = Duration::ZERO;
+                    for i in 0..m {
+                        let (took, stderr) = call(kind, program, db, &payload(c, i));
+                        samples.push(took);
+                        if stderr.contains("waits in") {
+                            spooled += 1;
+                        }
+                        if let Some(us) = stderr
+                            .lines()
+                            .find_map(|l| l.strip_prefix("agent-harness-trace: hold_us="))
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                        {
+                            hold = hold.max(Duration::from_micros(us));
+                        }
+                    }
+                    (samples, spooled, hold)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let wall = started.elapsed();
+    let mut all: Vec<Duration> = per_client.iter().flat_map(|p| p.0.clone()).collect();
+    all.sort();
+    let at = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize];
+    Load {
+        rate: all.len() as f64 / wall.as_secs_f64(),
+        p50: at(0.5),
+        p99: at(0.99),
+        max: *all.last().unwrap(),
+        spooled: per_client.iter().map(|p| p.1).sum(),
+        hold_max: (kind == Kind::Hook).then(|| per_client.iter().map(|p| p.2).max().unwrap()),
+    }
+}
+
+fn call(kind: Kind, program: &Path, db: &Path, stdin: &[u8]) -> (Duration, String) {
+    let mut cmd = Command::new(program);
+    match kind {
+        Kind::Hook => {
+            cmd.env("HARNESS_DB", db)
+                .env("AGENT_HARNESS_TRACE_HOLD", "1")
+                .env("HARNESS_CONFIG", "/nonexistent/agent-harness-bench.json");
+        }
+        Kind::Naive => {
+            cmd.arg("floor-naive").arg(db);
+        }
+        Kind::Bounded => {
+            cmd.arg("floor-bounded").arg(db);
+        }
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    assert!(out.status.success(), "{} failed", kind.name());
+    (took, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Every event stored exactly once (after one more hook call stores whatever was spooled).
+fn check_stored(kind: Kind, db: &Path, expected: usize, hook: &Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let count = |conn: &rusqlite::Connection| -> usize {
+        let sql = match kind {
+            Kind::Hook => {
+                "SELECT count(DISTINCT tool_use_id) || ',' || count(*) FROM events \
+                 WHERE tool_use_id LIKE 'toolu_bench_%'"
+            }
+            _ => "SELECT count(*) || ',' || count(*) FROM events",
+        };
+        let s: String = conn.query_row(sql, [], |r| r.get(0)).unwrap();
+        let (distinct, all) = s.split_once(',').unwrap();
+        assert_eq!(distinct, all, "{}: an event stored twice", kind.name());
+        all.parse().unwrap()
+    };
+    if kind == Kind::Hook && count(&conn) < expected {
+        let flush = serde_json::json!({"session_id": "bench-flush", "cwd": "/tmp",
+            "hook_event_name": "PreToolUse", "tool_name": "Read", "tool_use_id": "flush",
+            "tool_input": {"file_path": "/tmp/x"}});
+        let _ = call(kind, hook, db, flush.to_string().as_bytes());
+    }
+    let stored = count(&conn);
+    assert_eq!(stored, expected, "{}: events lost", kind.name());
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
