@@ -81,7 +81,7 @@ impl Limits {
     };
 }
 
-/// Which bound of [`Limits`] stopped the reading first.
+/// Which bound of [`Limits`] was hit first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bound {
     /// The command is longer than [`Limits::bytes`].
@@ -166,6 +166,7 @@ pub fn writes_within(command: &str, cwd: &str, limits: &Limits) -> Writes {
         out: Vec::new(),
         index: HashMap::new(),
         bound: cut,
+        paths_full: false,
         work: Work {
             bytes: i,
             words,
@@ -201,7 +202,10 @@ enum Redir {
 enum Token {
     /// A word after quote removal; `literal` is false when its value cannot be known (a `$`, a
     /// backquote, a glob or `~` outside single quotes).
-    Word { text: String, literal: bool },
+    Word {
+        text: String,
+        literal: bool,
+    },
     /// `;`, `&&`, `||`, `|`, `&`, newline.
     Sep,
     /// `(` of a subshell.
@@ -674,7 +678,10 @@ struct Classifier<'l> {
     in_function: bool,
     out: Vec<Target>,
     index: HashMap<PathBuf, usize>,
+    /// The first bound hit, the lexer's included.
     bound: Option<Bound>,
+    /// No more paths are resolved.
+    paths_full: bool,
     work: Work,
 }
 
@@ -734,7 +741,7 @@ impl Classifier<'_> {
         if !w.literal || w.text.is_empty() || w.text.len() > 4096 || w.text.starts_with("/dev/") {
             return None;
         }
-        if self.bound == Some(Bound::Paths) {
+        if self.paths_full {
             return None;
         }
         let relative = !w.text.starts_with('/');
@@ -747,9 +754,9 @@ impl Classifier<'_> {
         let parts = w.text.bytes().filter(|&c| c == b'/').count()
             + 1
             + if relative { self.cwd_parts } else { 0 };
-        if self.work.paths >= self.limits.paths || self.work.lookups + parts > self.limits.lookups
-        {
-            self.bound = Some(Bound::Paths);
+        if self.work.paths >= self.limits.paths || self.work.lookups + parts > self.limits.lookups {
+            self.paths_full = true;
+            self.bound.get_or_insert(Bound::Paths);
             return None;
         }
         self.work.paths += 1;
@@ -814,12 +821,9 @@ impl Classifier<'_> {
                     self.add_word(w, known && !asks);
                 }
             }
-            "shred" => self.each_operand(
-                args,
-                b"ns",
-                &["iterations", "size", "random-source"],
-                known,
-            ),
+            "shred" => {
+                self.each_operand(args, b"ns", &["iterations", "size", "random-source"], known)
+            }
             "truncate" => self.each_operand(args, b"sr", &["size", "reference"], known),
             "touch" => self.each_operand(args, b"drt", &["date", "reference"], false),
             "dd" => {
@@ -1205,10 +1209,7 @@ mod tests {
         assert!(w("cmd >&2; cmd >&-").is_empty());
         assert!(w("cat < in.txt; cat <<< 'x > y'").is_empty());
         assert!(w("cmd 2>&1 | less").is_empty());
-        assert_eq!(
-            certain("echo 'a > b' > \"my file\""),
-            [ws("my file")]
-        );
+        assert_eq!(certain("echo 'a > b' > \"my file\""), [ws("my file")]);
         assert_eq!(maybe("cat <> rw.txt"), [ws("rw.txt")]);
     }
 
@@ -1227,15 +1228,24 @@ mod tests {
         assert_eq!(certain("sed -i '' 's/a/b/' f"), [ws("f")]);
         assert_eq!(certain("sed --in-place=.b --expression=p f"), [ws("f")]);
         assert!(w("sed 's/a/b/' f1").is_empty(), "no -i: prints");
-        assert!(w("sed -e s/i/x/ f1").is_empty(), "an i in a script is no -i");
+        assert!(
+            w("sed -e s/i/x/ f1").is_empty(),
+            "an i in a script is no -i"
+        );
         assert_eq!(certain("cp -r a.txt dest.txt"), [ws("dest.txt")]);
         assert_eq!(certain("cp -t /d a b"), ["/d/a", "/d/b"]);
         assert_eq!(certain("mv old.rs new.rs"), [ws("new.rs"), ws("old.rs")]);
         assert_eq!(certain("install -m 644 a bin/a"), [ws("bin/a")]);
         assert!(w("install -d a b").is_empty());
-        assert_eq!(certain("rm -rf build tmp.txt"), [ws("build"), ws("tmp.txt")]);
+        assert_eq!(
+            certain("rm -rf build tmp.txt"),
+            [ws("build"), ws("tmp.txt")]
+        );
         assert_eq!(certain("truncate -s 0 big.log"), [ws("big.log")]);
-        assert_eq!(certain("dd if=/dev/zero of=disk.img bs=1M"), [ws("disk.img")]);
+        assert_eq!(
+            certain("dd if=/dev/zero of=disk.img bs=1M"),
+            [ws("disk.img")]
+        );
         assert_eq!(certain("shred -n 3 -u key"), [ws("key")]);
         assert_eq!(certain("sudo -u bob FOO=1 tee /etc/x"), ["/etc/x"]);
         assert_eq!(certain("env -i A=1 nice -n 5 timeout 10 rm f"), [ws("f")]);
@@ -1249,7 +1259,10 @@ mod tests {
         assert_eq!(maybe("mv -i a b"), [ws("b"), ws("a")]);
         assert_eq!(maybe("rm -i a"), [ws("a")]);
         assert_eq!(maybe("ln -sf a b"), [ws("b")]);
-        assert!(certain("cp a b c").is_empty(), "several into a non-directory");
+        assert!(
+            certain("cp a b c").is_empty(),
+            "several into a non-directory"
+        );
     }
 
     #[test]
@@ -1329,9 +1342,19 @@ mod tests {
         assert_eq!(r.bound, Some(Bound::Paths));
         assert_eq!(r.work.paths, 100);
         assert_eq!(r.targets.len(), 100);
-        assert!(r.targets[0].certain, "what was found before the bound stays");
+        assert!(
+            r.targets[0].certain,
+            "what was found before the bound stays"
+        );
 
-        let r = writes_within(&cmd, WS, &Limits { bytes: 100, ..small });
+        let r = writes_within(
+            &cmd,
+            WS,
+            &Limits {
+                bytes: 100,
+                ..small
+            },
+        );
         assert_eq!(r.bound, Some(Bound::Bytes));
         assert_eq!(r.work.bytes, 100);
 
@@ -1339,7 +1362,14 @@ mod tests {
         assert_eq!(r.bound, Some(Bound::Words));
         assert!(r.work.words <= 50);
 
-        let r = writes_within(&cmd, WS, &Limits { lookups: 30, ..small });
+        let r = writes_within(
+            &cmd,
+            WS,
+            &Limits {
+                lookups: 30,
+                ..small
+            },
+        );
         assert_eq!(r.bound, Some(Bound::Paths));
         assert!(r.work.lookups <= 30);
         assert!(writes("echo > a; tee b", WS).bound.is_none());
@@ -1348,7 +1378,14 @@ mod tests {
     #[test]
     fn a_word_the_byte_bound_cuts_is_dropped_and_the_cut_command_is_only_maybe() {
         let cut = |cmd: &str, bytes: usize| {
-            let r = writes_within(cmd, WS, &Limits { bytes, ..Limits::HOOK });
+            let r = writes_within(
+                cmd,
+                WS,
+                &Limits {
+                    bytes,
+                    ..Limits::HOOK
+                },
+            );
             assert_eq!(r.bound, Some(Bound::Bytes), "{cmd}");
             r.targets
                 .into_iter()

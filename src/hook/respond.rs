@@ -59,7 +59,10 @@ pub fn shell_writes(event: &Event<'_>, config: &Config) -> Option<shell::Writes>
     {
         return None;
     }
-    let tool = event.tool.as_ref().filter(|t| t.class == ToolClass::Shell)?;
+    let tool = event
+        .tool
+        .as_ref()
+        .filter(|t| t.class == ToolClass::Shell)?;
     let command = event.payload.tool_arg("command")?;
     let cwd = event.payload.cwd?;
     // Gemini CLI runs the command in `dir_path`, relative to its workspace directory.

@@ -129,7 +129,11 @@ mod tests {
             true,
             NOW,
         );
-        assert!(n.for_writer.unwrap().contains("too long to check every file"));
+        assert!(
+            n.for_writer
+                .unwrap()
+                .contains("too long to check every file")
+        );
     }
 
     #[test]

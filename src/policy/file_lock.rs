@@ -214,7 +214,11 @@ fn shell_deny_reason(in_the_way: &[(&str, &Held)], now_ms: i64) -> String {
          was not run, because it writes {} that another agent is editing: {}{more}. Do not \
          write {} now: run what does not write {}, work on something else and come back to it \
          later, or ask the user.",
-        if in_the_way.len() == 1 { "a file" } else { "files" },
+        if in_the_way.len() == 1 {
+            "a file"
+        } else {
+            "files"
+        },
         files.join("; "),
         if in_the_way.len() == 1 { "it" } else { "them" },
         if in_the_way.len() == 1 { "it" } else { "them" },
@@ -383,10 +387,9 @@ mod tests {
     #[test]
     fn a_shell_command_writing_a_file_another_live_agent_holds_is_denied_as_a_deliberate_lock() {
         let h = held("bbbbbbbb-2222", 13 * 60_000, None);
-        let ShellVerdict::Deny { reason, holders } = shell(
-            &[("/p/free.rs", None), ("/p/src/main.rs", Some(h))],
-            0,
-        ) else {
+        let ShellVerdict::Deny { reason, holders } =
+            shell(&[("/p/free.rs", None), ("/p/src/main.rs", Some(h))], 0)
+        else {
             panic!("not denied")
         };
         assert_eq!(
