@@ -2,6 +2,8 @@
 //! the policies need, ask them, apply the writes they imply, and return the decision.
 //!
 //! Policies stay pure (`crate::policy`); SQL stays in `crate::store`; this module only wires them.
+//! Work that is not bounded by the store (reading a shell command for the files it writes, with
+//! its path lookups) is done before the transaction by [`shell_writes`], and handed in ready.
 
 use rusqlite::Transaction;
 
@@ -10,9 +12,10 @@ use crate::decision::{self, Decision};
 use crate::event::Agent;
 use crate::event::{Event, Kind, ToolClass};
 use crate::policy::collision;
-use crate::policy::file_lock::{self, Effect, Verdict, Write};
+use crate::policy::file_lock::{self, Effect, ShellVerdict, Verdict, Write};
 use crate::policy::quota as quota_policy;
 use crate::quota;
+use crate::shell;
 use crate::store::claims::{self, Claim, Held};
 use crate::store::quota as quota_store;
 
@@ -26,15 +29,48 @@ pub enum Response {
 }
 
 /// True when this event is a file write that the lock policy may deny: the one case where a
-/// failure to check is the user's call (`locks.fail_closed`).
-pub fn is_enforced_write(event: &Event<'_>, config: &Config) -> bool {
+/// failure to check is the user's call (`locks.fail_closed`). A shell command is one when it
+/// certainly writes a file (`shell` is what [`shell_writes`] found).
+pub fn is_enforced_write(
+    event: &Event<'_>,
+    config: &Config,
+    shell: Option<&shell::Writes>,
+) -> bool {
     config.locks.enabled
         && event.kind == Kind::PreTool
         && event.session_id().is_some()
-        && event
-            .tool
-            .as_ref()
-            .is_some_and(|t| t.class == ToolClass::FileWrite && t.file.is_some())
+        && event.tool.as_ref().is_some_and(|t| match t.class {
+            ToolClass::FileWrite => t.file.is_some(),
+            ToolClass::Shell => shell.is_some_and(|w| w.certain().next().is_some()),
+            _ => false,
+        })
+}
+
+/// The files a shell tool call writes, for the lock policy: read from the command before the
+/// transaction (the read is bounded, see `crate::shell`, but it looks paths up on disk). None
+/// for any other event, or when locks are off.
+pub fn shell_writes(event: &Event<'_>, config: &Config) -> Option<shell::Writes> {
+    if !config.locks.enabled
+        || event.session_id().is_none()
+        || !matches!(
+            event.kind,
+            Kind::PreTool | Kind::PostTool | Kind::PostToolFailure
+        )
+    {
+        return None;
+    }
+    let tool = event
+        .tool
+        .as_ref()
+        .filter(|t| t.class == ToolClass::Shell)?;
+    let command = event.payload.tool_arg("command")?;
+    let cwd = event.payload.cwd?;
+    // Gemini CLI runs the command in `dir_path`, relative to its workspace directory.
+    let dir = match event.payload.tool_arg("dir_path").filter(|d| !d.is_empty()) {
+        Some(d) if tool.name == "run_shell_command" => crate::paths::canonical(Some(cwd), d),
+        _ => std::path::PathBuf::from(cwd),
+    };
+    Some(shell::writes(command, dir.to_str()?))
 }
 
 /// True when this event is a file write that the lock policy would check but whose path is
@@ -181,7 +217,8 @@ pub fn transcript_to_read<'a>(event: &Event<'a>) -> Option<&'a str> {
     }
 }
 
-/// Decides about `event`, already recorded as `event_id`, and applies what follows.
+/// Decides about `event`, already recorded as `event_id`, and applies what follows. `shell` is
+/// what [`shell_writes`] found for it, before the transaction.
 pub fn respond(
     tx: &Transaction<'_>,
     event: &Event<'_>,
@@ -189,6 +226,7 @@ pub fn respond(
     config: &Config,
     now_ms: i64,
     transcript: Option<quota::ingest::Read>,
+    shell: Option<&shell::Writes>,
 ) -> rusqlite::Result<Response> {
     let Some(session) = event.session_id() else {
         return Ok(Response::Decide(Decision::Pass));
@@ -236,15 +274,35 @@ pub fn respond(
                 }
             }
         }
+        // Before it runs: a command that certainly writes a held file is denied. No claim is
+        // taken for it, now or after it ran.
+        (Kind::PreTool, Some(ToolClass::Shell)) if config.locks.enabled => {
+            if let Some(writes) = shell {
+                let mut written: Vec<(String, Option<Held>)> = Vec::new();
+                for p in writes.certain() {
+                    let p = p.to_string_lossy().into_owned();
+                    let held = claims::held(tx, &p)?;
+                    written.push((p, held));
+                }
+                match file_lock::before_shell(session, &written, &config.locks, now_ms) {
+                    ShellVerdict::Allow => {}
+                    ShellVerdict::Deny { reason, holders } => {
+                        for (path, holder) in &holders {
+                            claims::log(tx, now_ms, path, session, "deny", Some(holder))?;
+                        }
+                        decision = Decision::Deny(reason);
+                    }
+                    ShellVerdict::Wait { until_ms } => return Ok(Response::WaitUntil(until_ms)),
+                }
+            }
+        }
         (Kind::PostTool | Kind::PostToolFailure, Some(ToolClass::Shell))
             if config.locks.enabled =>
         {
-            if let (Some(command), Some(cwd)) =
-                (event.payload.tool_arg("command"), event.payload.cwd)
-            {
+            if let Some(writes) = shell {
                 let mut written: Vec<(String, Option<Held>)> = Vec::new();
-                for p in crate::shell::written_paths(command, cwd) {
-                    let p = p.to_string_lossy().into_owned();
+                for t in &writes.targets {
+                    let p = t.path.to_string_lossy().into_owned();
                     let held = claims::held(tx, &p)?;
                     written.push((p, held));
                 }
@@ -253,7 +311,8 @@ pub fn respond(
                     event.agent.as_str(),
                     session.get(..8).unwrap_or(session)
                 );
-                let notices = collision::after_shell(session, &label, &written, now_ms);
+                let partial = writes.bound.is_some();
+                let notices = collision::after_shell(session, &label, &written, partial, now_ms);
                 for (holder, text) in &notices.for_holders {
                     claims::notify(tx, holder, now_ms, text)?;
                 }

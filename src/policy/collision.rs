@@ -1,5 +1,8 @@
 //! Collisions through the shell: a shell command wrote a file that another live agent holds.
 //! Both agents are told: the one that ran the command at once, the holder on its next hook.
+//! This is the after-the-fact half: a command that certainly wrote a held file was denied before
+//! it ran (`file_lock::before_shell`); what reaches here is what could not be known in advance, or
+//! was claimed while the command ran. No claim is taken for a shell write.
 
 use crate::store::claims::Held;
 use crate::time::span;
@@ -16,11 +19,13 @@ pub struct Notices {
 }
 
 /// `written`: each path the command wrote with the claim on it, if any. `writer` is the session
-/// that ran it, `writer_label` how to name it to others (`claude session 27bffab0`).
+/// that ran it, `writer_label` how to name it to others (`claude session 27bffab0`). `partial`:
+/// the command was too long to read whole (a bound of `crate::shell` was hit).
 pub fn after_shell(
     writer: &str,
     writer_label: &str,
     written: &[(String, Option<Held>)],
+    partial: bool,
     now_ms: i64,
 ) -> Notices {
     let collisions: Vec<(&String, &Held)> = written
@@ -37,10 +42,15 @@ pub fn after_shell(
         .iter()
         .map(|(path, h)| format!("{path} (held by {})", describe_holder(h)))
         .collect();
+    let partial = if partial {
+        " (the command was too long to check every file it writes)"
+    } else {
+        ""
+    };
     let for_writer = format!(
         "agent-harness: collision: that shell command wrote {} while another agent is editing \
-         it. Tell the user, check the file's content, and do not write it again until the other \
-         agent is done (its claim shows in `harness locks`).",
+         it{partial}. Tell the user, check the file's content, and do not write it again until \
+         the other agent is done (its claim shows in `harness locks`).",
         list.join(", ")
     );
     let mut for_holders: Vec<(String, String)> = Vec::new();
@@ -90,6 +100,7 @@ mod tests {
                 ("/p/a.rs".into(), held("holder-123456", 60_000, None)),
                 ("/p/free.rs".into(), None),
             ],
+            false,
             NOW,
         );
         let mine = n.for_writer.unwrap();
@@ -106,6 +117,23 @@ mod tests {
                 .contains("gemini session me ran a shell command that wrote /p/a.rs")
         );
         assert!(n.for_holders[0].1.contains("1m ago"));
+        assert!(!mine.contains("too long"));
+    }
+
+    #[test]
+    fn a_command_read_only_in_part_says_so() {
+        let n = after_shell(
+            "me",
+            "x",
+            &[("/p/a.rs".into(), held("other", 60_000, None))],
+            true,
+            NOW,
+        );
+        assert!(
+            n.for_writer
+                .unwrap()
+                .contains("too long to check every file")
+        );
     }
 
     #[test]
@@ -117,7 +145,7 @@ mod tests {
             held("other", 60_000, Some(Gone::ProcessExited)),
         ] {
             assert_eq!(
-                after_shell("me", "x", &[("/p/a.rs".into(), h)], NOW),
+                after_shell("me", "x", &[("/p/a.rs".into(), h)], false, NOW),
                 Notices::default()
             );
         }

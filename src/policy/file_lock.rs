@@ -5,6 +5,9 @@
 //! after the last one. A holder whose session ended or whose client process exited no longer
 //! counts: its claims are free (taken over as "orphan"). Releasing at SessionEnd (and at Stop,
 //! when configured) is the driver's, through `store::claims`.
+//!
+//! A shell command that certainly writes a file another live agent holds is denied before it
+//! runs ([`before_shell`]); it takes no claim, before or after (see `policy::collision`).
 
 use crate::config::LocksConfig;
 use crate::event::Agent;
@@ -126,6 +129,99 @@ fn deny_reason(w: &Write<'_>, held: &Held) -> String {
         left = span(c.expires_ms - w.now_ms),
         at = local_clock(c.expires_ms),
         quoted = crate::shell::quote(w.path),
+    )
+}
+
+/// The answer to a shell command before it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShellVerdict {
+    /// No file it certainly writes is held by another live agent.
+    Allow,
+    /// It writes files other live agents hold: `holders` are (path, holder session).
+    Deny {
+        reason: String,
+        holders: Vec<(String, String)>,
+    },
+    /// Every claim in the way lapses within the configured wait: ask again at `until_ms`.
+    Wait { until_ms: i64 },
+}
+
+/// Before a shell command runs (PreToolUse(Bash) / BeforeTool(run_shell_command)): `written` are
+/// the files it certainly writes, each with the claim on it, if any. The command is denied when
+/// another live agent holds one of them; it waits (as a file write does) when every such claim
+/// lapses within `locks.wait_secs`.
+pub fn before_shell(
+    session_id: &str,
+    written: &[(String, Option<Held>)],
+    cfg: &LocksConfig,
+    now_ms: i64,
+) -> ShellVerdict {
+    let in_the_way: Vec<(&str, &Held)> = written
+        .iter()
+        .filter_map(|(path, held)| Some((path.as_str(), held.as_ref()?)))
+        .filter(|(_, h)| h.claim.session_id != session_id && free_because(h, now_ms).is_none())
+        .collect();
+    if in_the_way.is_empty() {
+        return ShellVerdict::Allow;
+    }
+    let wait_ms = (cfg.wait_secs as i64).saturating_mul(1000);
+    let last_lapse = in_the_way
+        .iter()
+        .map(|(_, h)| h.claim.expires_ms)
+        .max()
+        .unwrap_or(now_ms);
+    if wait_ms > 0 && last_lapse - now_ms <= wait_ms {
+        return ShellVerdict::Wait {
+            until_ms: last_lapse,
+        };
+    }
+    ShellVerdict::Deny {
+        reason: shell_deny_reason(&in_the_way, now_ms),
+        holders: in_the_way
+            .iter()
+            .map(|(p, h)| ((*p).to_owned(), h.claim.session_id.clone()))
+            .collect(),
+    }
+}
+
+/// How many held files a shell deny names one by one.
+const SHELL_DENY_NAMED: usize = 5;
+
+fn shell_deny_reason(in_the_way: &[(&str, &Held)], now_ms: i64) -> String {
+    let files: Vec<String> = in_the_way
+        .iter()
+        .take(SHELL_DENY_NAMED)
+        .map(|(path, held)| {
+            let c = &held.claim;
+            format!(
+                "{path} (held by {holder}; it last wrote it {ago} ago; the claim lapses in \
+                 {left}, at {at}; if that session is gone, the user can free it with: harness \
+                 locks release {quoted})",
+                holder = describe_holder(held),
+                ago = span(now_ms - c.touched_ms),
+                left = span(c.expires_ms - now_ms),
+                at = local_clock(c.expires_ms),
+                quoted = crate::shell::quote(path),
+            )
+        })
+        .collect();
+    let more = match in_the_way.len().saturating_sub(SHELL_DENY_NAMED) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    format!(
+        "agent-harness: deliberate file lock held by another agent, not an error. This command \
+         was not run, because it writes {} that another agent is editing: {}{more}. Do not \
+         write {} now: run what does not write {}, work on something else and come back to it \
+         later, or ask the user.",
+        if in_the_way.len() == 1 {
+            "a file"
+        } else {
+            "files"
+        },
+        files.join("; "),
+        if in_the_way.len() == 1 { "it" } else { "them" },
+        if in_the_way.len() == 1 { "it" } else { "them" },
     )
 }
 
@@ -278,6 +374,90 @@ mod tests {
                 took_over: Some(("b".into(), "lapse"))
             }
         );
+    }
+
+    fn shell(written: &[(&str, Option<Held>)], wait_secs: u64) -> ShellVerdict {
+        let written: Vec<(String, Option<Held>)> = written
+            .iter()
+            .map(|(p, h)| ((*p).to_owned(), h.clone()))
+            .collect();
+        before_shell("aaaaaaaa-1", &written, &cfg(wait_secs), NOW)
+    }
+
+    #[test]
+    fn a_shell_command_writing_a_file_another_live_agent_holds_is_denied_as_a_deliberate_lock() {
+        let h = held("bbbbbbbb-2222", 13 * 60_000, None);
+        let ShellVerdict::Deny { reason, holders } =
+            shell(&[("/p/free.rs", None), ("/p/src/main.rs", Some(h))], 0)
+        else {
+            panic!("not denied")
+        };
+        assert_eq!(
+            holders,
+            [("/p/src/main.rs".to_owned(), "bbbbbbbb-2222".to_owned())]
+        );
+        assert!(
+            reason.starts_with(
+                "agent-harness: deliberate file lock held by another agent, not an error."
+            ),
+            "{reason}"
+        );
+        for part in [
+            "This command was not run",
+            "/p/src/main.rs (held by gemini session bbbbbbbb in /p",
+            "last wrote it 2m ago",
+            "lapses in 13m",
+            "harness locks release /p/src/main.rs",
+            "work on something else",
+        ] {
+            assert!(reason.contains(part), "{part:?} missing from {reason}");
+        }
+        assert!(!reason.contains("free.rs"), "{reason}");
+    }
+
+    #[test]
+    fn a_shell_command_over_free_own_lapsed_or_orphaned_files_is_allowed() {
+        for h in [
+            None,
+            Some(held("aaaaaaaa-1", 60_000, None)),
+            Some(held("bbbbbbbb-2", -1, None)),
+            Some(held("bbbbbbbb-2", 60_000, Some(Gone::Ended))),
+            Some(held("bbbbbbbb-2", 60_000, Some(Gone::ProcessExited))),
+        ] {
+            assert_eq!(shell(&[("/p/src/main.rs", h)], 0), ShellVerdict::Allow);
+        }
+        assert_eq!(shell(&[], 0), ShellVerdict::Allow);
+    }
+
+    #[test]
+    fn a_shell_command_waits_only_when_every_claim_in_the_way_lapses_within_the_wait() {
+        let soon = held("bbbbbbbb-2", 5_000, None);
+        let later = held("cccccccc-3", 60_000, None);
+        assert_eq!(
+            shell(&[("/p/a", Some(soon.clone()))], 10),
+            ShellVerdict::Wait {
+                until_ms: NOW + 5_000
+            }
+        );
+        assert!(matches!(
+            shell(&[("/p/a", Some(soon)), ("/p/b", Some(later))], 10),
+            ShellVerdict::Deny { holders, .. } if holders.len() == 2
+        ));
+    }
+
+    #[test]
+    fn a_shell_deny_over_many_files_names_a_few() {
+        let many: Vec<(String, Option<Held>)> = (0..8)
+            .map(|i| (format!("/p/f{i}"), Some(held("bbbbbbbb-2", 60_000, None))))
+            .collect();
+        let ShellVerdict::Deny { reason, holders } =
+            before_shell("aaaaaaaa-1", &many, &cfg(0), NOW)
+        else {
+            panic!()
+        };
+        assert_eq!(holders.len(), 8);
+        assert!(reason.contains("/p/f4 (held") && !reason.contains("/p/f5 (held"));
+        assert!(reason.contains(" and 3 more."), "{reason}");
     }
 
     #[test]
