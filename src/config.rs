@@ -157,8 +157,14 @@ pub struct QuotaConfig {
     pub block_tokens: Option<u64>,
     /// Tokens (input + output) per 7 days, overriding the plan's.
     pub week_tokens: Option<u64>,
-    /// Gemini requests per day (Pacific): 1000 with a Google login (default), 250 with a free
-    /// API key (Flash only). Counted from the runs the harness made: an estimate.
+    /// Gemini requests per day (Pacific midnight to midnight) the estimate is measured against.
+    /// Default 20: the AI Studio free tier's daily limit per project and model for the Flash
+    /// models (Gemini 2.5 Flash, 3 Flash) since December 2025, the lowest a working account has.
+    /// Google no longer publishes per-model figures (AI Studio's rate-limit page shows a
+    /// project's own); set yours, e.g. a paid tier's. Counted from the runs the harness made, the
+    /// router's call included: an estimate that advises, while a run's own quota errors (exit
+    /// 173) are what marks Gemini out. The personal Google login's 1,000 a day is gone: Gemini CLI
+    /// refuses those accounts since 2026-06-18.
     pub gemini_daily_requests: u64,
 }
 
@@ -172,7 +178,7 @@ impl Default for QuotaConfig {
             plan: "none".into(),
             block_tokens: None,
             week_tokens: None,
-            gemini_daily_requests: 1000,
+            gemini_daily_requests: 20,
         }
     }
 }
@@ -328,9 +334,14 @@ impl Config {
 /// The largest config file read: far above any real one (a few hundred bytes).
 pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
-/// The text of a regular file of at most [`MAX_CONFIG_BYTES`], opened without blocking (a FIFO's
-/// open would wait for a writer) and checked on the opened descriptor (no stat-then-open race).
 fn read_bounded(path: &Path) -> std::io::Result<String> {
+    read_regular_file(path, MAX_CONFIG_BYTES)
+}
+
+/// The text of a regular file of at most `max` bytes, opened without blocking (a FIFO's open
+/// would wait for a writer) and checked on the opened descriptor (no stat-then-open race). For
+/// every small settings-like file the harness reads.
+pub fn read_regular_file(path: &Path, max: u64) -> std::io::Result<String> {
     use std::io::{Error as IoError, ErrorKind, Read};
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
@@ -345,14 +356,11 @@ fn read_bounded(path: &Path) -> std::io::Result<String> {
         ));
     }
     let mut bytes = Vec::new();
-    file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
         return Err(IoError::new(
             ErrorKind::InvalidData,
-            format!(
-                "larger than {} KiB; a config is a few lines",
-                MAX_CONFIG_BYTES / 1024
-            ),
+            format!("larger than {} KiB; a config is a few lines", max / 1024),
         ));
     }
     String::from_utf8(bytes).map_err(|_| IoError::new(ErrorKind::InvalidData, "not UTF-8 text"))

@@ -639,3 +639,64 @@ fn a_personal_google_login_is_refused_and_the_report_says_what_works_instead() {
     );
     assert_eq!(s.runs()[0].error_kind.as_deref(), Some("personal_login"));
 }
+
+#[test]
+fn doctor_finds_gemini_through_the_config_and_says_whether_its_login_works() {
+    // Before: doctor looked only on PATH, so it called gemini missing while delegation (through
+    // gemini.binary) worked, and it never looked at how Gemini would log in.
+    let s = setup("runner-doctor", json!({}));
+    let doctor = |vars: &[(&str, &str)]| {
+        let mut cmd = s.env.cmd("harness");
+        cmd.arg("doctor").current_dir(&s.project);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        stdout(&cmd.output().unwrap())
+    };
+    let settings = s.env.home.join(".gemini/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    let select = |t: &str| {
+        std::fs::write(
+            &settings,
+            json!({"security": {"auth": {"selectedType": t}}}).to_string(),
+        )
+        .unwrap()
+    };
+    select("oauth-personal");
+    let out = doctor(&[("GEMINI_API_KEY", "k")]);
+    let line = |what: &str| {
+        out.lines()
+            .find(|l| l[6..].starts_with(what))
+            .unwrap_or_else(|| panic!("no {what} line: {out}"))
+            .to_owned()
+    };
+    assert!(line("gemini ").starts_with("ok"), "{out}");
+    assert!(line("gemini ").contains("(gemini.binary)"), "{out}");
+    let auth = line("gem auth");
+    assert!(auth.starts_with("warn"), "{auth}");
+    assert!(auth.contains("Login with Google (oauth-personal"), "{auth}");
+    assert!(auth.contains("GEMINI_API_KEY"), "{auth}");
+    select("gemini-api-key");
+    let out = doctor(&[]);
+    assert!(
+        out.contains("warn  gem auth   API key (gemini-api-key"),
+        "{out}"
+    );
+    assert!(out.contains("GEMINI_API_KEY is not set"), "{out}");
+    let out = doctor(&[("GEMINI_API_KEY", "k")]);
+    assert!(
+        out.contains("ok    gem auth   API key (gemini-api-key"),
+        "{out}"
+    );
+    // From the .env file Gemini CLI would load.
+    std::fs::write(s.project.join(".env"), "GEMINI_API_KEY=\"from-dotenv\"\n").unwrap();
+    assert!(doctor(&[]).contains("ok    gem auth   API key"));
+    // A gemini.binary that is not there is named.
+    s.env
+        .config(&json!({"gemini": {"binary": "/nonexistent/gemini"}}).to_string());
+    let out = doctor(&[]);
+    assert!(
+        out.contains("warn  gemini     gemini.binary is /nonexistent/gemini"),
+        "{out}"
+    );
+}

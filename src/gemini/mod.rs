@@ -6,6 +6,7 @@
 //! and records the outcome. Whoever asked waits for the row to finish for a bounded time; when it
 //! gave up, the worker leaves the answer as a notice for the requesting session's next hook.
 
+pub mod auth;
 pub mod brief;
 pub mod runner;
 pub mod setup;
