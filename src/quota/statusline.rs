@@ -2,7 +2,7 @@
 //! clap) reads the JSON Claude Code gives a status line command, records the official rate-limit
 //! figures it carries (`rate_limits.five_hour` / `seven_day`, given to subscribers after the first
 //! API response), and prints one line such as
-//! `Claude 5h 72% (14:00) · 7d 40% · Gemini ~120/1000 · 2 locks · ctx 34%` (`~` marks an
+//! `Claude 5h 72% (14:00) · 7d 40% · Gemini ~12/20 · 2 locks · ctx 34%` (`~` marks an
 //! estimate).
 //!
 //! Claude Code re-runs it every few hundred milliseconds while a session is active, so it costs
