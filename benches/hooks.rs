@@ -328,7 +328,7 @@ impl Target {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .env("HARNESS_CONFIG", "/nonexistent/agent-harness-bench.json");
+            .env("HARNESS_CONFIG", "/dev/null");
         if let Some(db) = &self.db {
             cmd.env("HARNESS_DB", db);
         }

@@ -6,6 +6,12 @@
 //! file fall back to the defaults and log why; the `harness` CLI refuses to run and says what to
 //! fix. Environment variables win over the file: `HARNESS_DB` (store path).
 //!
+//! The file is read like input from outside: a regular file only (opened non-blocking and
+//! checked on the opened descriptor, so a FIFO cannot hang a hook and `/dev/zero` cannot grow
+//! it), at most [`MAX_CONFIG_BYTES`]. A file that `HARNESS_CONFIG` names must exist: a typo in
+//! the variable is reported, not silently replaced by the defaults. `HARNESS_CONFIG=/dev/null`
+//! means "no config file".
+//!
 //! Owns reading and validating settings; must not act on them.
 
 use std::path::{Path, PathBuf};
@@ -151,8 +157,14 @@ pub struct QuotaConfig {
     pub block_tokens: Option<u64>,
     /// Tokens (input + output) per 7 days, overriding the plan's.
     pub week_tokens: Option<u64>,
-    /// Gemini requests per day (Pacific): 1000 with a Google login (default), 250 with a free
-    /// API key (Flash only). Counted from the runs the harness made: an estimate.
+    /// Gemini requests per day (Pacific midnight to midnight) the estimate is measured against.
+    /// Default 20: the AI Studio free tier's daily limit per project and model for the Flash
+    /// models (Gemini 2.5 Flash, 3 Flash) since December 2025, the lowest a working account has.
+    /// Google no longer publishes per-model figures (AI Studio's rate-limit page shows a
+    /// project's own); set yours, e.g. a paid tier's. Counted from the runs the harness made, the
+    /// router's call included: an estimate that advises, while a run's own quota errors (exit
+    /// 173) are what marks Gemini out. The personal Google login's 1,000 a day is gone: Gemini CLI
+    /// refuses those accounts since 2026-06-18.
     pub gemini_daily_requests: u64,
 }
 
@@ -166,7 +178,7 @@ impl Default for QuotaConfig {
             plan: "none".into(),
             block_tokens: None,
             week_tokens: None,
-            gemini_daily_requests: 1000,
+            gemini_daily_requests: 20,
         }
     }
 }
@@ -213,17 +225,41 @@ impl Config {
             .or_else(|| paths::config_home().map(|d| d.join("agent-harness/config.json")))
     }
 
-    /// Reads the config file if it exists. A missing file is the defaults; an unreadable or
-    /// invalid one is an error naming the file and the problem.
+    /// Reads the config file if it exists. A missing default file is the defaults; a missing
+    /// file that `HARNESS_CONFIG` names, an unreadable or an invalid one is an error naming the
+    /// file and the problem.
     pub fn load() -> Result<Config> {
+        let named = std::env::var_os("HARNESS_CONFIG").is_some_and(|v| !v.is_empty());
         match Config::file_path() {
+            Some(path) if named => Config::load_named(&path),
             Some(path) => Config::load_from(&path),
             None => Ok(Config::default()),
         }
     }
 
+    /// [`Config::load_from`] for a file the user named: it must exist.
+    pub fn load_named(path: &Path) -> Result<Config> {
+        // The conventional "no file" (as GIT_CONFIG=/dev/null): not a regular file, but meant.
+        if path == Path::new("/dev/null") {
+            return Ok(Config::default());
+        }
+        if std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            return Err(Error::io(
+                "read config file",
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "HARNESS_CONFIG names it, but it does not exist (create it, or unset \
+                     HARNESS_CONFIG for the default place)",
+                ),
+            ));
+        }
+        Config::load_from(path)
+    }
+
     pub fn load_from(path: &Path) -> Result<Config> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match read_bounded(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
             Err(e) => return Err(Error::io("read config file", path, e)),
@@ -295,6 +331,41 @@ impl Config {
     }
 }
 
+/// The largest config file read: far above any real one (a few hundred bytes).
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    read_regular_file(path, MAX_CONFIG_BYTES)
+}
+
+/// The text of a regular file of at most `max` bytes, opened without blocking (a FIFO's open
+/// would wait for a writer) and checked on the opened descriptor (no stat-then-open race). For
+/// every small settings-like file the harness reads.
+pub fn read_regular_file(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::{Error as IoError, ErrorKind, Read};
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(IoError::new(
+            ErrorKind::InvalidInput,
+            "not a regular file (a config must be a plain file)",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(IoError::new(
+            ErrorKind::InvalidData,
+            format!("larger than {} KiB; a config is a few lines", max / 1024),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| IoError::new(ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 /// The longest `locks.wait_secs`: with two store waits at most, a hook still ends well inside
 /// the 30 s timeout `harness install` gives it.
 pub const MAX_LOCK_WAIT_SECS: u64 = 10;
@@ -325,6 +396,50 @@ mod tests {
         assert_eq!(c.store.busy_timeout_ms, 2000);
         let p = write("empty", "  \n");
         assert_eq!(Config::load_from(&p).unwrap().store.busy_timeout_ms, 2000);
+    }
+
+    #[test]
+    fn a_fifo_a_device_or_a_huge_file_is_refused_without_hanging() {
+        // Before: a FIFO hung the reader until a writer came; /dev/zero grew without end.
+        let fifo = std::env::temp_dir().join(format!("ah-config-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_file(&fifo);
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let huge = write("huge", &" ".repeat(MAX_CONFIG_BYTES as usize + 1));
+        for (path, says) in [
+            (fifo.clone(), "not a regular file"),
+            (PathBuf::from("/dev/zero"), "not a regular file"),
+            (huge, "larger than 1024 KiB"),
+        ] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let p = path.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(Config::load_named(&p).map(|_| ()));
+            });
+            let got = rx
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .unwrap_or_else(|_| panic!("reading {} blocked", path.display()));
+            let msg = got.unwrap_err().to_string();
+            assert!(msg.contains(says), "{}: {msg}", path.display());
+            assert!(msg.contains(path.to_str().unwrap()), "{msg}");
+        }
+        let _ = std::fs::remove_file(&fifo);
+    }
+
+    #[test]
+    fn a_named_file_that_does_not_exist_is_an_error_and_dev_null_is_no_file() {
+        let msg = Config::load_named(Path::new("/nonexistent/config.json"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("/nonexistent/config.json"), "{msg}");
+        assert!(msg.contains("does not exist"), "{msg}");
+        let c = Config::load_named(Path::new("/dev/null")).unwrap();
+        assert_eq!(c.store.busy_timeout_ms, 2000);
     }
 
     #[test]

@@ -164,7 +164,7 @@ fn follow_prints_new_events_as_they_arrive() {
     cmd.env_clear()
         .env("HOME", &env.home)
         .env("HARNESS_DB", &env.db)
-        .env("HARNESS_CONFIG", env.home.join("none.json"))
+        .env("HARNESS_CONFIG", "/dev/null")
         .args(["events", "--follow", "-n", "1"])
         .stdout(Stdio::piped());
     let mut child = cmd.spawn().unwrap();

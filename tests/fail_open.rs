@@ -228,7 +228,7 @@ fn a_full_disk_loses_nothing_recorded_before() {
         .env_clear()
         .env("HOME", &env.home)
         .env("HARNESS_DB", &env.db)
-        .env("HARNESS_CONFIG", env.home.join("none.json"))
+        .env("HARNESS_CONFIG", "/dev/null")
         .env("TMPDIR", env.dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -4,7 +4,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use agent_harness::store::runs;
@@ -248,7 +248,7 @@ fn a_quota_error_is_retried_once_on_the_fallback_model() {
 #[test]
 fn failures_are_classified_with_advice() {
     let cases = [
-        ("auth", "auth", "log in once by running `gemini`"),
+        ("auth", "auth", "set GEMINI_API_KEY (an AI Studio key)"),
         ("crash", "no_result", "heap out of memory"),
         ("garbage", "no_result", "stopped without a result"),
     ];
@@ -528,4 +528,175 @@ fn runs_beyond_the_concurrency_limit_queue() {
         .filter(|n| n.starts_with("home-"))
         .collect();
     assert!(homes.is_empty(), "{homes:?}");
+}
+
+/// Ends the processes whose pids the fake wrote to a file (the ones it started outside the
+/// run's process group), however the test ends.
+struct KillOnDrop(PathBuf);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for pid in std::fs::read_to_string(&self.0)
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            let _ = Command::new("kill").arg(pid).status();
+        }
+    }
+}
+
+#[test]
+fn a_descendant_holding_stdout_open_neither_keeps_the_run_past_its_answer_nor_its_slot() {
+    // Before: the worker read stdout to its end, so a descendant in a session of its own that
+    // kept it open held the run 120 s against a 6 s timeout, the finished answer was recorded as
+    // a timeout, and the slot stayed taken.
+    let s = setup(
+        "runner-escape",
+        json!({"timeout_secs": 6, "max_concurrent": 1}),
+    );
+    let _escaped = KillOnDrop(s.env.dir.path().join("pids"));
+    let started = Instant::now();
+    let out = s
+        .delegate_command("escape", &["task"])
+        .env("FAKE_GEMINI_SLEEP", "120")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let report = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}{}", stderr(&out));
+    assert!(report.contains("Answered before the escape."), "{report}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let run = &s.runs()[0];
+    assert_eq!(run.status, "success");
+    assert!(
+        run.result
+            .as_deref()
+            .unwrap_or("")
+            .contains("was not waited for"),
+        "{:?}",
+        run.result
+    );
+    // The one slot is free again at once.
+    let next = s.delegate("success", &["next"]);
+    assert_eq!(next.status.code(), Some(0), "{}", stdout(&next));
+    assert!(stdout(&next).contains("Fake answer."), "{}", stdout(&next));
+}
+
+#[test]
+fn a_200_mib_stream_json_line_is_skipped_and_the_worker_stays_small() {
+    // Before: the line was buffered whole (and copied), taking the worker to 606 MiB.
+    let s = setup("runner-long-line", json!({}));
+    let out = s.delegate("long-line", &["task"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("After the long line."),
+        "{}",
+        stdout(&out)
+    );
+    let run = &s.runs()[0];
+    assert_eq!(run.status, "success");
+    let result = run.result.as_deref().unwrap_or("");
+    assert!(
+        result.contains("1 stream-json line(s) over 8 MiB skipped"),
+        "{result}"
+    );
+    let hwm_kib: u64 = s
+        .records()
+        .iter()
+        .find_map(|r| r.strip_prefix("HWM "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the fake recorded the worker's peak memory");
+    assert!(
+        hwm_kib < 64 * 1024,
+        "the worker peaked at {} MiB",
+        hwm_kib / 1024
+    );
+}
+
+#[test]
+fn a_personal_google_login_is_refused_and_the_report_says_what_works_instead() {
+    let s = setup("runner-personal", json!({}));
+    let out = s.delegate("personal-login", &["task"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("(personal_login)"), "{text}");
+    assert!(
+        text.contains("no longer supported for Gemini Code Assist for individuals"),
+        "{text}"
+    );
+    for works in [
+        "GEMINI_API_KEY",
+        "\"gemini-api-key\"",
+        "GOOGLE_GENAI_USE_VERTEXAI",
+    ] {
+        assert!(text.contains(works), "{works} not named: {text}");
+    }
+    assert!(!text.contains("log in once"), "{text}");
+    assert_eq!(
+        s.calls().len(),
+        1,
+        "not retried: another model does not help"
+    );
+    assert_eq!(s.runs()[0].error_kind.as_deref(), Some("personal_login"));
+}
+
+#[test]
+fn doctor_finds_gemini_through_the_config_and_says_whether_its_login_works() {
+    // Before: doctor looked only on PATH, so it called gemini missing while delegation (through
+    // gemini.binary) worked, and it never looked at how Gemini would log in.
+    let s = setup("runner-doctor", json!({}));
+    let doctor = |vars: &[(&str, &str)]| {
+        let mut cmd = s.env.cmd("harness");
+        cmd.arg("doctor").current_dir(&s.project);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        stdout(&cmd.output().unwrap())
+    };
+    let settings = s.env.home.join(".gemini/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    let select = |t: &str| {
+        std::fs::write(
+            &settings,
+            json!({"security": {"auth": {"selectedType": t}}}).to_string(),
+        )
+        .unwrap()
+    };
+    select("oauth-personal");
+    let out = doctor(&[("GEMINI_API_KEY", "k")]);
+    let line = |what: &str| {
+        out.lines()
+            .find(|l| l[6..].starts_with(what))
+            .unwrap_or_else(|| panic!("no {what} line: {out}"))
+            .to_owned()
+    };
+    assert!(line("gemini ").starts_with("ok"), "{out}");
+    assert!(line("gemini ").contains("(gemini.binary)"), "{out}");
+    let auth = line("gem auth");
+    assert!(auth.starts_with("warn"), "{auth}");
+    assert!(auth.contains("Login with Google (oauth-personal"), "{auth}");
+    assert!(auth.contains("GEMINI_API_KEY"), "{auth}");
+    select("gemini-api-key");
+    let out = doctor(&[]);
+    assert!(
+        out.contains("warn  gem auth   API key (gemini-api-key"),
+        "{out}"
+    );
+    assert!(out.contains("GEMINI_API_KEY is not set"), "{out}");
+    let out = doctor(&[("GEMINI_API_KEY", "k")]);
+    assert!(
+        out.contains("ok    gem auth   API key (gemini-api-key"),
+        "{out}"
+    );
+    // From the .env file Gemini CLI would load.
+    std::fs::write(s.project.join(".env"), "GEMINI_API_KEY=\"from-dotenv\"\n").unwrap();
+    assert!(doctor(&[]).contains("ok    gem auth   API key"));
+    // A gemini.binary that is not there is named.
+    s.env
+        .config(&json!({"gemini": {"binary": "/nonexistent/gemini"}}).to_string());
+    let out = doctor(&[]);
+    assert!(
+        out.contains("warn  gemini     gemini.binary is /nonexistent/gemini"),
+        "{out}"
+    );
 }

@@ -209,12 +209,13 @@ fn gemini_runs_count_against_the_daily_limit_as_an_estimate() {
     let env = Env::new("quota-gemini");
     // Create the store first (the hook does on its first call).
     statusline(&env, &json!({}));
-    gemini_run(&env, 850, None);
+    // The default limit is the AI Studio free tier's 20 a day.
+    gemini_run(&env, 17, None);
     let line = statusline(&env, &json!({}));
-    assert_eq!(line, "Gemini ~850/1000", "{line}");
+    assert_eq!(line, "Gemini ~17/20", "{line}");
     let note = context(&prompt(&env, "hi")).expect("a Gemini warning at 85%");
     assert!(
-        note.contains("Gemini today 85% (850 of 1000 requests"),
+        note.contains("Gemini today 85% (17 of 20 requests"),
         "{note}"
     );
     assert!(note.contains("estimated"), "{note}");

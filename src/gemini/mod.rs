@@ -6,10 +6,12 @@
 //! and records the outcome. Whoever asked waits for the row to finish for a bounded time; when it
 //! gave up, the worker leaves the answer as a notice for the requesting session's next hook.
 
+pub mod auth;
 pub mod brief;
 pub mod runner;
 pub mod setup;
 pub mod stream;
+pub mod supervise;
 pub mod trust;
 
 use std::fs::File;
@@ -347,6 +349,19 @@ fn fill(run: &mut Run, outcome: &runner::Outcome) {
     if t.text_dropped > 0 {
         text = format!("[{} earlier bytes not kept]\n{text}", t.text_dropped);
     }
+    if t.oversized_lines > 0 {
+        text = format!(
+            "[{} stream-json line(s) over {} MiB skipped unread]\n{text}",
+            t.oversized_lines,
+            runner::MAX_LINE >> 20
+        );
+    }
+    if outcome.pipes_left_open {
+        text = format!(
+            "[a process the run started left its process group and kept its output open; it \
+             was not waited for]\n{text}"
+        );
+    }
     run.result = Some(text);
     match &outcome.error {
         None => {
@@ -556,6 +571,6 @@ mod tests {
             r.contains("failed after 0s (auth): Please set an Auth method"),
             "{r}"
         );
-        assert!(r.contains("log in once by running `gemini`"), "{r}");
+        assert!(r.contains("set GEMINI_API_KEY (an AI Studio key)"), "{r}");
     }
 }

@@ -10,14 +10,27 @@
 //! HTTP status mod 256 (429 → 173); several failures print no `result` event at all, and a run
 //! without one failed whatever its exit code; stdin is never used (a silent open pipe is waited
 //! for), so it is /dev/null.
+//!
+//! Since 2026-06-18 Gemini CLI no longer serves personal Google accounts (free Code Assist for
+//! individuals, Google AI Pro, Ultra: "Login with Google", `oauth-personal`); they are told to
+//! move to the Antigravity CLI, which the harness does not drive. The refusal is the server's
+//! reason for an `IneligibleTierError` thrown while the login is set up (`_doSetupUser` in
+//! `@google/gemini-cli-core`), so its text is not in the 0.61 bundle; headless it reaches stderr
+//! (`Error authenticating: IneligibleTierError: This client is no longer supported for Gemini
+//! Code Assist for individuals. ...`, reason code `UNSUPPORTED_CLIENT`), is not a FatalError, and
+//! so exits 1 through the CLI's catch-all, with no `result` event. An API key (AI Studio) and
+//! Vertex AI still work: [`ErrorKind::PersonalLogin`] says so.
+//!
+//! The process mechanics (group, deadline, bounded reading) are `supervise.rs`'s; this file is
+//! the Gemini CLI side of a run: its argv and environment, and what its exits mean.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::setup::Mode;
 use super::stream::Transcript;
+use super::supervise::{self, Limits};
 
 /// What went wrong with a run, in terms of what the user can do about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +39,10 @@ pub enum ErrorKind {
     NotInstalled,
     /// Exit 41: no usable login or API key.
     Auth,
+    /// A personal Google login ("Login with Google": free, AI Pro, Ultra), which Gemini CLI has
+    /// refused since 2026-06-18 (exit 1, `IneligibleTierError`, "no longer supported for Gemini
+    /// Code Assist for individuals").
+    PersonalLogin,
     /// Exit 42: bad input (empty prompt, bad session id).
     Input,
     /// Exit 52: a broken settings file, or YOLO refused by the admin.
@@ -49,9 +66,10 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::NotInstalled,
         ErrorKind::Auth,
+        ErrorKind::PersonalLogin,
         ErrorKind::Input,
         ErrorKind::Config,
         ErrorKind::TurnLimit,
@@ -73,6 +91,7 @@ impl ErrorKind {
         match self {
             ErrorKind::NotInstalled => "not_installed",
             ErrorKind::Auth => "auth",
+            ErrorKind::PersonalLogin => "personal_login",
             ErrorKind::Input => "input",
             ErrorKind::Config => "config",
             ErrorKind::TurnLimit => "turn_limit",
@@ -94,8 +113,11 @@ impl ErrorKind {
                  the agent-harness config"
             }
             ErrorKind::Auth => {
-                "log in once by running `gemini` in a terminal, or set GEMINI_API_KEY"
+                "set GEMINI_API_KEY (an AI Studio key) with security.auth.selectedType \
+                 \"gemini-api-key\" in ~/.gemini/settings.json, or use Vertex AI; `harness doctor` \
+                 says what is missing"
             }
+            ErrorKind::PersonalLogin => PERSONAL_LOGIN_ADVICE,
             ErrorKind::Input => "the task was empty or malformed; rephrase it",
             ErrorKind::Config => {
                 "Gemini CLI refused its settings: check ~/.gemini/settings.json and the \
@@ -123,6 +145,27 @@ impl ErrorKind {
             }
         }
     }
+}
+
+/// What works instead of a personal Google login, in the words every report and `harness doctor`
+/// use.
+pub const PERSONAL_LOGIN_ADVICE: &str = "Gemini CLI no longer serves personal Google accounts \
+     (Login with Google on a free, AI Pro or Ultra account: refused since 2026-06-18). What works: \
+     an API key from AI Studio (free or paid): export GEMINI_API_KEY and set \
+     security.auth.selectedType to \"gemini-api-key\" in ~/.gemini/settings.json; or Vertex AI: \
+     GOOGLE_GENAI_USE_VERTEXAI=true with GOOGLE_CLOUD_PROJECT and GOOGLE_CLOUD_LOCATION (or \
+     GOOGLE_API_KEY), selectedType \"vertex-ai\"";
+
+/// Text that marks Gemini's refusal of a personal Google login (server text, reason code, and
+/// the pointer to Antigravity it carries).
+pub fn is_personal_login_refusal(text: &str) -> bool {
+    [
+        "no longer supported for Gemini Code Assist for individuals",
+        "UNSUPPORTED_CLIENT",
+        "migrate to the Antigravity suite",
+    ]
+    .iter()
+    .any(|p| text.contains(p))
 }
 
 /// One run to start.
@@ -159,6 +202,9 @@ pub struct Outcome {
     pub stderr_tail: String,
     pub duration: Duration,
     pub stdout_bytes: u64,
+    /// A process that left the run's process group still held its stdout or stderr when the run
+    /// ended; it was not waited for.
+    pub pipes_left_open: bool,
 }
 
 impl Outcome {
@@ -171,6 +217,13 @@ impl Outcome {
 const STDERR_TAIL: usize = 8 * 1024;
 /// Grace between SIGTERM and SIGKILL at a timeout.
 const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How long the pipes are read after the run's process ended: what it wrote is in the pipe
+/// buffer already, so this only bounds the wait for a stranger that holds them.
+const DRAIN: Duration = Duration::from_secs(1);
+/// The longest stream-json line folded: far above any event Gemini CLI 0.61 writes (message
+/// deltas are small, a `write_file` call carries one file), and it bounds the worker's memory.
+/// Longer lines are skipped and counted ([`Transcript::oversized_lines`]).
+pub const MAX_LINE: usize = 8 * 1024 * 1024;
 
 /// Text that marks a quota failure in a result or in stderr.
 pub fn is_quota_text(text: &str) -> bool {
@@ -210,6 +263,20 @@ pub fn classify(
     let message = result_error.clone().unwrap_or_else(|| last_stderr.clone());
     if transcript.succeeded() && exit == Some(0) {
         return None;
+    }
+    if is_personal_login_refusal(stderr)
+        || result_error
+            .as_deref()
+            .is_some_and(is_personal_login_refusal)
+    {
+        let line = stderr
+            .lines()
+            .chain(result_error.as_deref().unwrap_or("").lines())
+            .find(|l| is_personal_login_refusal(l))
+            .unwrap_or(&message)
+            .trim()
+            .to_owned();
+        return Some((ErrorKind::PersonalLogin, line));
     }
     let quota = exit == Some(173)
         || result_error.as_deref().is_some_and(is_quota_text)
@@ -293,125 +360,31 @@ pub fn run(spec: &Spec) -> Outcome {
                 stderr_tail: String::new(),
                 duration: started.elapsed(),
                 stdout_bytes: 0,
+                pipes_left_open: false,
             };
         }
     };
-    supervise(child, spec, started)
-}
-
-fn supervise(mut child: Child, spec: &Spec, started: Instant) -> Outcome {
-    let pgid = child.id();
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let cap = spec.text_cap;
-    // stdout's end (the run closed it, normally by exiting) wakes the wait below at once.
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let folded = fold_stdout(stdout, cap);
-        let _ = done_tx.send(());
-        folded
-    });
-    let err_reader = std::thread::spawn(move || tail(stderr, STDERR_TAIL));
-    let deadline = started + spec.timeout;
-    let closed = done_rx
-        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        .is_ok();
-    let mut timed_out = false;
-    let status = if closed {
-        // Exited, or closed stdout and still running: give it until the deadline to exit.
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
-                Ok(None) => {
-                    timed_out = true;
-                    break None;
-                }
-                Err(_) => break None,
-            }
-        }
-    } else {
-        timed_out = true;
-        None
+    let limits = Limits {
+        timeout: spec.timeout.saturating_sub(started.elapsed()),
+        kill_grace: KILL_GRACE,
+        drain: DRAIN,
+        max_line: MAX_LINE,
+        stderr_tail: STDERR_TAIL,
     };
-    if timed_out {
-        signal_group(pgid, rustix::process::Signal::TERM);
-        let grace_end = Instant::now() + KILL_GRACE;
-        while Instant::now() < grace_end {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    // Whatever is left of the group (the relaunched child, tools it started) goes too, so that
-    // the pipes close and nothing outlives the run.
-    signal_group(pgid, rustix::process::Signal::KILL);
-    let status = status.or_else(|| child.wait().ok());
-    let (transcript, stdout_bytes) = reader.join().unwrap_or_default();
-    let stderr_tail = err_reader.join().unwrap_or_default();
-    let exit_code = status.and_then(|s| s.code());
-    let error = classify(exit_code, timed_out, &transcript, &stderr_tail);
+    let mut transcript = Transcript::with_cap(spec.text_cap);
+    let ended = supervise::supervise(child, limits, &mut |line| transcript.push_line(line));
+    transcript.oversized_lines = ended.oversized_lines;
+    let exit_code = ended.status.and_then(|s| s.code());
+    let error = classify(exit_code, ended.timed_out, &transcript, &ended.stderr_tail);
     Outcome {
         transcript,
         exit_code,
         error,
-        stderr_tail,
+        stderr_tail: ended.stderr_tail,
         duration: started.elapsed(),
-        stdout_bytes,
+        stdout_bytes: ended.stdout_bytes,
+        pipes_left_open: ended.pipes_left_open,
     }
-}
-
-fn signal_group(pgid: u32, signal: rustix::process::Signal) {
-    if let Some(pid) = rustix::process::Pid::from_raw(pgid as i32) {
-        let _ = rustix::process::kill_process_group(pid, signal);
-    }
-}
-
-/// Folds stdout line by line as it streams.
-fn fold_stdout(stdout: impl Read, cap: usize) -> (Transcript, u64) {
-    let mut reader = BufReader::with_capacity(256 * 1024, stdout);
-    let mut transcript = Transcript::with_cap(cap);
-    let mut line = Vec::new();
-    let mut bytes = 0u64;
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) => break,
-            Ok(n) => {
-                bytes += n as u64;
-                transcript.push_line(&line);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        }
-    }
-    (transcript, bytes)
-}
-
-/// Reads everything, keeping the last `keep` bytes as text.
-fn tail(mut r: impl Read, keep: usize) -> String {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut kept: Vec<u8> = Vec::new();
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                kept.extend_from_slice(&buf[..n]);
-                if kept.len() > 2 * keep {
-                    kept.drain(..kept.len() - keep);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        }
-    }
-    if kept.len() > keep {
-        kept.drain(..kept.len() - keep);
-    }
-    String::from_utf8_lossy(&kept).into_owned()
 }
 
 /// The `gemini` program: the configured one, else the one on PATH.
@@ -502,6 +475,29 @@ mod tests {
             let got = classify(*exit, *timed_out, t, stderr).map(|(k, _)| k);
             assert_eq!(got, *want, "exit {exit:?} stderr {stderr:?}");
         }
+        // A personal Google login, as 0.61 reports the refusal headless.
+        let refusal = "Error authenticating: IneligibleTierError: This client is no longer \
+             supported for Gemini Code Assist for individuals. To continue using Gemini, please \
+             migrate to the Antigravity suite of products: https://antigravity.google\n  \
+             ineligibleTiers: [ { reasonCode: 'UNSUPPORTED_CLIENT' } ]\nAn unexpected critical \
+             error occurred:IneligibleTierError: This client is no longer supported\n    at \
+             throwIneligibleOrProjectIdError (chunk.js:1:1)";
+        let (kind, msg) = classify(Some(1), false, &none, refusal).unwrap();
+        assert_eq!(kind, ErrorKind::PersonalLogin);
+        assert!(
+            msg.starts_with("Error authenticating: IneligibleTierError: This client"),
+            "{msg}"
+        );
+        assert!(ErrorKind::PersonalLogin.advice().contains("GEMINI_API_KEY"));
+        assert!(
+            ErrorKind::PersonalLogin
+                .advice()
+                .contains("GOOGLE_GENAI_USE_VERTEXAI")
+        );
+        assert_eq!(
+            ErrorKind::parse("personal_login"),
+            Some(ErrorKind::PersonalLogin)
+        );
         let (_, msg) = classify(
             Some(41),
             false,
@@ -510,12 +506,5 @@ mod tests {
         )
         .unwrap();
         assert_eq!(msg, "Please set an Auth method");
-    }
-
-    #[test]
-    fn the_stderr_tail_keeps_the_end() {
-        let data = "x".repeat(100_000) + "THE END";
-        let t = tail(data.as_bytes(), 10);
-        assert_eq!(t, "xxxTHE END");
     }
 }

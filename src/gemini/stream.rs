@@ -116,6 +116,8 @@ pub struct Transcript {
     pub result: Option<(String, Option<ErrorInfo>, Option<Stats>)>,
     /// Lines that were not stream-json.
     pub garbage_lines: u64,
+    /// Lines too long to fold (over the runner's line bound), skipped unread.
+    pub oversized_lines: u64,
     in_turn: bool,
     cap: usize,
 }

@@ -72,9 +72,14 @@ pub fn read_one(
     max_new_bytes: u64,
 ) -> rusqlite::Result<Option<Read>> {
     let previous = stored_cursor(conn, path)?;
+    // Only a regular file is a transcript (a FIFO would block its reader): refused here cheaply,
+    // and again on the opened file by `read_new`, which is what makes it safe.
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(None);
     };
+    if !meta.is_file() {
+        return Ok(None);
+    }
     let offset = previous.as_ref().map_or(0, |c| c.offset);
     if meta.len().saturating_sub(offset) > max_new_bytes {
         return Ok(None);

@@ -2,16 +2,23 @@
 //! clap) reads the JSON Claude Code gives a status line command, records the official rate-limit
 //! figures it carries (`rate_limits.five_hour` / `seven_day`, given to subscribers after the first
 //! API response), and prints one line such as
-//! `Claude 5h 72% (14:00) · 7d 40% · Gemini ~120/1000 · 2 locks · ctx 34%` (`~` marks an
+//! `Claude 5h 72% (14:00) · 7d 40% · Gemini ~12/20 · 2 locks · ctx 34%` (`~` marks an
 //! estimate).
 //!
 //! Claude Code re-runs it every few hundred milliseconds while a session is active, so it costs
 //! what a hook costs: it reads first and takes the write lock only when a figure, the session's
 //! status or its transcript changed, and renders from stored figures.
+//!
+//! Its input is from outside and read as such: at most [`crate::payload::MAX_PAYLOAD_BYTES`]
+//! kept, the rest drained (so the writer never meets a broken pipe) up to [`DRAIN_MAX_BYTES`],
+//! all within [`READ_TIME`]. Figures no rate limit can have (a share below 0 or above 100, a
+//! reset long past or beyond the window's length) are clamped or dropped, stored as doubtful
+//! (not official, so they advise and never block) and shown with a `?`.
 
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde_json::Value;
@@ -32,31 +39,81 @@ pub struct Input {
     pub transcript_path: Option<String>,
     pub project_dir: Option<String>,
     pub model: Option<String>,
-    pub five_hour: Option<(f64, Option<i64>)>,
-    pub seven_day: Option<(f64, Option<i64>)>,
+    pub five_hour: Option<WindowInput>,
+    pub seven_day: Option<WindowInput>,
     pub cost_usd: Option<f64>,
     pub context_pct: Option<f64>,
 }
 
+/// One rate-limit window of the input, checked against what a window can be.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowInput {
+    /// `used_percentage`, clamped to 0..=100 (NaN read as 0).
+    pub pct: f64,
+    /// `resets_at` in ms; None when absent or out of reach (long past, beyond the window).
+    pub resets_ms: Option<i64>,
+    /// Why the figure is not believed as given, when it is not.
+    pub doubt: Option<&'static str>,
+}
+
+/// The start of a doubtful figure's `detail`, which the line shows as `?`.
+const DOUBTFUL: &str = "doubtful";
+
+/// How long before now a reset may lie and still be believed (a status line input can be a few
+/// minutes stale); anything older is "long past".
+const RESET_PAST_SLACK_MS: i64 = 3_600_000;
+
+impl WindowInput {
+    /// Checks one window whose length is `window_ms` at `now` (ms).
+    fn check(pct: f64, resets_at_s: Option<f64>, window_ms: i64, now: i64) -> WindowInput {
+        let mut doubt = None;
+        let pct = if pct.is_nan() {
+            doubt = Some("used_percentage is not a number");
+            0.0
+        } else if !(0.0..=100.0).contains(&pct) {
+            doubt = Some("used_percentage outside 0-100");
+            pct.clamp(0.0, 100.0)
+        } else {
+            pct
+        };
+        let resets_ms = resets_at_s.and_then(|s| {
+            let ms = s * 1000.0;
+            // A little past the window's length (an hour) for clocks that disagree.
+            let reachable = ms.is_finite()
+                && ms >= (now - RESET_PAST_SLACK_MS) as f64
+                && ms <= (now + window_ms + 3_600_000) as f64;
+            if reachable {
+                Some(ms as i64)
+            } else {
+                doubt = doubt.or(Some("resets_at long past or beyond the window"));
+                None
+            }
+        });
+        WindowInput {
+            pct,
+            resets_ms,
+            doubt,
+        }
+    }
+}
+
 impl Input {
-    pub fn parse(v: &Value) -> Input {
+    /// Reads the input at `now` (ms since the epoch), checking the rate-limit figures.
+    pub fn parse(v: &Value, now: i64) -> Input {
         let s = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_owned);
-        let window = |name: &str| {
+        let window = |name: &str, window_ms: i64| {
             let w = v.pointer(&format!("/rate_limits/{name}"))?;
             let pct = w.get("used_percentage")?.as_f64()?;
-            let resets = w
-                .get("resets_at")
-                .and_then(Value::as_f64)
-                .map(|s| (s * 1000.0) as i64);
-            Some((pct, resets))
+            let resets = w.get("resets_at").and_then(Value::as_f64);
+            Some(WindowInput::check(pct, resets, window_ms, now))
         };
         Input {
             session_id: s("/session_id"),
             transcript_path: s("/transcript_path"),
             project_dir: s("/workspace/project_dir").or_else(|| s("/cwd")),
             model: s("/model/display_name"),
-            five_hour: window("five_hour"),
-            seven_day: window("seven_day"),
+            five_hour: window("five_hour", 5 * 3_600_000),
+            seven_day: window("seven_day", 7 * 86_400_000),
             cost_usd: v.pointer("/cost/total_cost_usd").and_then(Value::as_f64),
             context_pct: v
                 .pointer("/context_window/used_percentage")
@@ -78,9 +135,10 @@ pub fn record(
 ) -> rusqlite::Result<()> {
     let stored = q::figures(tx)?;
     for (name, window) in windows(input) {
-        let Some((pct, resets)) = window else {
+        let Some(w) = window else {
             continue;
         };
+        let (pct, resets) = (w.pct, w.resets_ms);
         let (due, changed) = figure_due(&stored, name, pct, resets, now);
         if !due {
             continue;
@@ -93,13 +151,20 @@ pub fn record(
                 source: "statusline".into(),
                 used_pct: Some(pct),
                 resets_at_ms: resets,
-                official: true,
+                // A doubtful figure is kept, but not as official: it advises, never blocks.
+                official: w.doubt.is_none(),
                 observed_ms: now,
                 session_id: input.session_id.clone(),
-                detail: None,
+                detail: w
+                    .doubt
+                    .map(|why| format!("{DOUBTFUL}: {why} in Claude Code's status line input")),
                 projected_ms: None,
             },
         )?;
+        // Only a believable figure shows recovery.
+        if w.doubt.is_some() {
+            continue;
+        }
         if changed && pct < config.quota.warn_pct {
             q::rearm(tx, "claude", name)?;
         }
@@ -110,10 +175,7 @@ pub fn record(
     Ok(())
 }
 
-/// A rate-limit window as the status line gives it: used percentage and reset time.
-type WindowInput = Option<(f64, Option<i64>)>;
-
-fn windows(input: &Input) -> [(&'static str, WindowInput); 2] {
+fn windows(input: &Input) -> [(&'static str, Option<WindowInput>); 2] {
     [
         ("five_hour", input.five_hour),
         ("seven_day", input.seven_day),
@@ -160,9 +222,9 @@ fn session_due(conn: &Connection, input: &Input, now: i64) -> rusqlite::Result<b
 /// transcript usage. Most refreshes have none and take no write lock at all.
 fn anything_to_write(conn: &Connection, input: &Input, now: i64) -> rusqlite::Result<bool> {
     let stored = q::figures(conn)?;
-    let figure = windows(input).into_iter().any(|(name, w)| {
-        w.is_some_and(|(pct, resets)| figure_due(&stored, name, pct, resets, now).0)
-    });
+    let figure = windows(input)
+        .into_iter()
+        .any(|(name, w)| w.is_some_and(|w| figure_due(&stored, name, w.pct, w.resets_ms, now).0));
     Ok(figure || session_due(conn, input, now)?)
 }
 
@@ -214,7 +276,13 @@ fn part(name: &str, quota: &Quota, locks: i64, input: &Input) -> String {
             let mut bits = Vec::new();
             for w in &quota.claude.windows {
                 let Some(p) = w.used_pct else { continue };
-                let mut bit = format!("{} {}", w.label(), pct(p, w.official));
+                let doubtful = w.detail.as_deref().is_some_and(|d| d.starts_with(DOUBTFUL));
+                let shown = if doubtful {
+                    format!("{p:.0}%?")
+                } else {
+                    pct(p, w.official)
+                };
+                let mut bit = format!("{} {shown}", w.label());
                 if w.name == "five_hour"
                     && let Some(r) = w.resets_at_ms
                 {
@@ -307,18 +375,91 @@ pub fn render(format: &str, quota: &Quota, locks: i64, input: &Input) -> String 
     out.trim().to_owned()
 }
 
+/// The most bytes read and thrown away past the kept input, so that the writer is not cut off.
+pub const DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// The longest the input is waited for, kept and drained: a writer that neither writes nor
+/// closes cannot hold the line.
+pub const READ_TIME: Duration = Duration::from_secs(2);
+
+/// Reads at most `keep` bytes of `r` and drains what follows up to `drain` more bytes, all within
+/// `time`. Returns the kept bytes and whether they are the whole input (EOF came in time, within
+/// `keep`).
+pub fn read_input(
+    mut r: impl Read + AsFd,
+    keep: usize,
+    drain: u64,
+    time: Duration,
+) -> (Vec<u8>, bool) {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let deadline = Instant::now() + time;
+    let mut kept = Vec::with_capacity(8 * 1024);
+    let mut drained = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (kept, false);
+        }
+        // Wait until a read cannot block (data, EOF or an error), at most until the deadline.
+        let timeout = Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        let mut fds = [PollFd::new(&r, PollFlags::IN)];
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(0) => return (kept, false),
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return (kept, false),
+        }
+        match r.read(&mut buf) {
+            Ok(0) => {
+                let whole = drained == 0;
+                return (kept, whole);
+            }
+            Ok(n) => {
+                let room = keep.saturating_sub(kept.len()).min(n);
+                kept.extend_from_slice(&buf[..room]);
+                drained += (n - room) as u64;
+                if drained > drain {
+                    return (kept, false);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return (kept, false),
+        }
+    }
+}
+
 /// The status line command: reads stdin, records, prints one line. Never fails: a problem leaves
 /// a shorter line and a line in the harness log.
 pub fn run() -> std::process::ExitCode {
-    let mut bytes = Vec::new();
-    let _ = std::io::stdin()
-        .lock()
-        .take(crate::payload::MAX_PAYLOAD_BYTES as u64)
-        .read_to_end(&mut bytes);
-    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let input = Input::parse(&value);
-    let config = Config::load().unwrap_or_default();
+    let (bytes, whole) = read_input(
+        std::io::stdin().lock(),
+        crate::payload::MAX_PAYLOAD_BYTES,
+        DRAIN_MAX_BYTES,
+        READ_TIME,
+    );
+    // An input cut short is not parsed: its figures are not known to be whole.
+    let value: Value = if whole {
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
     let now = now_ms();
+    let input = Input::parse(&value, now);
+    let mut problems = Vec::new();
+    let config = Config::load().unwrap_or_else(|e| {
+        problems.push(format!("{e}; using defaults"));
+        Config::default()
+    });
+    if !whole {
+        problems.push(format!(
+            "status line input over {} MiB or not closed within {} s: not read",
+            crate::payload::MAX_PAYLOAD_BYTES >> 20,
+            READ_TIME.as_secs()
+        ));
+    }
     let result = (|| -> crate::error::Result<(Quota, i64)> {
         let db = config.db_path()?;
         // A status line must not wait long for the store; the next refresh tries again.
@@ -353,16 +494,19 @@ pub fn run() -> std::process::ExitCode {
     let (quota, locks) = match result {
         Ok(v) => v,
         Err(e) => {
-            if let Ok(db) = config.db_path() {
-                crate::log::append(
-                    &crate::log::path_for(&db),
-                    "harness-statusline",
-                    &e.to_string(),
-                );
-            }
+            problems.push(e.to_string());
             (Quota::default(), 0)
         }
     };
+    if !problems.is_empty()
+        && let Ok(db) = config.db_path()
+    {
+        crate::log::append(
+            &crate::log::path_for(&db),
+            "harness-statusline",
+            &problems.join("; "),
+        );
+    }
     let line = render(&config.statusline.format, &quota, locks, &input);
     println!("{line}");
     std::process::ExitCode::SUCCESS
@@ -381,18 +525,128 @@ mod tests {
             "rate_limits": {"five_hour": {"used_percentage": 72.5, "resets_at": 1795300000},
                             "seven_day": {"used_percentage": 40, "resets_at": 1795800000}},
             "cost": {"total_cost_usd": 0.42}, "context_window": {"used_percentage": 34}});
-        let i = Input::parse(&v);
-        assert_eq!(i.five_hour, Some((72.5, Some(1_795_300_000_000))));
-        assert_eq!(i.seven_day, Some((40.0, Some(1_795_800_000_000))));
+        let now = 1_795_290_000_000;
+        let i = Input::parse(&v, now);
+        let sure = |pct, ms| {
+            Some(WindowInput {
+                pct,
+                resets_ms: Some(ms),
+                doubt: None,
+            })
+        };
+        assert_eq!(i.five_hour, sure(72.5, 1_795_300_000_000));
+        assert_eq!(i.seven_day, sure(40.0, 1_795_800_000_000));
         assert_eq!(i.context_pct, Some(34.0));
         assert_eq!(i.project_dir.as_deref(), Some("/p"));
         let fixture: Value = serde_json::from_str(include_str!(
             "../../tests/fixtures/claude-code-2.1.197/statusline-api-key.json"
         ))
         .unwrap();
-        let i = Input::parse(&fixture);
+        let i = Input::parse(&fixture, now);
         assert_eq!((i.five_hour, i.seven_day), (None, None));
         assert_eq!(i.context_pct, Some(0.0));
+    }
+
+    #[test]
+    fn absurd_figures_are_clamped_and_marked_doubtful() {
+        let now = 1_800_000_000_000i64;
+        let secs = |ms: i64| ms as f64 / 1000.0;
+        let check =
+            |pct: f64, reset: Option<f64>| WindowInput::check(pct, reset, 5 * 3_600_000, now);
+        let ok = check(72.0, Some(secs(now + 3_600_000)));
+        assert_eq!((ok.pct, ok.doubt), (72.0, None));
+        assert_eq!(ok.resets_ms, Some(now + 3_600_000));
+        for (pct, want) in [
+            (-5.0, 0.0),
+            (250.0, 100.0),
+            (f64::NAN, 0.0),
+            (f64::INFINITY, 100.0),
+        ] {
+            let w = check(pct, None);
+            assert_eq!(w.pct, want, "{pct}");
+            assert!(w.doubt.is_some(), "{pct}");
+        }
+        for reset in [
+            secs(now - 2 * 86_400_000),
+            secs(now + 30 * 86_400_000),
+            1e300,
+            f64::NAN,
+        ] {
+            let w = check(50.0, Some(reset));
+            assert_eq!(w.resets_ms, None, "{reset}");
+            assert!(w.doubt.is_some(), "{reset}");
+            assert_eq!(w.pct, 50.0);
+        }
+        // The seven-day window may reset days ahead; the five-hour one may not.
+        let week = WindowInput::check(10.0, Some(secs(now + 6 * 86_400_000)), 7 * 86_400_000, now);
+        assert_eq!(week.doubt, None);
+        assert!(
+            check(10.0, Some(secs(now + 6 * 86_400_000)))
+                .doubt
+                .is_some()
+        );
+        // Read from JSON as Claude Code would send it.
+        let v = json!({"rate_limits": {"five_hour": {"used_percentage": 1e6, "resets_at": 1}}});
+        let w = Input::parse(&v, now).five_hour.unwrap();
+        assert_eq!((w.pct, w.resets_ms), (100.0, None));
+        assert!(w.doubt.is_some());
+    }
+
+    #[test]
+    fn a_doubtful_figure_is_shown_with_a_question_mark_not_as_given() {
+        let quota = Quota {
+            claude: ProviderQuota {
+                windows: vec![Window {
+                    provider: Provider::Claude,
+                    name: "five_hour",
+                    used_pct: Some(100.0),
+                    resets_at_ms: None,
+                    official: false,
+                    detail: Some(format!("{DOUBTFUL}: used_percentage outside 0-100")),
+                    projected_out_ms: None,
+                }],
+                exhausted: None,
+            },
+            ..Quota::default()
+        };
+        let line = render("{claude}", &quota, 0, &Input::default());
+        assert_eq!(line, "Claude 5h 100%?");
+    }
+
+    #[test]
+    fn the_input_is_kept_to_a_bound_and_the_rest_drained_within_bounds() {
+        use std::io::Write;
+        // More than kept: the writer gets through (no broken pipe), the input is not whole.
+        let (r, mut w) = std::io::pipe().unwrap();
+        let writer = std::thread::spawn(move || w.write_all(&vec![b'x'; 3 << 20]).map(|_| ()));
+        let (kept, whole) = read_input(r, 1 << 20, 64 << 20, Duration::from_secs(10));
+        assert!(
+            writer.join().unwrap().is_ok(),
+            "the writer met a broken pipe"
+        );
+        assert_eq!((kept.len(), whole), (1 << 20, false));
+        // Within the bound: whole.
+        let (r, mut w) = std::io::pipe().unwrap();
+        w.write_all(b"{\"a\":1}").unwrap();
+        drop(w);
+        let (kept, whole) = read_input(r, 1 << 20, 64 << 20, Duration::from_secs(10));
+        assert_eq!((kept.as_slice(), whole), (&b"{\"a\":1}"[..], true));
+        // A writer that neither writes nor closes: given up on in time.
+        let (r, w) = std::io::pipe().unwrap();
+        let started = std::time::Instant::now();
+        let (kept, whole) = read_input(r, 1 << 20, 64 << 20, Duration::from_millis(200));
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!((kept.len(), whole), (0, false));
+        drop(w);
+        // Past the drain bound: stop reading, without waiting for the end.
+        let (r, mut w) = std::io::pipe().unwrap();
+        let writer = std::thread::spawn(move || {
+            let chunk = vec![b'y'; 1 << 20];
+            while w.write_all(&chunk).is_ok() {}
+        });
+        let (kept, whole) = read_input(r, 1024, 4 << 20, Duration::from_secs(10));
+        assert_eq!((kept.len(), whole), (1024, false));
+        writer.join().unwrap();
     }
 
     #[test]

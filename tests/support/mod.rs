@@ -123,6 +123,10 @@ impl Env {
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
         let db = dir.path().join("state/harness.db");
+        // `HARNESS_CONFIG` names this file, and a named file must exist: empty is the defaults.
+        let config = home.join(".config/agent-harness/config.json");
+        std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+        std::fs::write(&config, "").unwrap();
         Env { dir, home, db }
     }
 

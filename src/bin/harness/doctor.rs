@@ -39,14 +39,7 @@ pub fn run(_args: Args) -> CliResult {
     check_store(&mut r, &config);
     check_binaries(&mut r);
     check_settings(&mut r);
-    match which::which("gemini") {
-        Ok(p) => r.add(Level::Ok, "gemini", fmt::path(&p.to_string_lossy())),
-        Err(_) => r.add(
-            Level::Warn,
-            "gemini",
-            "not on PATH: delegation needs Gemini CLI (npm install -g @google/gemini-cli)",
-        ),
-    }
+    check_gemini(&mut r, &config);
     check_trust(&mut r, &config);
     let cwd = std::env::current_dir().unwrap_or_default();
     match agent_harness::gemini::setup::lock_hooks_in(&cwd) {
@@ -81,6 +74,61 @@ pub fn run(_args: Args) -> CliResult {
     } else {
         Exit::Ok
     })
+}
+
+/// The Gemini CLI delegation uses (`gemini.binary`, else PATH), and whether a run started here
+/// will authenticate (Gemini's selected auth type and the environment).
+fn check_gemini(r: &mut Report, config: &Config) {
+    use agent_harness::gemini::{auth, runner};
+    let configured = config.gemini.binary.as_deref();
+    match runner::find(configured) {
+        Some(p) => {
+            let runnable = std::fs::metadata(&p)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+            let shown = fmt::path(&p.to_string_lossy());
+            match (runnable, configured.is_some()) {
+                (true, true) => r.add(Level::Ok, "gemini", format!("{shown} (gemini.binary)")),
+                (true, false) => r.add(Level::Ok, "gemini", shown),
+                (false, _) => r.add(
+                    Level::Warn,
+                    "gemini",
+                    format!(
+                        "gemini.binary is {shown}, which is not an executable file: delegation \
+                         fails until it names Gemini CLI"
+                    ),
+                ),
+            }
+        }
+        None => r.add(
+            Level::Warn,
+            "gemini",
+            "not on PATH: delegation needs Gemini CLI (npm install -g @google/gemini-cli) or \
+             gemini.binary in the config",
+        ),
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let home = paths::gemini_home();
+    let (selected, problems) = auth::selected_in(&auth::settings_files(home.as_deref(), &cwd));
+    let dotenv = auth::dotenv_files(home.as_deref(), &cwd);
+    let env = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| auth::dotenv_value(&dotenv, k))
+    };
+    let from = selected
+        .as_ref()
+        .map(|(t, f)| (t.clone(), fmt::path(&f.to_string_lossy())));
+    let verdict = auth::assess(from.as_ref().map(|(t, f)| (t.as_str(), f.as_str())), &env);
+    let level = if verdict.works {
+        Level::Ok
+    } else {
+        Level::Warn
+    };
+    r.add(level, "gem auth", verdict.text);
+    for p in problems {
+        r.add(Level::Warn, "gem auth", format!("cannot read {p}"));
+    }
 }
 
 /// Whether a Gemini run started here would trust this folder, and why.

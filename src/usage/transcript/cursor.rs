@@ -3,6 +3,11 @@
 //! Owns the file IO of the reader: one `stat` when nothing changed, otherwise one open, a 1 KiB
 //! read of the file's head (to tell a replaced file from a grown one) and large sequential reads
 //! of the new bytes. Must not write the file.
+//!
+//! Only regular files are read: a transcript path comes from a hook payload, and a FIFO there
+//! would block the open until some writer came (hanging the hook until its client killed it), a
+//! device would never end. The file is opened non-blocking and checked with `fstat` on the
+//! opened descriptor, so nothing swapped in after a `stat` can slip through.
 
 use std::fs::{File, Metadata};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -79,9 +84,7 @@ pub(super) fn read_changed(
     buf: &mut Vec<u8>,
     out: &mut Vec<UsageEntry>,
 ) -> io::Result<FileCursor> {
-    let mut file = File::open(path)?;
-    // The opened file's own metadata: the path may have been replaced since the stat above.
-    let meta = file.metadata()?;
+    let (mut file, meta) = open_regular(path)?;
     let len = meta.len();
     let mut head = [0u8; HEAD_BYTES];
     let head_read = read_head(&file, &mut head[..(len as usize).min(HEAD_BYTES)])?;
@@ -106,6 +109,25 @@ pub(super) fn read_changed(
         head_len: head_len as u32,
         head_hash: fnv1a(&head[..head_len]),
     })
+}
+
+/// Opens `path` for reading without blocking (a FIFO's open waits for a writer otherwise) and
+/// returns it with its metadata, if it is a regular file. The metadata is the opened file's own:
+/// the path may have been replaced since any `stat` before.
+pub(crate) fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok((file, meta))
 }
 
 fn is_same_file(prev: &FileCursor, meta: &Metadata) -> bool {
@@ -296,6 +318,36 @@ mod tests {
                 std::fs::metadata(&path).unwrap().len(),
                 "{name}"
             );
+        }
+    }
+
+    #[test]
+    fn a_fifo_or_a_device_as_a_transcript_is_refused_without_blocking() {
+        // Before: opening a FIFO blocked until a writer came, hanging the hook.
+        let dir = Scratch::new("fifo");
+        let fifo = dir.path("s.jsonl");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for path in [fifo, PathBuf::from("/dev/zero")] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let p = path.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(read_new(&p, None).map(|_| ()));
+            });
+            let got = rx
+                .recv_timeout(std::time::Duration::from_secs(5))
+                .unwrap_or_else(|_| panic!("reading {} blocked", path.display()));
+            let err = got.unwrap_err();
+            assert_eq!(
+                err.kind(),
+                io::ErrorKind::InvalidInput,
+                "{}",
+                path.display()
+            );
+            assert!(err.to_string().contains("not a regular file"), "{err}");
         }
     }
 
