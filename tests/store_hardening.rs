@@ -410,7 +410,7 @@ fn a_full_disk_says_so_with_the_free_space() {
         .env_clear()
         .env("HOME", &env.home)
         .env("HARNESS_DB", &env.db)
-        .env("HARNESS_CONFIG", env.home.join("none.json"))
+        .env("HARNESS_CONFIG", "/dev/null")
         .env("TMPDIR", env.dir.path())
         .output()
         .unwrap();
