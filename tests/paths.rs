@@ -550,4 +550,14 @@ fn measure_search_cost() {
         time(&big, "no-such-file.rs")
     );
     println!("50,000 files, f050.rs:     {:?}", time(&big, "f050.rs"));
+    // One flat directory of 50,000 files: the entry bound, not the directory bound, stops it.
+    let flat = t.root.join("flat");
+    std::fs::create_dir_all(&flat).unwrap();
+    for f in 0..50_000 {
+        std::fs::write(flat.join(format!("f{f:05}.rs")), "").unwrap();
+    }
+    println!(
+        "50,000 flat, absent name: {:?}",
+        time(&flat, "no-such-file.rs")
+    );
 }
