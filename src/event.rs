@@ -127,7 +127,8 @@ pub struct ToolCall<'a> {
     /// Joins a PreToolUse to its PostToolUse: Claude's `tool_use_id`; for Gemini, which sends no
     /// id, the tool name and a hash of its input (BeforeTool and AfterTool carry the same input).
     pub call_key: String,
-    /// The file the call reads or writes, canonical (absolute, `..` and symlinks resolved).
+    /// The file the call reads or writes, canonical (absolute, `..` and symlinks resolved), found
+    /// the way the client that made the call finds it ([`path_rules`]).
     pub file: Option<PathBuf>,
 }
 
@@ -155,7 +156,8 @@ impl<'a> Event<'a> {
                 Some(id) => id.to_owned(),
                 None => synthetic_call_key(name, payload.tool_input),
             };
-            let file = file_argument(&payload, name).map(|p| paths::canonical(payload.cwd, p));
+            let file = file_argument(&payload, name)
+                .map(|p| paths::tool_file(path_rules(agent, name), payload.cwd, p));
             ToolCall {
                 name,
                 class,
@@ -173,6 +175,20 @@ impl<'a> Event<'a> {
 
     pub fn session_id(&self) -> Option<&'a str> {
         self.payload.session_id
+    }
+}
+
+/// Whose rules turn `tool_name`'s path argument into a file: the client's that defines the tool
+/// (its names are the client's own), else the one `agent` runs in, else the kernel's.
+pub fn path_rules(agent: Agent, tool_name: &str) -> paths::Rules {
+    match tool_name {
+        "replace" => paths::Rules::GeminiReplace,
+        "write_file" | "read_file" => paths::Rules::GeminiWriteFile,
+        "Write" | "Edit" | "MultiEdit" | "NotebookEdit" | "Read" => paths::Rules::Claude,
+        _ => match agent {
+            Agent::Claude => paths::Rules::Claude,
+            Agent::Gemini => paths::Rules::Kernel,
+        },
     }
 }
 
@@ -277,6 +293,25 @@ mod tests {
         let v = json!({"hook_event_name":"PreToolUse","tool_name":"Bash",
                        "tool_input":{"command":"ls"}});
         assert!(reduce(&v).tool.unwrap().file.is_none());
+    }
+
+    #[test]
+    fn the_tool_name_chooses_whose_path_rules_apply() {
+        use paths::Rules;
+        assert_eq!(path_rules(Agent::Gemini, "replace"), Rules::GeminiReplace);
+        assert_eq!(
+            path_rules(Agent::Gemini, "write_file"),
+            Rules::GeminiWriteFile
+        );
+        assert_eq!(path_rules(Agent::Claude, "Write"), Rules::Claude);
+        assert_eq!(path_rules(Agent::Claude, "NotebookEdit"), Rules::Claude);
+        // An `@` the model put before a Gemini path is not part of the file's name.
+        let v = json!({"hook_event_name":"BeforeTool","cwd":"/nonexistent/ws","timestamp":"t",
+                       "tool_name":"write_file","tool_input":{"file_path":"@src/a%2Ers\0"}});
+        assert_eq!(
+            reduce(&v).tool.unwrap().file.unwrap(),
+            PathBuf::from("/nonexistent/ws/src/a.rs")
+        );
     }
 
     #[test]
