@@ -53,10 +53,10 @@ fn install_merges_keeps_everything_and_uninstall_restores_it() {
     let original = user_settings();
     std::fs::write(&settings, serde_json::to_string_pretty(&original).unwrap()).unwrap();
 
-    // From a subdirectory: the project is found by walking up to .git.
+    // From a subdirectory: `--project` alone finds the project by walking up to .git.
     let out = env
         .cmd("harness")
-        .args(["install", "--bin-dir"])
+        .args(["install", "--project", "--bin-dir"])
         .arg(bin_dir())
         .current_dir(project.join("src"))
         .output()
@@ -228,6 +228,8 @@ fn the_plugin_hooks_match_the_snippet() {
     let snippet = read(&root.join("settings.snippet.json"));
     let plugin = read(&root.join("hooks.json"));
     assert_eq!(plugin["hooks"], snippet["hooks"]);
+    // A user who merges the snippet by hand gets the status line that records official quota.
+    assert_eq!(snippet["statusLine"]["command"], "harness-statusline");
     let manifest = read(&root.join(".claude-plugin/plugin.json"));
     assert_eq!(manifest["name"], "agent-harness");
     assert_eq!(manifest["hooks"], "./hooks.json");
@@ -286,4 +288,134 @@ fn gemini_hooks_go_to_the_projects_gemini_settings_and_come_out_again() {
         read(&settings),
         json!({"model": {"name": "gemini-2.5-flash"}})
     );
+}
+
+/// The README's first command, as a newcomer types it after `cargo install` put the binaries on
+/// PATH, run in a fresh clone of this repository with an empty HOME.
+#[test]
+fn the_readmes_main_command_installs_user_wide_and_never_into_the_clone() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let main = readme
+        .lines()
+        .find(|l| l.starts_with("cargo install"))
+        .expect("the README's install command");
+    assert_eq!(main, "cargo install --locked --path . && harness install");
+    let second = main.split(" && ").nth(1).unwrap();
+
+    let env = Env::new("readme-install");
+    let clone = env.dir.path().join("agent-harness");
+    let status = std::process::Command::new("git")
+        .args(["clone", "-q", "--no-hardlinks", env!("CARGO_MANIFEST_DIR")])
+        .arg(&clone)
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        // Not a git checkout (a source tarball): the clone is simulated by the manifest alone.
+        std::fs::create_dir_all(clone.join(".git")).unwrap();
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"),
+            clone.join("Cargo.toml"),
+        )
+        .unwrap();
+    }
+    let mut words = second.split_whitespace();
+    let program = words.next().unwrap();
+    let out = env
+        .cmd(program)
+        .args(words)
+        .env("PATH", support::path_with_bins())
+        .current_dir(&clone)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let settings = env.home.join(".claude/settings.json");
+    assert_eq!(read(&settings)["hooks"].as_object().unwrap().len(), 14);
+    assert_eq!(
+        read(&settings)["statusLine"]["command"],
+        "harness-statusline"
+    );
+    assert!(
+        !clone.join(".claude").exists(),
+        "nothing in the source tree"
+    );
+    assert!(stdout(&out).contains("every project"), "{}", stdout(&out));
+}
+
+#[test]
+fn a_project_install_outside_git_is_refused_naming_both_ways() {
+    let env = Env::new("no-git");
+    // Outside this checkout (the test's temp dirs are inside it, a git repository).
+    let dir = std::env::temp_dir().join(format!("ah-no-git-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = env
+        .cmd("harness")
+        .args(["install", "--project", "--bin-dir"])
+        .arg(bin_dir())
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--user") && err.contains("--project DIR"),
+        "{err}"
+    );
+    assert!(!dir.join(".claude").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_project_install_in_the_harness_checkout_is_refused_unless_named() {
+    let env = Env::new("self-install");
+    let checkout = env.dir.path().join("agent-harness");
+    std::fs::create_dir_all(checkout.join(".git")).unwrap();
+    std::fs::write(
+        checkout.join("Cargo.toml"),
+        "[package]\nname = \"agent-harness\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        env.cmd("harness")
+            .args(args)
+            .arg("--bin-dir")
+            .arg(bin_dir())
+            .current_dir(&checkout)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["install", "--project"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("own source tree"), "{}", stderr(&out));
+    assert!(!checkout.join(".claude").exists());
+    let out = run(&["install", "--project", checkout.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(checkout.join(".claude/settings.json").exists());
+}
+
+#[test]
+fn uninstall_says_what_it_removed_and_leaves_no_empty_folder_or_backup() {
+    let env = Env::new("uninstall-clean");
+    let project = project(&env);
+    let out = env
+        .cmd("harness")
+        .args(["install", "--bin-dir"])
+        .arg(bin_dir())
+        .arg("--project")
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env
+        .cmd("harness")
+        .args(["uninstall", "--project"])
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("the harness hooks for 14 events and its status line"),
+        "{text}"
+    );
+    assert!(!project.join(".claude").exists(), "{text}");
 }

@@ -15,14 +15,14 @@ use crate::{CliError, CliResult, Exit, fmt};
 
 #[derive(clap::Args)]
 pub struct InstallArgs {
-    /// Install into the user's settings (~/.claude/settings.json: every project) instead of a
-    /// project's.
+    /// Install into the user's settings (~/.claude/settings.json: every project). This is the
+    /// default; the flag says it explicitly.
     #[arg(long)]
     user: bool,
-    /// The project to install into. Default: the git root above the current directory, else the
-    /// current directory.
-    #[arg(long, conflicts_with = "user")]
-    project: Option<PathBuf>,
+    /// Install into one project's settings instead: DIR, or without DIR the git root above the
+    /// current directory (refused outside a git repository).
+    #[arg(long, conflicts_with = "user", num_args = 0..=1, default_missing_value = "", value_name = "DIR")]
+    project: Option<String>,
     /// Write the hook commands as absolute paths into this directory. Default: bare names when the
     /// harness-* binaries are on PATH, else the directory this `harness` binary is in.
     #[arg(long)]
@@ -30,26 +30,36 @@ pub struct InstallArgs {
     /// Print the change and write nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Install into Gemini CLI's settings (.gemini/settings.json) instead of Claude Code's, so
-    /// that Gemini CLI sessions are recorded too.
+    /// Install into Gemini CLI's settings (~/.gemini/settings.json, or a project's
+    /// .gemini/settings.json with --project) instead of Claude Code's, so that Gemini CLI
+    /// sessions are recorded too.
     #[arg(long)]
     gemini: bool,
 }
 
 #[derive(clap::Args)]
 pub struct UninstallArgs {
-    /// Uninstall from the user's settings instead of a project's.
+    /// Uninstall from the user's settings (the default).
     #[arg(long)]
     user: bool,
-    /// The project to uninstall from (default as for install).
-    #[arg(long, conflicts_with = "user")]
-    project: Option<PathBuf>,
+    /// Uninstall from one project's settings instead (DIR, or the git root above the current
+    /// directory).
+    #[arg(long, conflicts_with = "user", num_args = 0..=1, default_missing_value = "", value_name = "DIR")]
+    project: Option<String>,
     /// Print the change and write nothing.
     #[arg(long)]
     dry_run: bool,
     /// Uninstall from Gemini CLI's settings instead of Claude Code's.
     #[arg(long)]
     gemini: bool,
+}
+
+/// True when `dir` is agent-harness's own source tree (its Cargo.toml names the package).
+fn is_harness_source(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.replace(' ', "") == "name=\"agent-harness\"")
+    })
 }
 
 /// Where Claude Code keeps user settings: `$CLAUDE_CONFIG_DIR`, else `~/.claude`.
@@ -65,34 +75,60 @@ fn gemini_user_dir() -> CliResult<PathBuf> {
         .ok_or_else(|| CliError::Message("HOME is not set; pass --project DIR instead".into()))
 }
 
-/// The client's settings directory to work on (`.claude` or `.gemini`).
-fn client_dir(client: Client, user: bool, project: Option<PathBuf>) -> CliResult<PathBuf> {
-    if user {
+/// The client's settings directory to work on (`.claude` or `.gemini`): the user's unless a
+/// project is asked for. `--project` without a directory means the git root above the current
+/// directory; outside a git repository, or in agent-harness's own checkout, that is refused (a
+/// project named explicitly is taken as it is).
+fn client_dir(client: Client, project: Option<String>) -> CliResult<PathBuf> {
+    let Some(project) = project else {
         return match client {
             Client::Claude => claude_user_dir(),
             Client::Gemini => gemini_user_dir(),
         };
-    }
-    let project = match project {
-        Some(p) => {
-            if !p.is_dir() {
-                return Err(CliError::Message(format!(
-                    "--project {}: no such directory",
-                    p.display()
-                )));
-            }
-            p
+    };
+    let project = if project.is_empty() {
+        let cwd = std::env::current_dir()?;
+        let Some(root) = paths::project_root(&cwd) else {
+            return Err(CliError::Message(format!(
+                "{} is not inside a git repository, so it is not clear which project you mean: \
+                 pass --project DIR for a project, or --user (the default) for all your sessions",
+                cwd.display()
+            )));
+        };
+        if is_harness_source(&root) {
+            return Err(CliError::Message(format!(
+                "{} is agent-harness's own source tree; to record every session, run \
+                 `harness install` (user-wide); to record this checkout's sessions anyway, name it: \
+                 --project {}",
+                root.display(),
+                root.display()
+            )));
         }
-        None => {
-            let cwd = std::env::current_dir()?;
-            paths::project_root(&cwd).unwrap_or(cwd)
+        root
+    } else {
+        let project = PathBuf::from(project);
+        if !project.is_dir() {
+            return Err(CliError::Message(format!(
+                "--project {}: no such directory",
+                project.display()
+            )));
         }
+        project
     };
     let project = paths::canonical(None, &project.to_string_lossy());
     Ok(project.join(match client {
         Client::Claude => ".claude",
         Client::Gemini => ".gemini",
     }))
+}
+
+/// True when `dir` is the client's user-wide settings directory (never removed, even empty).
+fn user_dir_of(client: Client, dir: &Path) -> bool {
+    let user = match client {
+        Client::Claude => claude_user_dir(),
+        Client::Gemini => gemini_user_dir(),
+    };
+    user.is_ok_and(|u| u == dir)
 }
 
 /// The change to a settings file, for `--dry-run`.
@@ -237,7 +273,8 @@ fn command_style(bin_dir: Option<PathBuf>) -> CliResult<(Option<PathBuf>, String
 
 pub fn run_install(args: InstallArgs) -> CliResult {
     let client = client_of(args.gemini);
-    let claude = client_dir(client, args.user, args.project)?;
+    let user_wide = args.project.is_none();
+    let claude = client_dir(client, args.project)?;
     let settings_path = claude.join("settings.json");
     let (old_text, mut settings) = read_settings(&settings_path)?;
     let (bin_dir, command_note) = command_style(args.bin_dir)?;
@@ -360,8 +397,8 @@ pub fn run_install(args: InstallArgs) -> CliResult {
             Client::Claude => "claude",
             Client::Gemini => "gemini",
         },
-        if args.user {
-            String::new()
+        if user_wide {
+            " (every project: the hooks are in your user settings)".to_owned()
         } else {
             format!(" in {}", claude.parent().unwrap_or(&claude).display())
         }
@@ -371,15 +408,21 @@ pub fn run_install(args: InstallArgs) -> CliResult {
 
 pub fn run_uninstall(args: UninstallArgs) -> CliResult {
     let client = client_of(args.gemini);
-    let claude = client_dir(client, args.user, args.project)?;
+    let claude = client_dir(client, args.project)?;
     let settings_path = claude.join("settings.json");
     let (old_text, mut settings) = read_settings(&settings_path)?;
-    let removed = install::unmerge(&mut settings).map_err(|e| {
+    let events = install::unmerge(&mut settings).map_err(|e| {
         CliError::Message(format!(
             "{}: {e}; fix that key by hand",
             settings_path.display()
         ))
-    })? + usize::from(install::unmerge_statusline(&mut settings));
+    })?;
+    let statusline = install::unmerge_statusline(&mut settings);
+    let removed = events + usize::from(statusline);
+    let what = match (events, statusline) {
+        (n, true) => format!("the harness hooks for {n} events and its status line"),
+        (n, false) => format!("the harness hooks for {n} events"),
+    };
     let empty = settings.as_object().is_some_and(|o| o.is_empty());
     let new_text = pretty(&settings)?;
     let mut out = std::io::stdout().lock();
@@ -395,23 +438,16 @@ pub fn run_uninstall(args: UninstallArgs) -> CliResult {
     if removed == 0 {
         writeln!(out, "{} holds no harness hooks.", settings_path.display())?;
     } else if empty {
-        let backup = write_settings(&settings_path, old_text.as_deref(), &new_text)?;
+        // It held only what the harness put there: nothing of the user's to back up.
         std::fs::remove_file(&settings_path)?;
         writeln!(
             out,
-            "Removed {removed} harness hooks; {} held nothing else and was deleted",
+            "Removed {what}; {} held nothing else and was deleted",
             settings_path.display()
         )?;
-        if let Some(b) = backup {
-            writeln!(out, "  backup: {}", b.display())?;
-        }
     } else {
         let backup = write_settings(&settings_path, old_text.as_deref(), &new_text)?;
-        writeln!(
-            out,
-            "Removed {removed} harness hooks from {}",
-            settings_path.display()
-        )?;
+        writeln!(out, "Removed {what} from {}", settings_path.display())?;
         if let Some(b) = backup {
             writeln!(out, "  backup: {}", b.display())?;
         }
@@ -426,6 +462,11 @@ pub fn run_uninstall(args: UninstallArgs) -> CliResult {
             Ok(_) => writeln!(out, "  kept {} (you changed it)", target.display())?,
             Err(_) => {}
         }
+    }
+    // The commands directory install created, now empty; a directory holding anything stays.
+    let _ = std::fs::remove_dir(claude.join("commands"));
+    if claude.read_dir().is_ok_and(|mut d| d.next().is_none()) && !user_dir_of(client, &claude) {
+        let _ = std::fs::remove_dir(&claude);
     }
     writeln!(
         out,
