@@ -700,3 +700,45 @@ fn doctor_finds_gemini_through_the_config_and_says_whether_its_login_works() {
         "{out}"
     );
 }
+
+#[test]
+fn a_slow_delegation_shows_progress_on_a_terminal_and_nothing_when_piped() {
+    let s = setup("progress", json!({}));
+    let piped = s.delegate_slow("1", &["look around"]);
+    assert!(piped.status.success(), "{}", support::stderr(&piped));
+    assert!(
+        !support::stderr(&piped).contains("waiting for Gemini"),
+        "{}",
+        support::stderr(&piped)
+    );
+    // The same under a terminal: `script` gives the command a pty and keeps what it drew.
+    let typescript = s.env.dir.path().join("typescript");
+    let line = format!(
+        "{} delegate 'look around'",
+        agent_harness::shell::quote(&support::bin("harness").to_string_lossy())
+    );
+    let tty = std::process::Command::new("script")
+        .args(["-qec", &line])
+        .arg(&typescript)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &s.env.home)
+        .env("HARNESS_DB", &s.env.db)
+        .env(
+            "HARNESS_CONFIG",
+            s.env.home.join(".config/agent-harness/config.json"),
+        )
+        .env("FAKE_GEMINI_MODE", "slow")
+        .env("FAKE_GEMINI_SLEEP", "1")
+        .env("FAKE_GEMINI_LOG", &s.log)
+        .env("FAKE_GEMINI_STATE", s.env.dir.path().join("fake-state"))
+        .env("FAKE_GEMINI_PIDS", s.env.dir.path().join("pids"))
+        .current_dir(&s.project)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(tty.status.success(), "{}", support::stderr(&tty));
+    let drawn = std::fs::read_to_string(&typescript).unwrap_or_default();
+    assert!(drawn.contains("waiting for Gemini CLI"), "{drawn}");
+    assert!(drawn.contains(" s"), "{drawn}");
+}

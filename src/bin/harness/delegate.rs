@@ -144,7 +144,10 @@ pub fn run(args: Args) -> CliResult {
     }
     let worker = spawn_worker(&prepared.run_id)?;
     let wait = Duration::from_secs(args.wait.unwrap_or(config.gemini.wait_secs));
-    let run = wait_for(&mut store, worker, &prepared.run_id, wait)?;
+    let run = {
+        let _progress = crate::progress::Progress::start("waiting for Gemini CLI");
+        wait_for(&mut store, worker, &prepared.run_id, wait)?
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", run_json(&run))?;

@@ -9,6 +9,7 @@ mod events;
 mod fmt;
 mod install;
 mod locks;
+mod progress;
 mod quota;
 mod sessions;
 mod status;

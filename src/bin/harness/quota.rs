@@ -148,7 +148,10 @@ pub fn run(args: Args) -> CliResult {
         && let Some(dir) = quota::ingest::claude_dir()
     {
         // Read outside the transaction (it may take a while the first time), store in one.
-        let refresh = quota::ingest::read_everything(store.reader()?, &dir)?;
+        let refresh = {
+            let _progress = crate::progress::Progress::start("reading Claude Code transcripts");
+            quota::ingest::read_everything(store.reader()?, &dir)?
+        };
         note = format!(
             "read {} transcript(s) under {}, {} changed",
             refresh.files,
