@@ -10,7 +10,7 @@
 //!
 //! It errs towards redacting: a false positive costs a word in a stored payload, a miss leaks a
 //! credential into a file that outlives the session. Every rule is hand-written and anchored on a
-//! cheap first byte; runs of a character class are measured once and remembered ([`Runs`]), so a
+//! cheap first byte; runs of a character class are measured once and remembered (`Runs`), so a
 //! string is scanned in one linear pass whatever it holds. [`redact_json_text`] does the same for
 //! JSON text that may be cut short (the stored prefix of an oversized payload): it decodes each
 //! string literal, redacts the decoded text, and encodes it again. Must not do IO.
@@ -60,9 +60,32 @@ const SECRET_PARTS: [&[u8]; 4] = [b"secret", b"secrets", b"password", b"passwd"]
 
 /// Last parts that name something about a secret (`password_file`, `secret_name`).
 const ABOUT_PARTS: [&[u8]; 26] = [
-    b"name", b"names", b"id", b"ids", b"type", b"file", b"path", b"dir", b"length", b"len",
-    b"count", b"size", b"min", b"max", b"policy", b"hint", b"prompt", b"required", b"enabled",
-    b"ref", b"arn", b"version", b"label", b"field", b"mode", b"stdin",
+    b"name",
+    b"names",
+    b"id",
+    b"ids",
+    b"type",
+    b"file",
+    b"path",
+    b"dir",
+    b"length",
+    b"len",
+    b"count",
+    b"size",
+    b"min",
+    b"max",
+    b"policy",
+    b"hint",
+    b"prompt",
+    b"required",
+    b"enabled",
+    b"ref",
+    b"arn",
+    b"version",
+    b"label",
+    b"field",
+    b"mode",
+    b"stdin",
 ];
 
 /// Values of secret-named assignments that are code or config words, not secrets.
@@ -207,12 +230,29 @@ fn redact_with<'a>(text: &'a str, aws_near: &mut bool) -> Cow<'a, str> {
     let mut scan = Scanner {
         b: text.as_bytes(),
         runs: Runs::new(),
+        rescan_gaps: true,
+        container: false,
+        last_digit: (usize::MAX, None),
         aws_until: if *aws_near { AWS_WINDOW } else { 0 },
         pflag: PFlag::No,
     };
     let out = scan.redact(text);
     *aws_near = scan.aws_until > text.len();
     out
+}
+
+/// Redacts the text between a rule's start and its secret, without rescanning its own gaps.
+fn redact_gap(text: &str) -> Cow<'_, str> {
+    Scanner {
+        b: text.as_bytes(),
+        runs: Runs::new(),
+        rescan_gaps: false,
+        container: false,
+        last_digit: (usize::MAX, None),
+        aws_until: 0,
+        pflag: PFlag::No,
+    }
+    .redact(text)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -291,7 +331,10 @@ const fn class_bits(b: u8) -> u16 {
         Class::Cred,
         alnum || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'='),
     );
-    bits |= bit(Class::Azure, alnum || matches!(b, b'_' | b'~' | b'.' | b'-'));
+    bits |= bit(
+        Class::Azure,
+        alnum || matches!(b, b'_' | b'~' | b'.' | b'-'),
+    );
     bits |= bit(
         Class::Arg,
         !b.is_ascii_whitespace()
@@ -557,7 +600,12 @@ fn rules_for(first: u8) -> &'static [Rule] {
     static T: [Rule; 1] = [rule(b"tk-us-", Token, 40, TOKEN)];
     static W: [Rule; 2] = [
         rule(b"whsec_", Alnum, 24, STRIPE),
-        url_path(b"webhook.office.com/webhookb2/", Arg, 20, "[redacted:webhook]"),
+        url_path(
+            b"webhook.office.com/webhookb2/",
+            Arg,
+            20,
+            "[redacted:webhook]",
+        ),
     ];
     static X: [Rule; 11] = [
         rule(b"xoxb-", Token, 10, SLACK),
@@ -629,6 +677,12 @@ enum PFlag {
 struct Scanner<'a> {
     b: &'a [u8],
     runs: Runs,
+    /// Whether the text between a rule's start and the secret it found is scanned as well.
+    rescan_gaps: bool,
+    /// A container command (`docker`, `podman`, ...) was the last word.
+    container: bool,
+    /// (end of a run, its last digit): see [`Scanner::digit_in`].
+    last_digit: (usize, Option<usize>),
     /// A 40-character base64 run before this offset is an AWS secret key.
     aws_until: usize,
     pflag: PFlag,
@@ -656,15 +710,38 @@ impl Scanner<'_> {
         let mut copied = 0;
         let mut i = 0;
         while i < n {
+            // Fast path: the inside of a word starts nothing (but `\nAPI_KEY` does).
+            let b = self.b;
+            if i >= 2
+                && i >= self.aws_until
+                && b[i].is_ascii_alphanumeric()
+                && b[i - 1].is_ascii_alphanumeric()
+                && b[i - 2] != b'\\'
+            {
+                i += 1;
+                continue;
+            }
             match self.hit_at(i) {
                 Some((start, end, replacement)) if end > start => {
+                    // What stands before the secret (a name, a scheme, a user) may hold a token
+                    // of its own: scanned on its own, once (gaps inside it are not rescanned).
+                    // Not a key block's header or a flag's name: those are labels.
+                    let gap = if start > i + 1 && self.rescan_gaps && self.b[i] != b'-' {
+                        redact_gap(&text[i..start])
+                    } else {
+                        Cow::Borrowed(&text[i..start])
+                    };
                     // Already redacted text is left as it is (redaction is idempotent).
-                    if text[start..end] != *replacement {
+                    if text[start..end] != *replacement || matches!(gap, Cow::Owned(_)) {
                         let buf = out.get_or_insert_with(|| String::with_capacity(n));
-                        buf.push_str(&text[copied..start]);
+                        buf.push_str(&text[copied..i]);
+                        buf.push_str(&gap);
                         buf.push_str(replacement);
                         copied = end;
                     }
+                    // Words skipped over still set the context, as they would be seen once
+                    // the secret after them is gone (redacting again changes nothing).
+                    self.note_context(i + 1, start);
                     i = end.max(i + 1);
                 }
                 _ => i += 1,
@@ -683,17 +760,36 @@ impl Scanner<'_> {
     /// as an escape (JSON or shell text inside a string).
     fn boundary(&self, i: usize, word: impl Fn(u8) -> bool) -> bool {
         let b = self.b;
-        i == 0
-            || !word(b[i - 1])
-            || (i >= 2 && b[i - 2] == b'\\' && matches!(b[i - 1], b'n' | b't' | b'r'))
+        let escape = |k: usize| k >= 1 && b[k - 1] == b'\\' && matches!(b[k], b'n' | b't' | b'r');
+        // The letter of an escape is not a word start either: `\nAPI_KEY` names `API_KEY`.
+        i == 0 || (!word(b[i - 1]) && !escape(i)) || escape(i - 1)
+    }
+
+    /// Ends the shell segment at a line end or an operator.
+    fn segment_end(&mut self, c: u8) {
+        if matches!(c, b'\n' | b';' | b'|' | b'&') {
+            self.pflag = PFlag::No;
+            self.container = false;
+        }
+    }
+
+    /// The context words and segment ends in `from..to`, a span a rule stepped over.
+    fn note_context(&mut self, from: usize, to: usize) {
+        for k in from..to {
+            let c = self.b[k];
+            self.segment_end(c);
+            if c.is_ascii_alphabetic()
+                && self.boundary(k, |x| x.is_ascii_alphanumeric() || x == b'_')
+            {
+                self.context_word(k);
+            }
+        }
     }
 
     fn hit_at(&mut self, i: usize) -> Option<Hit> {
         let b = self.b;
         let c = b[i];
-        if matches!(c, b'\n' | b';' | b'|' | b'&') {
-            self.pflag = PFlag::No;
-        }
+        self.segment_end(c);
         if i < self.aws_until
             && is(B64, c)
             && self.boundary(i, |x| is(B64, x))
@@ -737,10 +833,7 @@ impl Scanner<'_> {
             let from = i + r.prefix.len();
             let end = self.runs.end(b, r.class, from);
             let n = end - from;
-            if n >= r.min
-                && (r.max == 0 || n <= r.max)
-                && (!r.digit || b[from..end].iter().any(u8::is_ascii_digit))
-            {
+            if n >= r.min && (r.max == 0 || n <= r.max) && (!r.digit || self.digit_in(from, end)) {
                 return Some((if r.keep_prefix { from } else { i }, end, r.label));
             }
         }
@@ -770,6 +863,18 @@ impl Scanner<'_> {
         self.azure_secret(i)
     }
 
+    /// Whether `from..end`, the tail of a run, holds a digit. The last digit of each run is
+    /// found once (`sk-sk-sk-...` asks about one run at every `sk`).
+    fn digit_in(&mut self, from: usize, end: usize) -> bool {
+        if self.last_digit.0 != end {
+            let last = self.b[..end].iter().rposition(|&x| !is(Token, x));
+            let run_start = last.map_or(0, |k| k + 1).min(from);
+            let digit = self.b[run_start..end].iter().rposition(u8::is_ascii_digit);
+            self.last_digit = (end, digit.map(|k| run_start + k));
+        }
+        self.last_digit.1.is_some_and(|k| k >= from)
+    }
+
     fn aws_id(&mut self, i: usize) -> Option<Hit> {
         let b = self.b;
         let p = AWS_IDS.iter().find(|p| b[i..].starts_with(p))?;
@@ -792,7 +897,9 @@ impl Scanner<'_> {
         let run = &b[i..end];
         let mixed = run.iter().any(u8::is_ascii_uppercase)
             && run.iter().any(u8::is_ascii_lowercase)
-            && run.iter().any(|&x| x.is_ascii_digit() || x == b'/' || x == b'+');
+            && run
+                .iter()
+                .any(|&x| x.is_ascii_digit() || x == b'/' || x == b'+');
         (run.len() == 40 && mixed).then_some((i, end, "[redacted:aws-secret]"))
     }
 
@@ -875,7 +982,10 @@ impl Scanner<'_> {
         if matches!(b.get(j), Some(b'"' | b'\'')) {
             j += 1;
         }
-        j += b[j..].iter().take_while(|&&x| x == b' ' || x == b'\t').count();
+        j += b[j..]
+            .iter()
+            .take_while(|&&x| x == b' ' || x == b'\t')
+            .count();
         match b.get(j) {
             Some(b':' | b'=') => j += 1,
             _ => return None,
@@ -896,7 +1006,7 @@ impl Scanner<'_> {
     }
 
     /// Words that change what follows: `aws` opens the window for a secret key; `mysql`,
-    /// `sshpass` and `login` make `-p` a password flag.
+    /// `sshpass` and `docker login` make `-p` a password flag.
     fn context_word(&mut self, i: usize) {
         let b = self.b;
         if starts_ci(b, i, b"aws") {
@@ -909,9 +1019,14 @@ impl Scanner<'_> {
         }
         if word.starts_with(b"mysql") || word == b"mariadb" {
             self.pflag = PFlag::Glued;
-        } else if word == b"sshpass" || word == b"login" {
+        } else if word == b"sshpass" || (word == b"login" && self.container) {
             self.pflag = PFlag::Any;
         }
+        // `docker login`, `helm registry login`: the command word right before.
+        self.container = matches!(
+            word,
+            b"docker" | b"podman" | b"nerdctl" | b"buildah" | b"skopeo" | b"helm" | b"oras"
+        ) || (self.container && word == b"registry");
     }
 
     /// A PEM or PGP private key block: its body is replaced, up to the END line (or the end of
@@ -921,9 +1036,17 @@ impl Scanner<'_> {
         if !starts_ci(b, i, b"-----BEGIN ") {
             return None;
         }
+        // The label (`RSA PRIVATE KEY`) runs to the next `-----`. Labels never overlap (the next
+        // BEGIN ends this one), so this stays linear.
         let label_start = i + 11;
-        let search_end = b.len().min(label_start + 100);
-        let dashes = find(&b[..search_end], label_start, b"-----")?;
+        let mut dashes = label_start;
+        while !b[dashes..].starts_with(b"-----") {
+            let x = *b.get(dashes)?;
+            if !(x.is_ascii_alphanumeric() || matches!(x, b' ' | b'_' | b'-')) {
+                return None;
+            }
+            dashes += 1;
+        }
         let label = &b[label_start..dashes];
         let private = |suffix: &[u8]| {
             label.len() >= suffix.len()
@@ -1043,12 +1166,17 @@ impl Scanner<'_> {
             .iter()
             .take(1024)
             .position(|&x| {
-                x.is_ascii_whitespace() || matches!(x, b'/' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'`' | b'\\')
+                x.is_ascii_whitespace()
+                    || matches!(
+                        x,
+                        b'/' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'`' | b'\\'
+                    )
             })
             .map_or(b.len().min(from + 1024), |k| from + k);
         let at = from + b[from..end].iter().rposition(|&x| x == b'@')?;
         let colon = from + b[from..at].iter().position(|&x| x == b':')?;
-        (at > colon + 1).then_some((colon + 1, at, REDACTED))
+        // A `[redacted:...]` label is not a user name.
+        (at > colon + 1 && !b[from..colon].contains(&b'[')).then_some((colon + 1, at, REDACTED))
     }
 
     /// `<password>value</password>` and other secret-named XML elements.
@@ -1059,8 +1187,7 @@ impl Scanner<'_> {
             return None;
         }
         let end = self.runs.end(b, Name, start);
-        if b.get(end) != Some(&b'>') || !is_secret_name(std::str::from_utf8(&b[start..end]).ok()?)
-        {
+        if b.get(end) != Some(&b'>') || !is_secret_name(std::str::from_utf8(&b[start..end]).ok()?) {
             return None;
         }
         let vs = end + 1;
@@ -1085,18 +1212,23 @@ impl Scanner<'_> {
         if matches!(b.get(j), Some(b'"' | b'\'')) {
             j += 1;
         }
-        j += b[j..].iter().take_while(|&&x| x == b' ' || x == b'\t').count();
+        j += b[j..]
+            .iter()
+            .take_while(|&&x| x == b' ' || x == b'\t')
+            .count();
         match (b.get(j), b.get(j + 1)) {
             (Some(b'='), Some(b'=' | b'~')) | (Some(b':'), Some(b':')) => return None,
             (Some(b':' | b'?'), Some(b'=')) | (Some(b'='), Some(b'>')) => j += 2,
             (Some(b'=' | b':'), _) => j += 1,
             _ => return None,
         }
-        if name_end - i > MAX_NAME || !is_secret_name(std::str::from_utf8(&b[i..name_end]).ok()?)
-        {
+        if name_end - i > MAX_NAME || !is_secret_name(std::str::from_utf8(&b[i..name_end]).ok()?) {
             return None;
         }
-        j += b[j..].iter().take_while(|&&x| x == b' ' || x == b'\t').count();
+        j += b[j..]
+            .iter()
+            .take_while(|&&x| x == b' ' || x == b'\t')
+            .count();
         match *b.get(j)? {
             q @ (b'"' | b'\'') => {
                 let start = j + 1;
@@ -1116,7 +1248,7 @@ impl Scanner<'_> {
                 // `key = compute(x)` is code, not a secret: only whole token-like values count.
                 let next = b.get(end).copied();
                 let ends_cleanly =
-                    next.is_none_or(|x| x.is_ascii_whitespace() || b";,&|)}]\"'".contains(&x));
+                    next.is_none_or(|x| x.is_ascii_whitespace() || b";,&|)}]\"'`\\".contains(&x));
                 let word = NOT_VALUES.iter().any(|w| value.eq_ignore_ascii_case(w));
                 (end > j && ends_cleanly && !word).then_some((j, end, REDACTED))
             }
@@ -1128,7 +1260,11 @@ impl Scanner<'_> {
 fn user_pass(b: &[u8], vs: usize, ve: usize) -> Option<Hit> {
     let colon = vs + b[vs..ve].iter().position(|&x| x == b':')?;
     let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
-    if colon + 1 >= ve || (digits(&b[vs..colon]) && digits(&b[colon + 1..ve])) {
+    // A `[redacted:...]` label is not a user name.
+    if colon + 1 >= ve
+        || b[vs..colon].contains(&b'[')
+        || (digits(&b[vs..colon]) && digits(&b[colon + 1..ve]))
+    {
         return None;
     }
     Some((colon + 1, ve, REDACTED))
@@ -1159,7 +1295,11 @@ pub fn redact_json_text(text: &str) -> String {
             b'"' => {
                 pending |= outside(&text[seg..i], &mut out, &mut aws_near);
                 let (decoded, end, closed) = decode_literal(text, i + 1);
-                let after = end + b[end..].iter().take_while(|x| x.is_ascii_whitespace()).count();
+                let after = end
+                    + b[end..]
+                        .iter()
+                        .take_while(|x| x.is_ascii_whitespace())
+                        .count();
                 let is_key = if closed {
                     b.get(after) == Some(&b':')
                 } else {
@@ -1418,15 +1558,36 @@ mod tests {
     #[test]
     fn secret_names_are_told_from_ordinary_ones() {
         for name in [
-            "api_key", "apiKey", "APIKEY", "DB_PASS", "dbPass", "MYSQL_PWD", "API_KEY_1",
-            "SECRET_KEY_BASE", "PGPASSWORD", "x-api-key", "client-secret", "basic_auth",
-            "Authorization", "password",
+            "api_key",
+            "apiKey",
+            "APIKEY",
+            "DB_PASS",
+            "dbPass",
+            "MYSQL_PWD",
+            "API_KEY_1",
+            "SECRET_KEY_BASE",
+            "PGPASSWORD",
+            "x-api-key",
+            "client-secret",
+            "basic_auth",
+            "Authorization",
+            "password",
         ] {
             assert!(is_secret_name(name), "{name}");
         }
         for name in [
-            "monkey", "compass", "PWD", "OLDPWD", "max_tokens", "token_type", "secret_name",
-            "password_file", "access_key_id", "session_id", "tool_use_id", "path",
+            "monkey",
+            "compass",
+            "PWD",
+            "OLDPWD",
+            "max_tokens",
+            "token_type",
+            "secret_name",
+            "password_file",
+            "access_key_id",
+            "session_id",
+            "tool_use_id",
+            "path",
         ] {
             assert!(!is_secret_name(name), "{name}");
         }
@@ -1465,7 +1626,8 @@ mod tests {
             r(pem),
             "-----BEGIN OPENSSH PRIVATE KEY-----\n[redacted:private-key]\n-----END OPENSSH PRIVATE KEY-----\n"
         );
-        let crlf = "-----BEGIN RSA PRIVATE KEY-----\r\nMIIEow\r\nAAAA\r\n-----END RSA PRIVATE KEY-----";
+        let crlf =
+            "-----BEGIN RSA PRIVATE KEY-----\r\nMIIEow\r\nAAAA\r\n-----END RSA PRIVATE KEY-----";
         assert_eq!(
             r(crlf),
             "-----BEGIN RSA PRIVATE KEY-----\r\n[redacted:private-key]\r\n-----END RSA PRIVATE KEY-----"
@@ -1476,7 +1638,10 @@ mod tests {
             "k -----BEGIN PRIVATE KEY----- [redacted:private-key] -----END PRIVATE KEY-----"
         );
         let cut = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI";
-        assert_eq!(r(cut), "-----BEGIN EC PRIVATE KEY-----\n[redacted:private-key]");
+        assert_eq!(
+            r(cut),
+            "-----BEGIN EC PRIVATE KEY-----\n[redacted:private-key]"
+        );
         let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
         assert_eq!(r(cert), cert);
     }
@@ -1498,7 +1663,10 @@ mod tests {
         assert_eq!(v["tool_input"]["env"]["OPENAI_API_KEY"], REDACTED);
         assert_eq!(v["tool_input"]["env"]["count_token"], 3);
         assert_eq!(v["list"][0], "[redacted:github-token]");
-        assert_eq!(v["password"], json!({"value": REDACTED, "old": [REDACTED, REDACTED]}));
+        assert_eq!(
+            v["password"],
+            json!({"value": REDACTED, "old": [REDACTED, REDACTED]})
+        );
         assert_eq!(v["tool_use_id"], "toolu_1");
         // Redacting twice changes nothing more.
         assert_eq!(redact_value(&mut v), 0);
