@@ -89,7 +89,10 @@ pub struct Recording {
 fn prefix_payload(prefix: &[u8], total_len: u64) -> String {
     const KEEP: usize = 64 * 1024;
     let head = &prefix[..prefix.len().min(KEEP)];
-    let head = redact::redact_str(&String::from_utf8_lossy(head)).into_owned();
+    // The prefix is JSON text cut anywhere: redacting it as plain text would meet `\n` where a
+    // line starts and miss every secret after one (issue 9), so its string literals are decoded,
+    // redacted and encoded again.
+    let head = redact::redact_json_text(&String::from_utf8_lossy(head));
     serde_json::json!({
         "truncated": true,
         "total_bytes": total_len,
