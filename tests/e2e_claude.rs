@@ -211,7 +211,10 @@ fn a_working_session_and_its_compaction_are_recorded_completely_on(
             }
         })
         .collect();
-    assert_eq!(sorted(subagent_types), ["compaction", "general-purpose"]);
+    // One general-purpose agent; /compact's own agent stops once on 2.1.197, twice on 2.1.332.
+    let mut kinds = sorted(subagent_types);
+    kinds.dedup();
+    assert_eq!(kinds, ["compaction", "general-purpose"]);
 
     let conn = c.env.db();
     let s = query::session(&conn, &session).unwrap().unwrap();
@@ -370,4 +373,54 @@ fn two_sessions_at_once_in_one_repository_are_both_recorded_completely_on(
         }
     }
     assert_eq!(c.env.log_text(), "");
+}
+
+#[test]
+fn a_slash_commands_shell_step_into_a_held_file_is_refused_before_it_runs() {
+    support::clients::each_claude(|claude| {
+        // Only releases that send PreSkillShellCommand can stop the step; 2.1.197 must still
+        // run the session with the event registered (an unknown event name is harmless there).
+        let mock = AnthropicMock::start(vec![Turn::text("Done.")]);
+        let c = ClaudeEnv::new("e2e-skill-shell", claude, mock.url());
+        let held = c.project.join("held.txt");
+        std::fs::write(&held, "original\n").unwrap();
+        let commands = c.project.join(".claude/commands");
+        std::fs::create_dir_all(&commands).unwrap();
+        std::fs::write(
+            commands.join("stamp.md"),
+            "Stamp it: !`echo stamped > held.txt`\n",
+        )
+        .unwrap();
+        // Another live agent holds the file.
+        let other = c.env.hook(
+            "harness-pre-tool-use",
+            json!({"hook_event_name": "BeforeTool", "session_id": "gemini-holder",
+                   "timestamp": "2026-01-01T00:00:00Z", "cwd": c.project,
+                   "tool_name": "write_file",
+                   "tool_input": {"file_path": held, "content": "x"}})
+            .to_string(),
+        );
+        assert!(other.status.success());
+        let run = c.run("/stamp", &[]);
+        let rows = c.events_when(|rows| rows.iter().any(|r| r.event == "SessionEnd"));
+        let got = names(&rows);
+        assert!(got.contains(&"SessionStart"), "{got:?} {}", run.describe());
+        if claude.at_least("2.1.332") {
+            let step = rows
+                .iter()
+                .find(|r| r.event == "PreSkillShellCommand")
+                .unwrap_or_else(|| panic!("no PreSkillShellCommand in {got:?}"));
+            let p = payload(step);
+            assert_eq!(p["tool_name"], "Bash");
+            assert_eq!(p["tool_input"]["command"], "echo stamped > held.txt");
+            assert_eq!(p["command_name"], "stamp");
+            assert_eq!(
+                std::fs::read_to_string(&held).unwrap(),
+                "original\n",
+                "the step never ran: {}",
+                run.describe()
+            );
+        }
+        assert_eq!(c.env.log_text(), "", "no hook reported a problem");
+    });
 }
