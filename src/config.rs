@@ -76,8 +76,15 @@ pub struct LocksConfig {
     /// false: a turn often ends with the work on a file half done.
     pub release_on_stop: bool,
     /// When the lock check itself fails (store locked, corrupt, ...), deny the write instead of
-    /// allowing it. Default false: allow and log.
+    /// allowing it. Default false: allow and log. On Claude Code releases that honour a hook's
+    /// `onFailure` (2.1.332 on), `harness install` also sets `onFailure: "block"` on the
+    /// PreToolUse hook, so that a hook that crashes or times out blocks the write too.
     pub fail_closed: bool,
+    /// A claim taken before a write (PreToolUse, before the client asks the user) is provisional
+    /// until the write is seen done (PostToolUse), and lapses this long after it was taken if it
+    /// never is: a write the user declines must not keep the file from other agents. Freed at
+    /// once on PermissionDenied / PostToolUseFailure. Default 120 s; capped at `ttl_secs`.
+    pub provisional_secs: u64,
 }
 
 impl Default for LocksConfig {
@@ -88,6 +95,7 @@ impl Default for LocksConfig {
             wait_secs: 0,
             release_on_stop: false,
             fail_closed: false,
+            provisional_secs: 120,
         }
     }
 }

@@ -94,7 +94,8 @@ pub fn render(decision: &Decision, kind: Kind, event: &str) -> Option<String> {
         }
         Decision::Context(_) => return None,
         Decision::Deny(reason) => match kind {
-            Kind::PreTool => json!({
+            // PreSkillShellCommand takes the same answer as PreToolUse (Claude Code 2.1.332).
+            Kind::PreTool | Kind::PreShellStep => json!({
                 "decision": "block",
                 "reason": reason,
                 "hookSpecificOutput": {

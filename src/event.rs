@@ -57,7 +57,19 @@ pub enum Kind {
     Notification,
     /// Claude SessionEnd, Gemini SessionEnd.
     SessionEnd,
-    /// Any other event (Claude's PermissionRequest, CwdChanged, ...; Gemini's BeforeModel, ...).
+    /// Claude PreSkillShellCommand (2.1.332 on): a slash command's or skill's `!` shell step is
+    /// about to run; `tool_name` is the shell tool (`Bash`, `PowerShell`), `tool_input.command`
+    /// the command as it will run. Checked like PreToolUse(Bash); never followed by a Post event.
+    PreShellStep,
+    /// Claude PreModelSwitch / PostModelSwitch (2.1.332 on): `from_model` -> `to_model`.
+    ModelSwitch,
+    /// Claude DirectoryAdded (2.1.332 on): `directory` became a project root of the session.
+    DirectoryAdded,
+    /// Claude PermissionRequest: the user is asked whether a tool may run.
+    PermissionRequest,
+    /// Claude PermissionDenied: a tool call was refused (by the user or a rule); it never ran.
+    PermissionDenied,
+    /// Any other event (Claude's CwdChanged, ...; Gemini's BeforeModel, ...).
     Other,
 }
 
@@ -79,6 +91,11 @@ impl Kind {
             "SubagentStop" => (Kind::SubagentStop, Some(Agent::Claude)),
             "PreCompact" => (Kind::PreCompact, Some(Agent::Claude)),
             "PostCompact" => (Kind::PostCompact, Some(Agent::Claude)),
+            "PreSkillShellCommand" => (Kind::PreShellStep, Some(Agent::Claude)),
+            "PreModelSwitch" | "PostModelSwitch" => (Kind::ModelSwitch, Some(Agent::Claude)),
+            "DirectoryAdded" => (Kind::DirectoryAdded, Some(Agent::Claude)),
+            "PermissionRequest" => (Kind::PermissionRequest, Some(Agent::Claude)),
+            "PermissionDenied" => (Kind::PermissionDenied, Some(Agent::Claude)),
             "BeforeTool" => (Kind::PreTool, Some(Gemini)),
             "AfterTool" => (Kind::PostTool, Some(Gemini)),
             "BeforeAgent" => (Kind::PromptSubmit, Some(Gemini)),
@@ -139,6 +156,18 @@ pub struct Event<'a> {
     pub agent: Agent,
     pub kind: Kind,
     pub tool: Option<ToolCall<'a>>,
+    /// A prompt the client made up, not the user: Claude Code (2.1.332 on) submits a
+    /// `<task-notification>` prompt when a background agent finishes. It is recorded, but it is
+    /// not "what the user asked" (briefs, quota advice, routing leave it out).
+    pub synthetic_prompt: bool,
+}
+
+/// How a prompt the client submits on its own begins (see [`Event::synthetic_prompt`]).
+pub const TASK_NOTIFICATION_PREFIX: &str = "<task-notification>";
+
+/// True for a prompt the client made up rather than the user typed.
+pub fn is_synthetic_prompt(prompt: &str) -> bool {
+    prompt.trim_start().starts_with(TASK_NOTIFICATION_PREFIX)
 }
 
 impl<'a> Event<'a> {
@@ -165,11 +194,15 @@ impl<'a> Event<'a> {
                 file,
             }
         });
+        let synthetic_prompt = kind == Kind::PromptSubmit
+            && agent == Agent::Claude
+            && payload.prompt.is_some_and(is_synthetic_prompt);
         Event {
             payload,
             agent,
             kind,
             tool,
+            synthetic_prompt,
         }
     }
 
@@ -255,6 +288,21 @@ mod tests {
                 Agent::Claude,
             ),
             (
+                json!({"hook_event_name":"PreSkillShellCommand"}),
+                Kind::PreShellStep,
+                Agent::Claude,
+            ),
+            (
+                json!({"hook_event_name":"PostModelSwitch"}),
+                Kind::ModelSwitch,
+                Agent::Claude,
+            ),
+            (
+                json!({"hook_event_name":"PermissionDenied"}),
+                Kind::PermissionDenied,
+                Agent::Claude,
+            ),
+            (
                 json!({"hook_event_name":"CwdChanged"}),
                 Kind::Other,
                 Agent::Claude,
@@ -311,6 +359,22 @@ mod tests {
         assert_eq!(
             reduce(&v).tool.unwrap().file.unwrap(),
             PathBuf::from("/nonexistent/ws/src/a.rs")
+        );
+    }
+
+    #[test]
+    fn a_task_notification_prompt_is_synthetic_and_a_typed_one_is_not() {
+        let v = json!({"hook_event_name":"UserPromptSubmit","session_id":"s",
+                       "prompt":"<task-notification>\n<task-id>a1</task-id>\n</task-notification>"});
+        assert!(reduce(&v).synthetic_prompt);
+        let v = json!({"hook_event_name":"UserPromptSubmit","session_id":"s",
+                       "prompt":"explain <task-notification> tags"});
+        assert!(!reduce(&v).synthetic_prompt);
+        let v = json!({"hook_event_name":"BeforeAgent","timestamp":"t",
+                       "prompt":"<task-notification>"});
+        assert!(
+            !reduce(&v).synthetic_prompt,
+            "only Claude Code makes them up"
         );
     }
 

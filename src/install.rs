@@ -47,6 +47,12 @@ pub const HOOK_BINARIES: &[&str] = &[
     "harness-post-compact",
     "harness-notification",
     "harness-session-end",
+    "harness-pre-skill-shell-command",
+    "harness-pre-model-switch",
+    "harness-post-model-switch",
+    "harness-directory-added",
+    "harness-permission-request",
+    "harness-permission-denied",
 ];
 
 /// The status line command's binary.
@@ -159,6 +165,42 @@ fn hooks_of(text: &str, command_for: &dyn Fn(&str) -> String) -> Map<String, Val
         }
     }
     hooks
+}
+
+/// The hook whose failure can fail closed: the lock check.
+const LOCK_HOOK: (&str, &str) = ("PreToolUse", "harness-pre-tool-use");
+
+/// Sets `onFailure: "block"` on the lock hook (PreToolUse) when the user chose
+/// `locks.fail_closed`, and takes it off when not. Claude Code 2.1.332 honours it on a command
+/// hook (a crash, timeout or unreadable answer then counts as exit 2: the write is blocked);
+/// 2.1.197 ignores the key. Gemini CLI has no such field, so its hooks are left alone.
+pub fn set_fail_closed(client: Client, hooks: &mut Map<String, Value>, fail_closed: bool) {
+    if client != Client::Claude {
+        return;
+    }
+    let (event, binary) = LOCK_HOOK;
+    let Some(groups) = hooks.get_mut(event).and_then(Value::as_array_mut) else {
+        return;
+    };
+    for group in groups {
+        for hook in group
+            .get_mut("hooks")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if command_program(hook) != Some(binary) {
+                continue;
+            }
+            if let Some(h) = hook.as_object_mut() {
+                if fail_closed {
+                    h.insert("onFailure".into(), Value::String("block".into()));
+                } else {
+                    h.shift_remove("onFailure");
+                }
+            }
+        }
+    }
 }
 
 fn hooks_object(settings: &mut Value) -> Result<&mut Map<String, Value>, ShapeError> {
@@ -460,6 +502,24 @@ mod tests {
             settings,
             json!({"security": {"auth": {"selectedType": "gemini-api-key"}}})
         );
+    }
+
+    #[test]
+    fn on_failure_block_is_set_on_the_lock_hook_only_when_locks_fail_closed() {
+        let mut hooks = ours();
+        set_fail_closed(Client::Claude, &mut hooks, true);
+        for (event, groups) in &hooks {
+            for h in groups[0]["hooks"].as_array().unwrap() {
+                let want = (event == "PreToolUse").then_some("block");
+                assert_eq!(h["onFailure"].as_str(), want, "{event}");
+            }
+        }
+        set_fail_closed(Client::Claude, &mut hooks, false);
+        assert_eq!(hooks, ours(), "off again: the shipped hooks, unchanged");
+        let mut gemini = client_hooks(Client::Gemini, &|n| n.to_owned());
+        let before = gemini.clone();
+        set_fail_closed(Client::Gemini, &mut gemini, true);
+        assert_eq!(gemini, before, "Gemini CLI has no onFailure");
     }
 
     #[test]

@@ -332,6 +332,17 @@ pub struct HookPayload<'a> {
     pub command_args: Option<&'a str>,
     /// SubagentStop: the subagent's own transcript.
     pub agent_transcript_path: Option<&'a str>,
+    /// Stop / SubagentStop (Claude Code 2.1.332 on): in-flight background work of the session,
+    /// `[{id, type, status, description, agent_type?, command?}]`; a running background agent is
+    /// `type: "subagent"` whose `id` is the `agent_id` of its SubagentStart. Absent on older
+    /// releases; an empty array when nothing is in flight.
+    pub background_tasks: Option<&'a Value>,
+    /// PreModelSwitch / PostModelSwitch: the model switched away from.
+    pub from_model: Option<&'a str>,
+    /// PreModelSwitch / PostModelSwitch: the model switched to.
+    pub to_model: Option<&'a str>,
+    /// DirectoryAdded: the directory added to the session's roots (absolute).
+    pub directory: Option<&'a str>,
 }
 
 fn str_field<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
@@ -376,7 +387,30 @@ impl<'a> HookPayload<'a> {
             command_name: s("command_name"),
             command_args: s("command_args"),
             agent_transcript_path: s("agent_transcript_path"),
+            background_tasks: raw.get("background_tasks").filter(|v| v.is_array()),
+            from_model: s("from_model"),
+            to_model: s("to_model"),
+            directory: s("directory"),
         })
+    }
+
+    /// The ids of background agents still running at a Stop (`background_tasks` entries of type
+    /// `subagent` whose status is not finished), at most `limit` of them.
+    pub fn running_subagents(&self, limit: usize) -> Vec<&'a str> {
+        self.background_tasks
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|t| str_field(t, "type") == Some("subagent"))
+            .filter(|t| {
+                !matches!(
+                    str_field(t, "status"),
+                    Some("completed" | "failed" | "killed" | "stopped")
+                )
+            })
+            .filter_map(|t| str_field(t, "id"))
+            .take(limit)
+            .collect()
     }
 
     /// A string argument of the tool call (`file_path`, `command`, `notebook_path`, ...).

@@ -12,7 +12,7 @@ use support::gemini_cli::Gemini;
 /// A Claude set-up whose shell steps can start the pinned `gemini` against `gemini_url`.
 fn setup(
     label: &str,
-    claude: std::path::PathBuf,
+    claude: &support::clients::Claude,
     gemini: std::path::PathBuf,
     gemini_url: String,
 ) -> ClaudeEnv {
@@ -46,10 +46,21 @@ fn all_text(bodies: &[Value]) -> String {
 
 #[test]
 fn delegate_gemini_runs_the_real_gemini_and_its_answer_reaches_claudes_model() {
-    let (Some(claude), Some(gemini)) = (support::clients::claude(), support::clients::gemini())
-    else {
+    let Some(gemini) = support::clients::gemini() else {
         return;
     };
+    support::clients::each_claude(|claude| {
+        delegate_gemini_runs_the_real_gemini_and_its_answer_reaches_claudes_model_on(
+            claude,
+            gemini.clone(),
+        )
+    });
+}
+
+fn delegate_gemini_runs_the_real_gemini_and_its_answer_reaches_claudes_model_on(
+    claude: &support::clients::Claude,
+    gemini: std::path::PathBuf,
+) {
     let mock_g = GeminiMock::start(vec![GTurn::Text(
         "GEMINI-FINDING: the parser lives in src/parse.rs".into(),
     )]);
@@ -91,10 +102,18 @@ fn delegate_gemini_runs_the_real_gemini_and_its_answer_reaches_claudes_model() {
 
 #[test]
 fn hostile_arguments_never_reach_a_shell() {
-    let (Some(claude), Some(gemini)) = (support::clients::claude(), support::clients::gemini())
-    else {
+    let Some(gemini) = support::clients::gemini() else {
         return;
     };
+    support::clients::each_claude(|claude| {
+        hostile_arguments_never_reach_a_shell_on(claude, gemini.clone())
+    });
+}
+
+fn hostile_arguments_never_reach_a_shell_on(
+    claude: &support::clients::Claude,
+    gemini: std::path::PathBuf,
+) {
     let mock_g = GeminiMock::start(vec![GTurn::Text("nothing to see".into())]);
     let mock_a = AnthropicMock::start(vec![Turn::text("ok")]);
     let mut c = setup("e2e-hostile", claude, gemini, mock_g.url());

@@ -12,10 +12,21 @@ use support::gemini_cli::Gemini;
 
 #[test]
 fn a_gemini_run_in_the_same_project_is_recorded_as_a_gemini_agent_in_the_same_store() {
-    let (Some(claude), Some(gemini)) = (support::clients::claude(), support::clients::gemini())
-    else {
+    let Some(gemini) = support::clients::gemini() else {
         return;
     };
+    support::clients::each_claude(|claude| {
+        a_gemini_run_in_the_same_project_is_recorded_as_a_gemini_agent_in_the_same_store_on(
+            claude,
+            gemini.clone(),
+        )
+    });
+}
+
+fn a_gemini_run_in_the_same_project_is_recorded_as_a_gemini_agent_in_the_same_store_on(
+    claude: &support::clients::Claude,
+    gemini: std::path::PathBuf,
+) {
     let anthropic = AnthropicMock::start(vec![Turn::text("Nothing to do.")]);
     let c = ClaudeEnv::new("e2e-gemini", claude, anthropic.url());
     let run = c.run("hello", &[]);

@@ -80,7 +80,7 @@ impl Drop for Holder {
 /// Session A, running: it wrote shared.txt and now waits in Bash until the holder is finished.
 fn start_holder(
     label: &str,
-    claude: PathBuf,
+    claude: &support::clients::Claude,
 ) -> (std::sync::Arc<ClaudeEnv>, PathBuf, Holder, AnthropicMock) {
     let c = ClaudeEnv::new(label, claude, String::new());
     let file = c.project.join("shared.txt");
@@ -100,9 +100,14 @@ fn start_holder(
 
 #[test]
 fn a_second_claude_session_is_denied_the_file_the_first_holds_until_it_ends() {
-    let Some(claude) = support::clients::claude() else {
-        return;
-    };
+    support::clients::each_claude(
+        a_second_claude_session_is_denied_the_file_the_first_holds_until_it_ends_on,
+    );
+}
+
+fn a_second_claude_session_is_denied_the_file_the_first_holds_until_it_ends_on(
+    claude: &support::clients::Claude,
+) {
     let (c, file, holder, _mock_a) = start_holder("e2e-locks", claude);
     let a = wait_for_claim(&c, &file);
 
@@ -146,10 +151,21 @@ fn a_second_claude_session_is_denied_the_file_the_first_holds_until_it_ends() {
 
 #[test]
 fn a_gemini_run_in_write_mode_is_denied_an_edit_to_a_file_a_claude_session_holds() {
-    let (Some(claude), Some(gemini)) = (support::clients::claude(), support::clients::gemini())
-    else {
+    let Some(gemini) = support::clients::gemini() else {
         return;
     };
+    support::clients::each_claude(|claude| {
+        a_gemini_run_in_write_mode_is_denied_an_edit_to_a_file_a_claude_session_holds_on(
+            claude,
+            gemini.clone(),
+        )
+    });
+}
+
+fn a_gemini_run_in_write_mode_is_denied_an_edit_to_a_file_a_claude_session_holds_on(
+    claude: &support::clients::Claude,
+    gemini: std::path::PathBuf,
+) {
     let (c, file, holder, _mock_a) = start_holder("e2e-locks-gemini", claude);
     let a = wait_for_claim(&c, &file);
 
@@ -188,5 +204,82 @@ fn a_gemini_run_in_write_mode_is_denied_an_edit_to_a_file_a_claude_session_holds
 
     let run_a = holder.finish();
     assert_eq!(run_a.code, Some(0), "{}", run_a.describe());
+    assert_eq!(c.env.log_text(), "");
+}
+
+#[test]
+fn a_write_the_user_declines_leaves_the_file_free_for_another_session() {
+    support::clients::each_claude(
+        a_write_the_user_declines_leaves_the_file_free_for_another_session_on,
+    );
+}
+
+fn a_write_the_user_declines_leaves_the_file_free_for_another_session_on(
+    claude: &support::clients::Claude,
+) {
+    let c = std::sync::Arc::new(ClaudeEnv::new("e2e-declined", claude, String::new()));
+    let file = c.project.join("shared.txt");
+    let go = c.env.dir.path().join("go");
+    // Session A, in default permission mode: its Write is refused (headless, nobody to ask), then
+    // it waits in Bash (allowed) while B works.
+    let mock_a = AnthropicMock::start(holder_script(&file, &go));
+    let runner = c.clone();
+    let url = mock_a.url();
+    let holder = Holder {
+        go: go.clone(),
+        handle: Some(std::thread::spawn(move || {
+            runner.run_in_mode(
+                &url,
+                "default",
+                "write the file",
+                &["--allowedTools", "Bash"],
+            )
+        })),
+    };
+    // A is in its Bash step once the Bash PreToolUse is recorded.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(c.env.db.exists()
+        && c.env
+            .db()
+            .query_row(
+                "SELECT count(*) FROM events WHERE event = 'PreToolUse' AND tool_name = 'Bash'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap_or(0)
+            > 0)
+    {
+        assert!(Instant::now() < deadline, "A never reached its Bash step");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!file.exists(), "A's Write was refused");
+    let claims: i64 = c.env.count("SELECT count(*) FROM claims");
+    assert_eq!(claims, 0, "a refused write holds no file");
+
+    let mock_b = AnthropicMock::start(vec![
+        Turn::tool("Write", json!({"file_path": file, "content": "from B\n"})),
+        Turn::text("Wrote it."),
+    ]);
+    let run_b = c.run_against(&mock_b.url(), "write the file", &[]);
+    assert_eq!(run_b.code, Some(0), "{}", run_b.describe());
+    assert!(
+        tool_errors(&mock_b.message_requests()).is_empty(),
+        "{:?}",
+        tool_errors(&mock_b.message_requests())
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "from B\n");
+
+    let run_a = holder.finish();
+    assert_eq!(run_a.code, Some(0), "{}", run_a.describe());
+    // Each later request repeats the history: the one refusal is in it from then on.
+    let mut refused = tool_errors(&mock_a.message_requests());
+    refused.dedup();
+    assert_eq!(refused.len(), 1, "A's Write came back refused: {refused:?}");
+    assert!(refused[0].contains("haven't granted"), "{}", refused[0]);
+    // Its claim went when A moved on to its next tool, not at the end of a window.
+    let freed: i64 = c
+        .env
+        .count("SELECT count(*) FROM lock_log WHERE action = 'refused'");
+    assert_eq!(freed, 1);
     assert_eq!(c.env.log_text(), "");
 }

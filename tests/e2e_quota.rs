@@ -20,9 +20,10 @@ fn sent(mock: &AnthropicMock) -> String {
 
 #[test]
 fn a_429_is_remembered_and_the_next_prompt_is_advised() {
-    let Some(claude) = support::clients::claude() else {
-        return;
-    };
+    support::clients::each_claude(a_429_is_remembered_and_the_next_prompt_is_advised_on);
+}
+
+fn a_429_is_remembered_and_the_next_prompt_is_advised_on(claude: &support::clients::Claude) {
     let limited = AnthropicMock::start(vec![Turn::rate_limited()]);
     let c = ClaudeEnv::new("e2e-quota-429", claude, String::new());
     let run = c.run_against(&limited.url(), "hello", &[]);
@@ -47,9 +48,14 @@ fn a_429_is_remembered_and_the_next_prompt_is_advised() {
 
 #[test]
 fn with_both_providers_out_the_prompt_is_blocked_before_any_request() {
-    let Some(claude) = support::clients::claude() else {
-        return;
-    };
+    support::clients::each_claude(
+        with_both_providers_out_the_prompt_is_blocked_before_any_request_on,
+    );
+}
+
+fn with_both_providers_out_the_prompt_is_blocked_before_any_request_on(
+    claude: &support::clients::Claude,
+) {
     let limited = AnthropicMock::start(vec![Turn::rate_limited()]);
     let c = ClaudeEnv::new("e2e-quota-both", claude, String::new());
     let run = c.run_against(&limited.url(), "hello", &[]);
@@ -85,9 +91,10 @@ fn with_both_providers_out_the_prompt_is_blocked_before_any_request() {
 
 #[test]
 fn the_real_transcript_is_read_into_usage_and_estimates() {
-    let Some(claude) = support::clients::claude() else {
-        return;
-    };
+    support::clients::each_claude(the_real_transcript_is_read_into_usage_and_estimates_on);
+}
+
+fn the_real_transcript_is_read_into_usage_and_estimates_on(claude: &support::clients::Claude) {
     let mock = AnthropicMock::start(vec![
         Turn::tool("Bash", json!({"command": "true", "description": "nothing"})),
         Turn::text("done"),
@@ -112,9 +119,10 @@ fn tmux(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn the_status_line_runs_under_an_interactive_claude_in_tmux() {
-    let Some(claude) = support::clients::claude() else {
-        return;
-    };
+    support::clients::each_claude(the_status_line_runs_under_an_interactive_claude_in_tmux_on);
+}
+
+fn the_status_line_runs_under_an_interactive_claude_in_tmux_on(claude: &support::clients::Claude) {
     if Command::new("tmux").arg("-V").output().is_err() {
         let msg = "end-to-end status line test needs tmux (apt-get install tmux)";
         if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -124,7 +132,7 @@ fn the_status_line_runs_under_an_interactive_claude_in_tmux() {
         return;
     }
     let mock = AnthropicMock::start(vec![Turn::text("Hello from the mock.")]);
-    let c = ClaudeEnv::new("e2e-statusline", claude.clone(), mock.url());
+    let c = ClaudeEnv::new("e2e-statusline", claude, mock.url());
     // Interactive sessions ask once whether to use an API key from the environment.
     let claude_json = c.env.home.join(".claude.json");
     let mut state: serde_json::Value =
@@ -151,7 +159,7 @@ fn the_status_line_runs_under_an_interactive_claude_in_tmux() {
     script.push_str(&format!(
         "cd {} && exec {}\n",
         agent_harness::shell::quote(c.project.to_str().unwrap()),
-        agent_harness::shell::quote(claude.to_str().unwrap())
+        agent_harness::shell::quote(claude.path.to_str().unwrap())
     ));
     std::fs::write(&launcher, script).unwrap();
     let out = tmux(&[

@@ -63,7 +63,7 @@ fn install_merges_keeps_everything_and_uninstall_restores_it() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("Added agent-harness hooks for 14 events"),
+        stdout(&out).contains("Added agent-harness hooks for 20 events"),
         "{}",
         stdout(&out)
     );
@@ -112,7 +112,7 @@ fn install_merges_keeps_everything_and_uninstall_restores_it() {
         .output()
         .unwrap();
     assert!(
-        stdout(&out).contains("harness hooks for 14/14 events"),
+        stdout(&out).contains("harness hooks for 20/20 events"),
         "{}",
         stdout(&out)
     );
@@ -162,7 +162,7 @@ fn user_install_goes_to_the_users_settings() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let settings = env.home.join(".claude/settings.json");
-    assert_eq!(read(&settings)["hooks"].as_object().unwrap().len(), 14);
+    assert_eq!(read(&settings)["hooks"].as_object().unwrap().len(), 20);
     let out = env
         .cmd("harness")
         .args(["uninstall", "--user"])
@@ -329,7 +329,7 @@ fn the_readmes_main_command_installs_user_wide_and_never_into_the_clone() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let settings = env.home.join(".claude/settings.json");
-    assert_eq!(read(&settings)["hooks"].as_object().unwrap().len(), 14);
+    assert_eq!(read(&settings)["hooks"].as_object().unwrap().len(), 20);
     assert_eq!(
         read(&settings)["statusLine"]["command"],
         "harness-statusline"
@@ -414,8 +414,25 @@ fn uninstall_says_what_it_removed_and_leaves_no_empty_folder_or_backup() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
-        text.contains("the harness hooks for 14 events and its status line"),
+        text.contains("the harness hooks for 20 events and its status line"),
         "{text}"
     );
     assert!(!project.join(".claude").exists(), "{text}");
+}
+
+#[test]
+fn with_locks_fail_closed_install_sets_on_failure_block_on_the_lock_hook_only() {
+    let env = Env::new("install-fail-closed");
+    let project = env.dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    env.config(r#"{"locks": {"fail_closed": true}}"#);
+    env.install(&["--project".as_ref(), project.as_os_str()]);
+    let settings: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(project.join(".claude/settings.json")).unwrap(),
+    )
+    .unwrap();
+    for (event, groups) in settings["hooks"].as_object().unwrap() {
+        let want = (event == "PreToolUse").then_some("block");
+        assert_eq!(groups[0]["hooks"][0]["onFailure"].as_str(), want, "{event}");
+    }
 }

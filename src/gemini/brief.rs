@@ -28,13 +28,17 @@ pub fn brief(
         let prompts: Vec<String> = conn
             .prepare(
                 "SELECT payload FROM events WHERE session_id = ?1 \
-                 AND event IN ('UserPromptSubmit', 'BeforeAgent') ORDER BY id DESC LIMIT 5",
+                 AND event IN ('UserPromptSubmit', 'BeforeAgent') \
+                 AND ltrim(coalesce(json_extract(payload, '$.prompt'), '')) \
+                     NOT LIKE '<task-notification>%' ORDER BY id DESC LIMIT 5",
             )?
             .query_map([session], |r| r.get::<_, String>(0))?
             .filter_map(|p| p.ok())
             .filter_map(|p| serde_json::from_str::<Value>(&p).ok())
             .filter_map(|v| v["prompt"].as_str().map(|s| clip(s, 240)))
             .filter(|p| !p.starts_with("/delegate-gemini"))
+            // Claude Code's own reports of background agents are not what the user asked.
+            .filter(|p| !crate::event::is_synthetic_prompt(p))
             .collect();
         if !prompts.is_empty() {
             out.push_str("- What the user asked that session recently (newest first):\n");

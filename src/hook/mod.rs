@@ -331,6 +331,12 @@ fn binary_event(binary: &str) -> &'static str {
         "post-compact" => "PostCompact",
         "notification" => "Notification",
         "session-end" => "SessionEnd",
+        "pre-skill-shell-command" => "PreSkillShellCommand",
+        "pre-model-switch" => "PreModelSwitch",
+        "post-model-switch" => "PostModelSwitch",
+        "directory-added" => "DirectoryAdded",
+        "permission-request" => "PermissionRequest",
+        "permission-denied" => "PermissionDenied",
         _ => "Unknown",
     }
 }

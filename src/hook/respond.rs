@@ -37,7 +37,7 @@ pub fn is_enforced_write(
     shell: Option<&shell::Writes>,
 ) -> bool {
     config.locks.enabled
-        && event.kind == Kind::PreTool
+        && matches!(event.kind, Kind::PreTool | Kind::PreShellStep)
         && event.session_id().is_some()
         && event.tool.as_ref().is_some_and(|t| match t.class {
             ToolClass::FileWrite => t.file.is_some(),
@@ -54,7 +54,7 @@ pub fn shell_writes(event: &Event<'_>, config: &Config) -> Option<shell::Writes>
         || event.session_id().is_none()
         || !matches!(
             event.kind,
-            Kind::PreTool | Kind::PostTool | Kind::PostToolFailure
+            Kind::PreTool | Kind::PreShellStep | Kind::PostTool | Kind::PostToolFailure
         )
     {
         return None;
@@ -117,17 +117,45 @@ pub fn delegation<'a>(event: &Event<'a>) -> Option<(bool, &'a str)> {
     }
 }
 
+/// When a lock effect is applied: before the write (the claim is provisional, see
+/// `locks.provisional_secs`) or after it went through (the claim is confirmed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase<'a> {
+    /// `agent`: who writes, `""` for the session's main agent, else the subagent's id.
+    Before {
+        agent: &'a str,
+    },
+    After,
+}
+
 /// Applies a lock effect for a write.
 fn apply(
     tx: &Transaction<'_>,
     w: &Write<'_>,
     effect: &Effect,
     config: &Config,
+    phase: Phase<'_>,
 ) -> rusqlite::Result<()> {
-    let expires = file_lock::expiry(w.now_ms, &config.locks);
+    let full = file_lock::expiry(w.now_ms, &config.locks);
+    let provisional = file_lock::provisional_expiry(w.now_ms, &config.locks);
+    let expires = match phase {
+        Phase::After => full,
+        Phase::Before { .. } => provisional,
+    };
     match effect {
         Effect::None => Ok(()),
-        Effect::Refresh => claims::touch(tx, w.path, w.session_id, w.now_ms, expires),
+        Effect::Refresh => match phase {
+            Phase::After => {
+                claims::touch(tx, w.path, w.session_id, w.now_ms, full)?;
+                claims::set_provisional(tx, w.path, None)
+            }
+            // A confirmed claim stays confirmed for its full TTL; a provisional one only gets
+            // the short window again.
+            Phase::Before { .. } if claims::is_provisional(tx, w.path)? => {
+                claims::touch(tx, w.path, w.session_id, w.now_ms, provisional)
+            }
+            Phase::Before { .. } => claims::touch(tx, w.path, w.session_id, w.now_ms, full),
+        },
         Effect::Grant { took_over } => {
             claims::put(
                 tx,
@@ -142,6 +170,11 @@ fn apply(
                     expires_ms: expires,
                 },
             )?;
+            let agent = match phase {
+                Phase::Before { agent } => Some(agent),
+                Phase::After => None,
+            };
+            claims::set_provisional(tx, w.path, agent)?;
             if let Some((previous, why)) = took_over {
                 claims::log(tx, w.now_ms, w.path, w.session_id, why, Some(previous))?;
             }
@@ -217,6 +250,20 @@ pub fn transcript_to_read<'a>(event: &Event<'a>) -> Option<&'a str> {
     }
 }
 
+/// At a Stop: whether a subagent of the session is still at work. Claude Code 2.1.332 lists it in
+/// `background_tasks`; without that field (older releases), a SubagentStart with no
+/// SubagentStop yet says so.
+fn subagent_still_running(
+    tx: &Transaction<'_>,
+    event: &Event<'_>,
+    session: &str,
+) -> rusqlite::Result<bool> {
+    if event.payload.background_tasks.is_some() {
+        return Ok(!event.payload.running_subagents(1).is_empty());
+    }
+    claims::has_running_subagent(tx, session)
+}
+
 /// Decides about `event`, already recorded as `event_id`, and applies what follows. `shell` is
 /// what [`shell_writes`] found for it, before the transaction.
 pub fn respond(
@@ -239,6 +286,12 @@ pub fn respond(
         .map(|f| f.to_string_lossy().into_owned());
     let class = event.tool.as_ref().map(|t| t.class);
 
+    // The agent starts another tool: a write it claimed a file for and never finished was
+    // refused (headless runs say so with no event at all).
+    if config.locks.enabled && event.kind == Kind::PreTool && event.agent == Agent::Claude {
+        let agent = event.payload.agent_id.unwrap_or("");
+        claims::drop_moved_on(tx, session, agent, file.as_deref().unwrap_or(""), now_ms)?;
+    }
     match (event.kind, class) {
         (Kind::PreTool, Some(ToolClass::FileWrite)) if config.locks.enabled => {
             if let Some(path) = &file {
@@ -251,7 +304,10 @@ pub fn respond(
                 let verdict = write_of(event, path, now_ms, project_root)
                     .map(|w| (file_lock::before_write(&w, held.as_ref(), &config.locks), w));
                 match verdict {
-                    Some((Verdict::Allow(effect), w)) => apply(tx, &w, &effect, config)?,
+                    Some((Verdict::Allow(effect), w)) => {
+                        let agent = event.payload.agent_id.unwrap_or("");
+                        apply(tx, &w, &effect, config, Phase::Before { agent })?
+                    }
                     Some((Verdict::Deny { reason, holder }, _)) => {
                         claims::log(tx, now_ms, path, session, "deny", Some(&holder))?;
                         decision = Decision::Deny(reason);
@@ -270,13 +326,32 @@ pub fn respond(
                     .as_ref()
                     .map_or(path.as_str(), |h| h.claim.path.as_str());
                 if let Some(w) = write_of(event, path, now_ms, project_root) {
-                    apply(tx, &w, &file_lock::after_write(&w, held.as_ref()), config)?;
+                    let effect = file_lock::after_write(&w, held.as_ref());
+                    apply(tx, &w, &effect, config, Phase::After)?;
                 }
+            }
+        }
+        // The write never happened (the user or a rule refused it, or it failed): a claim taken
+        // for it before it was known to happen is freed. A claim an earlier write confirmed
+        // stays.
+        (Kind::PermissionDenied | Kind::PostToolFailure, Some(ToolClass::FileWrite))
+            if config.locks.enabled =>
+        {
+            if let Some(path) = &file {
+                let held = claims::held(tx, path)?;
+                let path = held
+                    .as_ref()
+                    .map_or(path.as_str(), |h| h.claim.path.as_str());
+                let why = match event.kind {
+                    Kind::PermissionDenied => "refused",
+                    _ => "failed",
+                };
+                claims::drop_provisional(tx, path, session, now_ms, why)?;
             }
         }
         // Before it runs: a command that certainly writes a held file is denied. No claim is
         // taken for it, now or after it ran.
-        (Kind::PreTool, Some(ToolClass::Shell)) if config.locks.enabled => {
+        (Kind::PreTool | Kind::PreShellStep, Some(ToolClass::Shell)) if config.locks.enabled => {
             if let Some(writes) = shell {
                 let mut written: Vec<(String, Option<Held>)> = Vec::new();
                 for p in writes.certain() {
@@ -340,8 +415,14 @@ pub fn respond(
     if let Some(read) = transcript {
         quota::ingest::store_one(tx, read, &config.quota, now_ms)?;
     }
+    if event.kind == Kind::Stop && config.locks.enabled && event.agent == Agent::Claude {
+        // The turn is over: a write of the main agent still unconfirmed never happened.
+        claims::drop_moved_on(tx, session, "", "", now_ms)?;
+    }
     if event.kind == Kind::Stop {
-        if config.locks.release_on_stop {
+        // A background agent of this session may still be writing (Claude Code 2.1.332 ends the
+        // main turn while it works): its files stay held until a later Stop or SessionEnd.
+        if config.locks.release_on_stop && !subagent_still_running(tx, event, session)? {
             claims::release_session(tx, session, now_ms)?;
         }
         // A turn that ended normally shows the API answers again.
@@ -351,7 +432,9 @@ pub fn respond(
     }
     if config.quota.enabled && event.agent == Agent::Claude {
         match event.kind {
-            Kind::PromptSubmit => {
+            // A prompt the client made up (a background agent's report) is not the user's: no
+            // advice or block rides on it.
+            Kind::PromptSubmit if !event.synthetic_prompt => {
                 let q = quota::load(tx, &config.quota, now_ms)?;
                 let fired: Vec<_> = quota_store::alerts(tx)?
                     .into_iter()

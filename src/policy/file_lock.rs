@@ -116,10 +116,15 @@ pub fn describe_holder(held: &Held) -> String {
     }
 }
 
+/// How every lock deny opens. Claude Code 2.1.332 shows a hook's deny to the model as
+/// `PreToolUse:Write hook error: <reason>`, so the first words must say this is deliberate.
+pub const DENY_OPENING: &str =
+    "agent-harness: deliberate file lock held by another agent, not an error.";
+
 fn deny_reason(w: &Write<'_>, held: &Held) -> String {
     let c = &held.claim;
     format!(
-        "agent-harness: {path} is being edited by another agent: {holder} (last wrote it {ago} \
+        "{DENY_OPENING} {path} is being edited by another agent: {holder} (last wrote it {ago} \
          ago; its claim lapses in {left}, at {at}). Do not write this file now: work on \
          something else and come back to it later, or ask the user. If that session is gone, \
          the user can free the file with: harness locks release {quoted}",
@@ -210,8 +215,7 @@ fn shell_deny_reason(in_the_way: &[(&str, &Held)], now_ms: i64) -> String {
         n => format!(" and {n} more"),
     };
     format!(
-        "agent-harness: deliberate file lock held by another agent, not an error. This command \
-         was not run, because it writes {} that another agent is editing: {}{more}. Do not \
+        "{DENY_OPENING} This command was not run, because it writes {} that another agent is editing: {}{more}. Do not \
          write {} now: run what does not write {}, work on something else and come back to it \
          later, or ask the user.",
         if in_the_way.len() == 1 {
@@ -223,6 +227,12 @@ fn shell_deny_reason(in_the_way: &[(&str, &Held)], now_ms: i64) -> String {
         if in_the_way.len() == 1 { "it" } else { "them" },
         if in_the_way.len() == 1 { "it" } else { "them" },
     )
+}
+
+/// When a provisional claim (taken before its write was seen done) lapses.
+pub fn provisional_expiry(now_ms: i64, cfg: &LocksConfig) -> i64 {
+    let secs = cfg.provisional_secs.min(cfg.ttl_secs);
+    now_ms.saturating_add((secs.min(i64::MAX as u64 / 1000) as i64) * 1000)
 }
 
 /// The lapse time of a claim touched now.

@@ -135,6 +135,87 @@ pub fn put(conn: &Connection, c: &Claim) -> Result<()> {
     Ok(())
 }
 
+/// Marks the claim on `path` provisional, taken before the write by `agent` (`Some("")` for a
+/// session's main agent, else its subagent's id; see migration 0006), or confirmed (`None`).
+pub fn set_provisional(conn: &Connection, path: &str, agent: Option<&str>) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE claims SET provisional = ?2, provisional_agent = ?3 WHERE path = ?1",
+    )?
+    .execute(params![path, agent.is_some(), agent])?;
+    Ok(())
+}
+
+/// Frees the provisional claims `agent` of `session_id` took for writes it has moved on from
+/// (all but `except`, the file of the call now starting): Claude Code runs one write at a time,
+/// so a write with no PostToolUse by the time the same agent starts another tool was refused.
+pub fn drop_moved_on(
+    conn: &Connection,
+    session_id: &str,
+    agent: &str,
+    except: &str,
+    now_ms: i64,
+) -> Result<Vec<String>> {
+    let paths: Vec<String> = conn
+        .prepare_cached(
+            "SELECT path FROM claims WHERE session_id = ?1 AND provisional = 1 \
+             AND provisional_agent = ?2 AND path <> ?3",
+        )?
+        .query_map(params![session_id, agent, except], |r| r.get(0))?
+        .collect::<Result<_>>()?;
+    for p in &paths {
+        conn.prepare_cached("DELETE FROM claims WHERE path = ?1")?
+            .execute([p])?;
+        log(conn, now_ms, p, session_id, "refused", None)?;
+    }
+    Ok(paths)
+}
+
+/// Whether the claim on `path` is still provisional (its write not seen done).
+pub fn is_provisional(conn: &Connection, path: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT provisional FROM claims WHERE path = ?1")?
+        .query_row([path], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// Frees `session_id`'s claim on `path` if it is still provisional: the write it was taken for
+/// never happened (refused, or failed). Returns whether a claim was freed.
+pub fn drop_provisional(
+    conn: &Connection,
+    path: &str,
+    session_id: &str,
+    now_ms: i64,
+    why: &str,
+) -> Result<bool> {
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM claims WHERE path = ?1 AND session_id = ?2 AND provisional = 1",
+        )?
+        .execute(params![path, session_id])?;
+    if n > 0 {
+        log(conn, now_ms, path, session_id, why, None)?;
+    }
+    Ok(n > 0)
+}
+
+/// How many SubagentStart events of a session a Stop looks through for agents still running.
+const SUBAGENT_SCAN: i64 = 64;
+
+/// Whether a session has a subagent that started and has not stopped (no SubagentStop with its
+/// `agent_id` recorded), among its last [`SUBAGENT_SCAN`] SubagentStarts.
+pub fn has_running_subagent(conn: &Connection, session_id: &str) -> Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM (SELECT json_extract(payload, '$.agent_id') AS agent \
+           FROM events WHERE session_id = ?1 AND event = 'SubagentStart' \
+           ORDER BY id DESC LIMIT ?2) s \
+         WHERE s.agent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM events e \
+           WHERE e.session_id = ?1 AND e.event = 'SubagentStop' \
+             AND json_extract(e.payload, '$.agent_id') = s.agent))",
+    )?
+    .query_row(params![session_id, SUBAGENT_SCAN], |r| r.get(0))
+}
+
 /// Refreshes a claim its holder touched again.
 pub fn touch(
     conn: &Connection,

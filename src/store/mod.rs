@@ -55,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_runs.sql"),
     include_str!("migrations/0004_quota.sql"),
     include_str!("migrations/0005_hardening.sql"),
+    include_str!("migrations/0006_provisional_claims.sql"),
 ];
 
 /// `PRAGMA application_id` of every agent-harness store ("AHRS"). Set by migration 5; a store

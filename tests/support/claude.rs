@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use agent_harness::store::query::{self, EventFilter, EventRow};
 use serde_json::{Value, json};
 
 use super::Env;
+use super::clients::Claude;
 
 /// The output of one client run.
 #[derive(Debug)]
@@ -90,14 +92,16 @@ pub struct ClaudeEnv {
     pub env: Env,
     pub project: PathBuf,
     pub claude: PathBuf,
+    /// The Claude Code release `claude` is.
+    pub version: String,
     pub api_url: String,
     /// More environment for the `claude` process (and so for its shell steps).
     pub extra_env: Vec<(String, String)>,
 }
 
 impl ClaudeEnv {
-    pub fn new(label: &str, claude: PathBuf, api_url: String) -> ClaudeEnv {
-        let env = Env::new(label);
+    pub fn new(label: &str, claude: &Claude, api_url: String) -> ClaudeEnv {
+        let env = Env::new(&format!("{label}-{}", claude.version));
         let project = env.dir.path().join("project");
         std::fs::create_dir_all(&project).unwrap();
         let git = Command::new("git")
@@ -111,7 +115,7 @@ impl ClaudeEnv {
             env.home.join(".claude.json"),
             json!({
                 "hasCompletedOnboarding": true,
-                "lastOnboardingVersion": "2.1.197",
+                "lastOnboardingVersion": claude.version,
                 "numStartups": 1,
                 "autoUpdates": false,
                 "projects": {project.to_str().unwrap(): {
@@ -126,7 +130,8 @@ impl ClaudeEnv {
         let cenv = ClaudeEnv {
             env,
             project,
-            claude,
+            claude: claude.path.clone(),
+            version: claude.version.clone(),
             api_url,
             extra_env: Vec::new(),
         };
@@ -163,6 +168,24 @@ impl ClaudeEnv {
         cmd
     }
 
+    /// The recorded events (oldest first) once `done` says they are complete, or what is there at
+    /// a deadline. Hooks that run async (SubagentStop, PostCompact, ...) and even SessionEnd may
+    /// still be running when `claude -p` has exited.
+    pub fn events_when(&self, done: impl Fn(&[EventRow]) -> bool) -> Vec<EventRow> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let rows = if self.env.db.exists() {
+                query::events(&self.env.db(), &EventFilter::default(), 10_000).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            if done(&rows) || Instant::now() > deadline {
+                return rows;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// `claude -p <prompt>` in the project with stream-json output and permissions bypassed.
     pub fn run(&self, prompt: &str, extra: &[&str]) -> Run {
         self.run_against(&self.api_url, prompt, extra)
@@ -170,9 +193,15 @@ impl ClaudeEnv {
 
     /// The same, against another API URL.
     pub fn run_against(&self, api_url: &str, prompt: &str, extra: &[&str]) -> Run {
+        self.run_in_mode(api_url, "bypassPermissions", prompt, extra)
+    }
+
+    /// `claude -p <prompt>` in a permission mode (`default` asks, and headless that refuses
+    /// whatever is not allowed with `--allowedTools`).
+    pub fn run_in_mode(&self, api_url: &str, mode: &str, prompt: &str, extra: &[&str]) -> Run {
         let mut cmd = self.command_against(&self.project, api_url);
         cmd.args(["-p", prompt, "--output-format", "stream-json", "--verbose"])
-            .args(["--permission-mode", "bypassPermissions"])
+            .args(["--permission-mode", mode])
             .args(extra);
         wait(cmd.spawn().unwrap(), Duration::from_secs(120))
     }

@@ -106,6 +106,12 @@ pub fn binary_for(event: &str) -> &'static str {
         "PostCompact" => "harness-post-compact",
         "Notification" => "harness-notification",
         "SessionEnd" => "harness-session-end",
+        "PreSkillShellCommand" => "harness-pre-skill-shell-command",
+        "PreModelSwitch" => "harness-pre-model-switch",
+        "PostModelSwitch" => "harness-post-model-switch",
+        "DirectoryAdded" => "harness-directory-added",
+        "PermissionRequest" => "harness-permission-request",
+        "PermissionDenied" => "harness-permission-denied",
         other => panic!("no binary for {other}"),
     }
 }

@@ -278,13 +278,16 @@ pub fn run_install(args: InstallArgs) -> CliResult {
     let settings_path = claude.join("settings.json");
     let (old_text, mut settings) = read_settings(&settings_path)?;
     let (bin_dir, command_note) = command_style(args.bin_dir)?;
-    let ours = install::client_hooks(client, &|name| match (&bin_dir, client) {
+    let mut ours = install::client_hooks(client, &|name| match (&bin_dir, client) {
         (Some(dir), Client::Claude) => dir.join(name).to_string_lossy().into_owned(),
         (Some(dir), Client::Gemini) => {
             agent_harness::shell::quote(&dir.join(name).to_string_lossy())
         }
         (None, _) => name.to_owned(),
     });
+    // A config that cannot be read is reported by the hooks themselves; install goes on without.
+    let fail_closed = crate::config().is_ok_and(|c| c.locks.fail_closed);
+    install::set_fail_closed(client, &mut ours, fail_closed);
     let commands = commands_of(client);
     let statusline = match client {
         Client::Claude => {
