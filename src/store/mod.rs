@@ -34,6 +34,7 @@ pub mod claims;
 pub mod query;
 pub mod quota;
 pub mod record;
+pub mod reviews;
 pub mod runs;
 pub mod spool;
 
@@ -55,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_runs.sql"),
     include_str!("migrations/0004_quota.sql"),
     include_str!("migrations/0005_hardening.sql"),
+    include_str!("migrations/0007_reviews.sql"),
 ];
 
 /// `PRAGMA application_id` of every agent-harness store ("AHRS"). Set by migration 5; a store
