@@ -80,9 +80,17 @@ fn criteria(
     ))
 }
 
+/// The first `n` characters of `s`, lines kept, with a note when cut.
+fn cut(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => format!("{}\n[... {} more characters not shown]", &s[..i], s[i..].chars().count()),
+        None => s.to_owned(),
+    }
+}
+
 /// The review prompt: criteria first, then the change, then the format demanded.
 pub fn prompt(criteria: &str, criteria_from: &str, change: &change::Change) -> String {
-    let criteria = crate::text::clip(criteria, MAX_CRITERIA_CHARS);
+    let criteria = cut(criteria, MAX_CRITERIA_CHARS);
     let from = match criteria_from {
         "given" => "stated by the user for this review",
         "plan" => "the plan the user accepted before the work began",
@@ -143,7 +151,7 @@ fn repair_prompt(original: &str, answer: &str, problem: &str) -> String {
         "{original}\n\nYour previous answer to this was not a valid verdict: {problem}. Your \
          previous answer was:\n<<<answer\n{}\nanswer>>>\nAnswer again with exactly one JSON \
          object in the format above and nothing else.",
-        crate::text::clip(answer, 4000)
+        cut(answer, 4000)
     )
 }
 
