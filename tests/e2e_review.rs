@@ -85,7 +85,10 @@ fn a_reject_blocks_stop_the_model_fixes_and_the_re_review_approves() {
     else {
         return;
     };
-    let mock_g = GeminiMock::start(vec![GTurn::Text(REJECT.into()), GTurn::Text(APPROVE.into())]);
+    let mock_g = GeminiMock::start(vec![
+        GTurn::Text(REJECT.into()),
+        GTurn::Text(APPROVE.into()),
+    ]);
     let mut c = ClaudeEnv::new("e2e-review", claude, String::new());
     assert!(c.project.join(".claude/commands/review.md").exists());
     commit_base(&c.project);
@@ -120,14 +123,20 @@ fn a_reject_blocks_stop_the_model_fixes_and_the_re_review_approves() {
 
     // Gemini saw the criteria and the change.
     let asked = all_text(&mock_g.chat_requests());
-    assert!(asked.contains("implement add() so that it returns the sum"), "{asked}");
+    assert!(
+        asked.contains("implement add() so that it returns the sum"),
+        "{asked}"
+    );
     assert!(asked.contains("a + b + 1"), "{asked}");
     // The Stop block reached Claude's model, with the findings and the command.
     let sent = all_text(&mock_a.message_requests());
     assert!(sent.contains("REJECTed this change"), "{sent}");
     assert!(sent.contains("src/lib.rs:2"), "{sent}");
     assert!(sent.contains("Return a + b."), "{sent}");
-    assert!(sent.contains(&format!("harness review --session {SESSION}")), "{sent}");
+    assert!(
+        sent.contains(&format!("harness review --session {SESSION}")),
+        "{sent}"
+    );
     // Two Stops: blocked, then allowed after the approve.
     let decisions = stop_decisions(&c);
     assert_eq!(decisions.len(), 2, "{decisions:?}");
@@ -137,7 +146,14 @@ fn a_reject_blocks_stop_the_model_fixes_and_the_re_review_approves() {
     let rows = agent_harness::store::reviews::recent(&conn, Some(SESSION), 10).unwrap();
     let statuses: Vec<&str> = rows.iter().rev().map(|r| r.status.as_str()).collect();
     assert_eq!(statuses, ["reject", "approve"]);
-    assert_eq!(std::fs::read_to_string(p.join("src/lib.rs")).unwrap().contains("a + b\n"), true);
+    assert!(
+        std::fs::read_to_string(p.join("src/lib.rs"))
+            .unwrap()
+            .contains(
+                "a + b
+"
+            )
+    );
 }
 
 #[test]
@@ -156,10 +172,18 @@ fn a_reviewer_that_keeps_rejecting_ends_after_exactly_the_cap() {
     std::fs::write(&verdicts, serde_json::to_string(REJECT).unwrap() + "\n").unwrap();
     c.extra_env = vec![
         ("FAKE_GEMINI_MODE".into(), "verdict".into()),
-        ("FAKE_GEMINI_VERDICTS".into(), verdicts.to_string_lossy().into_owned()),
+        (
+            "FAKE_GEMINI_VERDICTS".into(),
+            verdicts.to_string_lossy().into_owned(),
+        ),
         (
             "FAKE_GEMINI_STATE".into(),
-            c.env.dir.path().join("fake-state").to_string_lossy().into_owned(),
+            c.env
+                .dir
+                .path()
+                .join("fake-state")
+                .to_string_lossy()
+                .into_owned(),
         ),
     ];
     let p = c.project.clone();
@@ -175,7 +199,10 @@ fn a_reviewer_that_keeps_rejecting_ends_after_exactly_the_cap() {
     assert_eq!(run.code, Some(0), "{}", run.describe());
 
     let decisions = stop_decisions(&c);
-    let blocks = decisions.iter().filter(|d| d.starts_with("block: ")).count();
+    let blocks = decisions
+        .iter()
+        .filter(|d| d.starts_with("block: "))
+        .count();
     assert_eq!(blocks, 3, "{decisions:?}");
     assert_eq!(decisions.len(), 4, "{decisions:?}");
     let last = decisions.last().unwrap();

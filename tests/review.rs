@@ -11,7 +11,8 @@ use support::{Env, stdout};
 
 const SESSION: &str = "5e55-review-test";
 
-const APPROVE: &str = r#"{"verdict":"APPROVE","summary":"The change does what was asked.","findings":[]}"#;
+const APPROVE: &str =
+    r#"{"verdict":"APPROVE","summary":"The change does what was asked.","findings":[]}"#;
 const REJECT: &str = r#"{"verdict":"REJECT","summary":"The sum is off by one.","findings":[{"file":"src/lib.rs","line":3,"severity":"major","problem":"add() returns a + b + 1.","fix":"Return a + b."}]}"#;
 
 /// A project in git with one committed file, changed in the working tree; a fake reviewer.
@@ -84,9 +85,7 @@ impl Review {
     /// Runs the hook for a payload (the session's fields added); its stdout JSON, or Null.
     fn hook(&self, v: Value) -> Value {
         let event = v["hook_event_name"].as_str().unwrap().to_owned();
-        let out = self
-            .env
-            .hook(support::binary_for(&event), self.payload(v));
+        let out = self.env.hook(support::binary_for(&event), self.payload(v));
         assert_eq!(out.status.code(), Some(0));
         let text = stdout(&out);
         if text.trim().is_empty() {
@@ -97,8 +96,10 @@ impl Review {
     }
 
     fn stop(&self, active: bool) -> Value {
-        self.hook(json!({"hook_event_name": "Stop", "stop_hook_active": active,
-                         "last_assistant_message": "Done.", "background_tasks": []}))
+        self.hook(
+            json!({"hook_event_name": "Stop", "stop_hook_active": active,
+                         "last_assistant_message": "Done.", "background_tasks": []}),
+        )
     }
 
     /// A successful Write of `rel` in the project, as Claude Code reports it afterwards.
@@ -107,11 +108,15 @@ impl Review {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, content).unwrap();
         let input = json!({"file_path": path, "content": content});
-        self.hook(json!({"hook_event_name": "PreToolUse", "tool_name": "Write",
-                         "tool_input": input, "tool_use_id": format!("toolu_{rel}")}));
-        self.hook(json!({"hook_event_name": "PostToolUse", "tool_name": "Write",
+        self.hook(
+            json!({"hook_event_name": "PreToolUse", "tool_name": "Write",
+                         "tool_input": input, "tool_use_id": format!("toolu_{rel}")}),
+        );
+        self.hook(
+            json!({"hook_event_name": "PostToolUse", "tool_name": "Write",
                          "tool_input": input, "tool_use_id": format!("toolu_{rel}"),
-                         "tool_response": {"type": "create", "filePath": path}}));
+                         "tool_response": {"type": "create", "filePath": path}}),
+        );
     }
 
     /// The fake reviewer's answers for the next calls, one per call (the last one repeats).
@@ -195,7 +200,9 @@ fn an_approve_lets_the_turn_end_and_the_prompt_declares_criteria_and_change() {
     assert_eq!(prompts.len(), 1);
     let p = &prompts[0];
     // The criteria come before the change, and the change is the diff against HEAD.
-    let criteria_at = p.find("make add() return the sum").expect("criteria in the prompt");
+    let criteria_at = p
+        .find("make add() return the sum")
+        .expect("criteria in the prompt");
     let change_at = p.find("+    a + b + 1").expect("the diff in the prompt");
     assert!(criteria_at < change_at, "{p}");
     assert!(p.contains("\"verdict\": \"APPROVE\" or \"REJECT\""), "{p}");
@@ -216,7 +223,10 @@ fn a_reject_blocks_stop_with_findings_and_the_exact_command() {
     assert!(text.contains("src/lib.rs:3"), "{text}");
     assert!(text.contains("add() returns a + b + 1."), "{text}");
     assert!(text.contains("Fix: Return a + b."), "{text}");
-    assert!(text.contains(&format!("`harness review --session {SESSION}`")), "{text}");
+    assert!(
+        text.contains(&format!("`harness review --session {SESSION}`")),
+        "{text}"
+    );
     assert!(text.contains("harness review --waive"), "{text}");
     assert_eq!(r.latest().blocks, 1);
 }
@@ -238,7 +248,10 @@ fn an_invalid_answer_is_repaired_once() {
 #[test]
 fn an_answer_invalid_twice_is_reviewer_unavailable_and_never_blocks() {
     let r = Review::new("rv-invalid");
-    r.answers(&["Looks fine to me!", r#"{"verdict":"REJECT","summary":"x","findings":[]}"#]);
+    r.answers(&[
+        "Looks fine to me!",
+        r#"{"verdict":"REJECT","summary":"x","findings":[]}"#,
+    ]);
     let report = r.review();
     assert!(report.contains("reviewer is unavailable"), "{report}");
     assert!(report.contains("not a valid verdict, twice"), "{report}");
@@ -301,7 +314,12 @@ fn stop_hook_active_never_gets_the_same_block_twice() {
     assert_eq!(r.stop(false)["decision"], "block");
     let again = r.stop(true);
     assert!(again.get("decision").is_none(), "{again}");
-    assert!(again["systemMessage"].as_str().unwrap().contains("not reviewed again"));
+    assert!(
+        again["systemMessage"]
+            .as_str()
+            .unwrap()
+            .contains("not reviewed again")
+    );
 }
 
 #[test]
@@ -328,7 +346,10 @@ fn the_user_waives_an_open_reject() {
     assert_eq!(r.stop(false), Value::Null);
     let row = r.latest();
     assert_eq!(row.status, "waived");
-    assert_eq!(row.waive_reason.as_deref(), Some("the reviewer misread the spec"));
+    assert_eq!(
+        row.waive_reason.as_deref(),
+        Some("the reviewer misread the spec")
+    );
 }
 
 #[test]
@@ -336,9 +357,15 @@ fn a_change_after_the_review_asks_for_a_re_review_instead_of_old_findings() {
     let r = Review::new("rv-changed");
     r.answers(&[REJECT, APPROVE]);
     r.review();
-    r.wrote("src/lib.rs", "pub fn add(a: i32, b: i32) -> i32 {\n    a + b // fixed\n}\n");
+    r.wrote(
+        "src/lib.rs",
+        "pub fn add(a: i32, b: i32) -> i32 {\n    a + b // fixed\n}\n",
+    );
     let text = reason(&r.stop(false)).to_owned();
-    assert!(text.contains("differs from the one Gemini reviewed"), "{text}");
+    assert!(
+        text.contains("differs from the one Gemini reviewed"),
+        "{text}"
+    );
     assert!(text.contains("src/lib.rs"), "{text}");
     assert!(!text.contains("add() returns a + b + 1."), "{text}");
     // The re-review approves: the turn may end.
@@ -347,7 +374,9 @@ fn a_change_after_the_review_asks_for_a_re_review_instead_of_old_findings() {
     // Both reviews are one thread.
     let conn = r.env.db();
     let threads: i64 = conn
-        .query_row("SELECT count(DISTINCT thread) FROM reviews", [], |x| x.get(0))
+        .query_row("SELECT count(DISTINCT thread) FROM reviews", [], |x| {
+            x.get(0)
+        })
         .unwrap();
     assert_eq!(threads, 1);
 }
@@ -358,10 +387,16 @@ fn a_sensitive_change_asks_for_a_review_once() {
     r.wrote("src/auth/token.rs", "pub fn check() -> bool { true }\n");
     let text = reason(&r.stop(false)).to_owned();
     assert!(text.contains("src/auth/token.rs"), "{text}");
-    assert!(text.contains(&format!("harness review --session {SESSION}")), "{text}");
+    assert!(
+        text.contains(&format!("harness review --session {SESSION}")),
+        "{text}"
+    );
     // Not run: the next Stop lets go, with a note, and the one after is quiet.
     let next = r.stop(true);
-    assert!(next["systemMessage"].as_str().unwrap().contains("not run"), "{next}");
+    assert!(
+        next["systemMessage"].as_str().unwrap().contains("not run"),
+        "{next}"
+    );
     assert_eq!(r.stop(false), Value::Null);
 }
 

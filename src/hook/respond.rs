@@ -140,7 +140,10 @@ fn background_running(event: &Event<'_>) -> usize {
     tasks
         .iter()
         .filter(|t| {
-            let status = t.get("status").and_then(|s| s.as_str()).unwrap_or("running");
+            let status = t
+                .get("status")
+                .and_then(|s| s.as_str())
+                .unwrap_or("running");
             !matches!(
                 status,
                 "completed" | "complete" | "done" | "failed" | "killed" | "stopped" | "cancelled"

@@ -144,11 +144,19 @@ pub struct State<'a> {
 pub enum Effect {
     None,
     /// Count one block of this kind for the review.
-    Blocked { review_id: i64, kind: BlockKind },
+    Blocked {
+        review_id: i64,
+        kind: BlockKind,
+    },
     /// Record a wanted review (blocked once, for `kind`), with why.
-    Want { trigger: &'static str, note: String },
+    Want {
+        trigger: &'static str,
+        note: String,
+    },
     /// The gate is done with the review's thread.
-    HandOff { review_id: i64 },
+    HandOff {
+        review_id: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,10 +310,7 @@ fn trigger(state: &State<'_>, config: &ReviewConfig, command: &str) -> Verdict {
              task's acceptance criteria), then act on its verdict. This is asked once; the user \
              can turn it off with review.trigger_sensitive / review.trigger_changed_lines."
         )),
-        effect: Effect::Want {
-            trigger,
-            note: why,
-        },
+        effect: Effect::Want { trigger, note: why },
     }
 }
 
@@ -346,12 +351,7 @@ pub fn findings_text(findings: &[Finding]) -> String {
 }
 
 fn list(items: &[String], n: usize) -> String {
-    let mut s = items
-        .iter()
-        .take(n)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut s = items.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
     if items.len() > n {
         s.push_str(&format!(" and {} more", items.len() - n));
     }
@@ -512,7 +512,13 @@ mod tests {
         s.turn_files = vec!["/p/src/auth/login.rs".into(), "/p/README.md".into()];
         let v = at_stop(&s, &cfg());
         assert!(block_text(&v).contains("harness review --session s-1"));
-        assert!(matches!(v.effect, Effect::Want { trigger: "sensitive", .. }));
+        assert!(matches!(
+            v.effect,
+            Effect::Want {
+                trigger: "sensitive",
+                ..
+            }
+        ));
         // Once wanted and not run, the next Stop lets go and closes it.
         let mut w = reject(1, 1, Some(BlockKind::Want));
         w.status = Status::Wanted;
@@ -537,7 +543,10 @@ mod tests {
         c.trigger_changed_lines = 500;
         assert!(matches!(
             at_stop(&s, &c).effect,
-            Effect::Want { trigger: "lines", .. }
+            Effect::Want {
+                trigger: "lines",
+                ..
+            }
         ));
     }
 

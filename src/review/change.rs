@@ -196,7 +196,14 @@ fn from_git(root: &Path, base: Option<&str>, paths: &[String], bounds: &Bounds) 
     }
     // Untracked files, as new files.
     for path in untracked.iter().filter(|f| all.contains(f)) {
-        add_whole_file(&mut change, &root.join(path), path, bounds, &mut budget, true);
+        add_whole_file(
+            &mut change,
+            &root.join(path),
+            path,
+            bounds,
+            &mut budget,
+            true,
+        );
     }
     change
 }
@@ -327,12 +334,7 @@ fn from_files(cwd: &Path, edited: &[String], paths: &[String], bounds: &Bounds) 
 }
 
 fn clip_list(items: &[String], n: usize) -> String {
-    let mut s = items
-        .iter()
-        .take(n)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut s = items.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
     if items.len() > n {
         s.push_str(", ...");
     }

@@ -51,7 +51,12 @@ fn criteria(
     conn: &rusqlite::Connection,
     req: &Request,
 ) -> rusqlite::Result<(String, &'static str)> {
-    if let Some(c) = req.criteria.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+    if let Some(c) = req
+        .criteria
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
         return Ok((c.to_owned(), "given"));
     }
     let Some(session) = req.session_id.as_deref() else {
@@ -83,7 +88,11 @@ fn criteria(
 /// The first `n` characters of `s`, lines kept, with a note when cut.
 fn cut(s: &str, n: usize) -> String {
     match s.char_indices().nth(n) {
-        Some((i, _)) => format!("{}\n[... {} more characters not shown]", &s[..i], s[i..].chars().count()),
+        Some((i, _)) => format!(
+            "{}\n[... {} more characters not shown]",
+            &s[..i],
+            s[i..].chars().count()
+        ),
         None => s.to_owned(),
     }
 }
@@ -98,9 +107,9 @@ pub fn prompt(criteria: &str, criteria_from: &str, change: &change::Change) -> S
         _ => "none were given: judge whether the change is correct, safe and complete",
     };
     let source = match (&change.git_root, &change.base) {
-        (Some(_), Some(base)) => format!(
-            "the working tree against git {base}, untracked files included as new files"
-        ),
+        (Some(_), Some(base)) => {
+            format!("the working tree against git {base}, untracked files included as new files")
+        }
         _ => "outside git: the current content of the files the session edited".into(),
     };
     let mut out = format!(
@@ -253,8 +262,11 @@ pub fn run(db: &Path, config: &Config, req: &Request) -> Result<Review> {
             Status::Unavailable,
             None,
             Vec::new(),
-            Some("there is no change to review (no file differs from the base, and the session \
-                  edited none)".to_owned()),
+            Some(
+                "there is no change to review (no file differs from the base, and the session \
+                  edited none)"
+                    .to_owned(),
+            ),
             Vec::new(),
         )
     } else {

@@ -26,8 +26,8 @@ pub fn parse(answer: &str) -> Result<Verdict, String> {
     if text.is_empty() {
         return Err("the answer was empty".into());
     }
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| format!("the answer is not one JSON object: {e}"))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| format!("the answer is not one JSON object: {e}"))?;
     let Value::Object(obj) = value else {
         return Err("the answer is JSON but not an object".into());
     };
@@ -133,11 +133,17 @@ mod tests {
             ("", "empty"),
             ("Looks good to me!", "not one JSON object"),
             ("[1]", "not an object"),
-            (r#"{"verdict":"LGTM","summary":"x","findings":[]}"#, "APPROVE"),
+            (
+                r#"{"verdict":"LGTM","summary":"x","findings":[]}"#,
+                "APPROVE",
+            ),
             (r#"{"summary":"x","findings":[]}"#, "verdict"),
             (r#"{"verdict":"APPROVE","findings":[]}"#, "summary"),
             (r#"{"verdict":"APPROVE","summary":"x"}"#, "findings"),
-            (r#"{"verdict":"REJECT","summary":"x","findings":[]}"#, "at least one"),
+            (
+                r#"{"verdict":"REJECT","summary":"x","findings":[]}"#,
+                "at least one",
+            ),
             (
                 r#"{"verdict":"APPROVE","summary":"x","findings":[],"score":9}"#,
                 "score",

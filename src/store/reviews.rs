@@ -214,10 +214,8 @@ pub fn thread_blocks(conn: &Connection, thread: i64) -> Result<u32> {
 
 /// The gate blocked once for review `id`.
 pub fn count_block(conn: &Connection, id: i64, kind: BlockKind) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE reviews SET blocks = blocks + 1, last_block = ?2 WHERE id = ?1",
-    )?
-    .execute(params![id, kind.as_str()])?;
+    conn.prepare_cached("UPDATE reviews SET blocks = blocks + 1, last_block = ?2 WHERE id = ?1")?
+        .execute(params![id, kind.as_str()])?;
     Ok(())
 }
 
@@ -238,7 +236,10 @@ pub fn waive(
     let Some(r) = latest(conn, session_id)? else {
         return Ok(None);
     };
-    if !matches!(r.status.as_str(), "reject" | "wanted" | "running" | "requested") {
+    if !matches!(
+        r.status.as_str(),
+        "reject" | "wanted" | "running" | "requested"
+    ) {
         return Ok(None);
     }
     conn.execute(
@@ -319,16 +320,21 @@ pub fn lines_since(conn: &Connection, session_id: &str, after_id: i64) -> Result
     Ok(n.max(0) as u64)
 }
 
-/// The id of the session's previous Stop before event `before_id` (0 when none), walking back
-/// through at most [`SCAN_BOUND`] of its events.
+/// The id of the session's previous Stop before event `before_id` (0 when none). Walks back
+/// through the session's index entries and stops at the first Stop; never further back than
+/// [`SCAN_BOUND`] × 25 event ids (a window of the whole store's events, so a session without a
+/// Stop in it costs at most its own events there).
 pub fn previous_stop(conn: &Connection, session_id: &str, before_id: i64) -> Result<i64> {
     conn.prepare_cached(
-        "SELECT coalesce(max(CASE WHEN event IN ('Stop', 'AfterAgent') THEN id END), \
-                         min(id) - 1, 0) FROM \
-         (SELECT id, event FROM events WHERE session_id = ?1 AND id < ?2 \
-          ORDER BY id DESC LIMIT ?3)",
+        "SELECT id FROM events WHERE session_id = ?1 AND id < ?2 AND id > ?3 \
+         AND event IN ('Stop', 'AfterAgent') ORDER BY id DESC LIMIT 1",
     )?
-    .query_row(params![session_id, before_id, SCAN_BOUND], |r| r.get(0))
+    .query_row(
+        params![session_id, before_id, before_id - SCAN_BOUND * 25],
+        |r| r.get(0),
+    )
+    .optional()
+    .map(|id| id.unwrap_or_else(|| (before_id - SCAN_BOUND * 25).max(0)))
 }
 
 /// The largest event id (the mark a review's change is collected at).
@@ -376,7 +382,11 @@ pub fn gate_state<'a>(
         });
     }
     let settled = state.latest.as_ref().is_none_or(|l| {
-        l.handed_off || matches!(l.status, Status::Approve | Status::Unavailable | Status::Waived)
+        l.handed_off
+            || matches!(
+                l.status,
+                Status::Approve | Status::Unavailable | Status::Waived
+            )
     });
     // Only a settled (or absent) review leaves room for the trigger: skip the scan otherwise.
     if settled {

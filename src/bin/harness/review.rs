@@ -241,7 +241,11 @@ pub fn reviews(args: ReviewsArgs) -> CliResult {
             writeln!(out, "{}", json(&r))?;
             return Ok(Exit::Ok);
         }
-        writeln!(out, "{}", clean(&review::report(&r, config.review.max_rounds)))?;
+        writeln!(
+            out,
+            "{}",
+            clean(&review::report(&r, config.review.max_rounds))
+        )?;
         writeln!(out)?;
         writeln!(out, "session: {}", clean(&r.session_id))?;
         writeln!(
