@@ -35,6 +35,8 @@ pub struct Config {
     pub quota: QuotaConfig,
     /// `harness statusline`.
     pub statusline: StatuslineConfig,
+    /// `/review`: Gemini's critique of Claude's change, and the Stop gate that enforces a REJECT.
+    pub review: ReviewConfig,
 }
 
 /// `"store": {...}`
@@ -225,6 +227,75 @@ impl Default for StatuslineConfig {
     }
 }
 
+/// `"review": {...}`: `harness review` sends the session's change to Gemini against acceptance
+/// criteria; while its verdict is an unresolved REJECT, the session's Stop is blocked (at most
+/// `max_rounds` times per review thread). A reviewer that is unavailable never blocks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReviewConfig {
+    /// Gate Stop on reviews at all (and ask for one when the trigger below fires). Default true.
+    /// `harness review` still works when false; its verdict just does not block.
+    pub enabled: bool,
+    /// Stop blocks per review thread (a REJECT, the fixes and re-reviews that follow it) before
+    /// the gate lets the turn end and hands the decision to the user. Default 3; at most 6, well
+    /// under the 8 consecutive Stop blocks after which Claude Code ends a turn by itself.
+    pub max_rounds: u32,
+    /// Ask for a review at Stop when the turn wrote a file whose path contains one of
+    /// `sensitive_paths`. Default true.
+    pub trigger_sensitive: bool,
+    /// Path fragments (matched case-insensitively anywhere in the written file's path) that make
+    /// a change sensitive. Default: auth, crypto, secret, credential, migration, `.github/
+    /// workflows`, `.gitlab-ci`, `deploy`, `Dockerfile`, `.env`.
+    pub sensitive_paths: Vec<String>,
+    /// Ask for a review at Stop when the turn's file edits add or replace more than this many
+    /// lines (counted from the Write/Edit inputs the store holds). Default 0: off.
+    pub trigger_changed_lines: u64,
+    /// The most of the change (diff text and untracked files) put in the review prompt, in bytes;
+    /// what is left out is named in the prompt. Default 200000.
+    pub max_change_bytes: usize,
+    /// The most files named in one review; the rest are listed as left out. Default 200.
+    pub max_files: usize,
+    /// The most of one untracked file's text put in the prompt, in bytes. Default 20000.
+    pub max_untracked_file_bytes: usize,
+    /// How long one reviewer run may take, in seconds (the repair retry gets the same). Default
+    /// 100: the model runs `harness review` through its Bash tool, which stops a command after
+    /// 120 s unless told otherwise.
+    pub timeout_secs: u64,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        ReviewConfig {
+            enabled: true,
+            max_rounds: 3,
+            trigger_sensitive: true,
+            sensitive_paths: [
+                "auth",
+                "crypto",
+                "secret",
+                "credential",
+                "migration",
+                ".github/workflows",
+                ".gitlab-ci",
+                "deploy",
+                "dockerfile",
+                ".env",
+            ]
+            .map(String::from)
+            .to_vec(),
+            trigger_changed_lines: 0,
+            max_change_bytes: 200_000,
+            max_files: 200,
+            max_untracked_file_bytes: 20_000,
+            timeout_secs: 100,
+        }
+    }
+}
+
+/// The most `review.max_rounds` may be: Claude Code ends a turn after 8 consecutive Stop blocks
+/// by itself, and the gate must end the loop well before, by its own count.
+pub const MAX_REVIEW_ROUNDS: u32 = 6;
+
 impl Config {
     /// Where the config file is looked for.
     pub fn file_path() -> Option<PathBuf> {
@@ -320,6 +391,15 @@ impl Config {
             return Err(format!(
                 "store.busy_timeout_ms must be at most {MAX_BUSY_TIMEOUT_MS} (the hooks' timeout is 30 s)"
             ));
+        }
+        if self.review.max_rounds == 0 || self.review.max_rounds > MAX_REVIEW_ROUNDS {
+            return Err(format!(
+                "review.max_rounds must be between 1 and {MAX_REVIEW_ROUNDS} (Claude Code ends a \
+                 turn after 8 Stop blocks by itself)"
+            ));
+        }
+        if self.review.timeout_secs == 0 {
+            return Err("review.timeout_secs must be at least 1".into());
         }
         if self.gemini.max_concurrent == 0 || self.gemini.timeout_secs == 0 {
             return Err("gemini.max_concurrent and gemini.timeout_secs must be at least 1".into());

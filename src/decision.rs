@@ -92,6 +92,11 @@ pub fn render(decision: &Decision, kind: Kind, event: &str) -> Option<String> {
         Decision::Context(text) if carries_context(event) => {
             json!({"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}})
         }
+        // Claude's Stop: a note for the user (`systemMessage` is shown to the user only and
+        // does not make the turn go on, as `additionalContext` would).
+        Decision::Context(text) if kind == Kind::Stop && event == "Stop" => {
+            json!({"systemMessage": text})
+        }
         Decision::Context(_) => return None,
         Decision::Deny(reason) => match kind {
             // PreSkillShellCommand takes the same answer as PreToolUse (Claude Code 2.1.332).

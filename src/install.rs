@@ -26,10 +26,13 @@ pub enum Client {
 }
 
 /// Slash commands shipped in `commands/`, copied into `.claude/commands/` by install.
-pub const COMMANDS: &[(&str, &str)] = &[(
-    "delegate-gemini.md",
-    include_str!("../commands/delegate-gemini.md"),
-)];
+pub const COMMANDS: &[(&str, &str)] = &[
+    (
+        "delegate-gemini.md",
+        include_str!("../commands/delegate-gemini.md"),
+    ),
+    ("review.md", include_str!("../commands/review.md")),
+];
 
 /// The hook binaries, one per event the harness registers.
 pub const HOOK_BINARIES: &[&str] = &[

@@ -258,11 +258,14 @@ fn another_programs_database_named_by_harness_db_is_refused_untouched() {
 fn a_store_made_by_an_older_version_is_recognised_and_migrated() {
     let env = Env::new("legacy");
     record_one(&env);
-    // What a store of schema 4 looked like: no mark, no migration 5.
+    // What a store of schema 4 looked like: no mark, no migration 5 (nor the later ones).
     env.db()
         .execute_batch(
-            "PRAGMA application_id = 0; DROP INDEX claims_by_inode; DROP TABLE spool_applied; \
+            "DROP TABLE IF EXISTS reviews; \
+             PRAGMA application_id = 0; DROP INDEX claims_by_inode; DROP TABLE spool_applied; \
              ALTER TABLE claims DROP COLUMN dev; ALTER TABLE claims DROP COLUMN ino; \
+             ALTER TABLE claims DROP COLUMN provisional; \
+             ALTER TABLE claims DROP COLUMN provisional_agent; \
              PRAGMA user_version = 4;",
         )
         .unwrap();

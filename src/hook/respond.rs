@@ -14,6 +14,7 @@ use crate::event::{Event, Kind, ToolClass};
 use crate::policy::collision;
 use crate::policy::file_lock::{self, Effect, ShellVerdict, Verdict, Write};
 use crate::policy::quota as quota_policy;
+use crate::policy::review_gate;
 use crate::quota;
 use crate::shell;
 use crate::store::claims::{self, Claim, Held};
@@ -126,6 +127,79 @@ enum Phase<'a> {
         agent: &'a str,
     },
     After,
+}
+
+/// `/review [criteria]` (or the plugin's `/agent-harness:review`): the criteria as typed. They
+/// come as JSON and never pass a shell.
+pub fn review_request<'a>(event: &Event<'a>) -> Option<&'a str> {
+    let name = event.payload.command_name?;
+    (name == "review" || name.ends_with(":review"))
+        .then(|| event.payload.command_args.unwrap_or("").trim())
+}
+
+/// Background tasks still at work in a Stop payload (`background_tasks`, Claude Code 2.1.145+;
+/// 2.1.332 fires Stop while they run). An entry that says it finished does not count.
+fn background_running(event: &Event<'_>) -> usize {
+    let Some(tasks) = event
+        .payload
+        .raw
+        .get("background_tasks")
+        .and_then(|v| v.as_array())
+    else {
+        return 0;
+    };
+    tasks
+        .iter()
+        .filter(|t| {
+            let status = t
+                .get("status")
+                .and_then(|s| s.as_str())
+                .unwrap_or("running");
+            !matches!(
+                status,
+                "completed" | "complete" | "done" | "failed" | "killed" | "stopped" | "cancelled"
+            )
+        })
+        .count()
+}
+
+/// The review gate at Stop: loads its state (store reads only; no git, no process), asks the
+/// policy, and applies what it says.
+fn review_gate_at_stop(
+    tx: &Transaction<'_>,
+    event: &Event<'_>,
+    session: &str,
+    config: &Config,
+    now_ms: i64,
+) -> rusqlite::Result<Decision> {
+    use crate::store::reviews;
+    let stop_id: i64 = tx
+        .prepare_cached("SELECT coalesce(max(id), 0) FROM events WHERE session_id = ?1")?
+        .query_row([session], |r| r.get(0))?;
+    let count_lines = config.review.trigger_changed_lines > 0;
+    let mut state = reviews::gate_state(tx, session, stop_id, count_lines)?;
+    state.stop_hook_active = event.payload.stop_hook_active.unwrap_or(false);
+    state.background_running = background_running(event);
+    let verdict = review_gate::at_stop(&state, &config.review);
+    match verdict.effect {
+        review_gate::Effect::None => {}
+        review_gate::Effect::Blocked { review_id, kind } => {
+            reviews::count_block(tx, review_id, kind)?;
+        }
+        review_gate::Effect::Want { trigger, note } => {
+            let id = reviews::open(
+                tx,
+                session,
+                now_ms,
+                review_gate::Status::Wanted,
+                trigger,
+                Some(&note),
+            )?;
+            reviews::count_block(tx, id, review_gate::BlockKind::Want)?;
+        }
+        review_gate::Effect::HandOff { review_id } => reviews::hand_off(tx, review_id, now_ms)?,
+    }
+    Ok(verdict.decision)
 }
 
 /// Applies a lock effect for a write.
@@ -401,6 +475,10 @@ pub fn respond(
                 let task = crate::redact::redact_str(task);
                 crate::store::runs::add_delegation(tx, session, now_ms, &task, write)?;
             }
+            if let Some(criteria) = review_request(event) {
+                let criteria = crate::redact::redact_str(criteria);
+                crate::store::reviews::request(tx, session, now_ms, &criteria)?;
+            }
         }
         (Kind::SessionEnd, _) => {
             claims::release_session(tx, session, now_ms)?;
@@ -428,6 +506,11 @@ pub fn respond(
         // A turn that ended normally shows the API answers again.
         if event.agent == Agent::Claude && quota_store::clear_exhaustion(tx, "claude", now_ms)? {
             quota_store::rearm(tx, "claude", "exhausted")?;
+        }
+        // The review gate, for Claude's main agent only (Gemini runs the harness started have
+        // their own AfterAgent, and a reviewer must never be gated on a review).
+        if event.agent == Agent::Claude && config.review.enabled {
+            decision = decision.and(review_gate_at_stop(tx, event, session, config, now_ms)?);
         }
     }
     if config.quota.enabled && event.agent == Agent::Claude {

@@ -34,6 +34,7 @@ pub mod claims;
 pub mod query;
 pub mod quota;
 pub mod record;
+pub mod reviews;
 pub mod runs;
 pub mod spool;
 
@@ -56,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_quota.sql"),
     include_str!("migrations/0005_hardening.sql"),
     include_str!("migrations/0006_provisional_claims.sql"),
+    include_str!("migrations/0007_reviews.sql"),
 ];
 
 /// `PRAGMA application_id` of every agent-harness store ("AHRS"). Set by migration 5; a store

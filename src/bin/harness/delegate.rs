@@ -153,6 +153,9 @@ pub fn run(args: Args) -> CliResult {
         writeln!(out, "{}", run_json(&run))?;
     } else {
         writeln!(out, "{}", gemini::report(&run, config.gemini.result_chars))?;
+        if let Some(check) = write_check(&run) {
+            writeln!(out, "{check}")?;
+        }
     }
     // From a slash command a failure is part of the report (a failing `!` step would abort the
     // command with a bare error); by hand it is the exit code too.
@@ -161,6 +164,30 @@ pub fn run(args: Args) -> CliResult {
     } else {
         Exit::Ok
     })
+}
+
+/// After a `--write` run that changed files: their diff stat, and a request that Claude check
+/// Gemini's changes against the task before building on them.
+fn write_check(run: &Run) -> Option<String> {
+    if run.mode != "write" {
+        return None;
+    }
+    let files: Vec<String> = run
+        .files_written
+        .as_deref()
+        .and_then(|f| serde_json::from_str(f).ok())
+        .unwrap_or_default();
+    if files.is_empty() {
+        return None;
+    }
+    let cwd = std::path::PathBuf::from(run.cwd.as_deref().unwrap_or("."));
+    let stat = agent_harness::review::change::diff_stat(&cwd, &files)
+        .unwrap_or_else(|| format!(" {} (not in git: no diff stat)", files.join(", ")));
+    Some(format!(
+        "Gemini changed files in the workspace:\n{stat}\nBefore building on these changes, \
+         check them against the task (`git diff -- {}`): they are another model's work.",
+        files.join(" ")
+    ))
 }
 
 fn report_only(text: &str) -> CliResult {

@@ -11,6 +11,7 @@ mod install;
 mod locks;
 mod progress;
 mod quota;
+mod review;
 mod sessions;
 mod status;
 
@@ -98,6 +99,11 @@ enum Command {
     Delegate(delegate::Args),
     /// List Gemini CLI runs; `runs show ID` prints one whole.
     Runs(delegate::RunsArgs),
+    /// Gemini reviews the session's change against its acceptance criteria (what /review runs);
+    /// --waive sets open findings aside.
+    Review(review::Args),
+    /// List reviews; `reviews show ID` prints one whole.
+    Reviews(review::ReviewsArgs),
     /// Both providers' quota: official figures and estimates, rate limits, thresholds.
     Quota(quota::Args),
     /// The status line command for Claude Code (reads its JSON on stdin, prints one line).
@@ -123,6 +129,8 @@ fn main() -> ExitCode {
         Command::Statusline(a) => quota::statusline(a),
         Command::Delegate(a) => delegate::run(a),
         Command::Runs(a) => delegate::runs(a),
+        Command::Review(a) => review::run(a),
+        Command::Reviews(a) => review::reviews(a),
         Command::Doctor(a) => doctor::run(a),
         Command::Install(a) => install::run_install(a),
         Command::Uninstall(a) => install::run_uninstall(a),

@@ -35,6 +35,19 @@ pub fn run(args: Args) -> CliResult {
         .into_iter()
         .filter(|c| c.expires_ms > now)
         .count();
+    let open_reviews = agent_harness::store::reviews::open_reviews(conn)?;
+    let review_line = |r: &agent_harness::store::reviews::Review| {
+        let thread = agent_harness::store::reviews::thread_blocks(conn, r.thread).unwrap_or(0);
+        format!(
+            "review {} · session {} · {} · round {} of {} · `harness reviews show {}`",
+            r.id,
+            fmt::short(&r.session_id),
+            crate::review::status_word(r),
+            thread,
+            config.review.max_rounds,
+            r.id
+        )
+    };
     let log = agent_harness::log::path_for(&db);
     let problems = agent_harness::log::tail(&log, 3);
     let mut out = std::io::stdout().lock();
@@ -54,6 +67,11 @@ pub fn run(args: Args) -> CliResult {
             "recent_problems": problems,
             "quota": crate::quota::json(&quota),
             "live_claims": claims,
+            "open_reviews": open_reviews.iter().map(|r| serde_json::json!({
+                "id": r.id, "session_id": r.session_id, "status": r.status,
+                "round": agent_harness::store::reviews::thread_blocks(conn, r.thread).unwrap_or(0),
+                "max_rounds": config.review.max_rounds,
+            })).collect::<Vec<_>>(),
         });
         writeln!(out, "{v}")?;
         return Ok(Exit::Ok);
@@ -81,6 +99,13 @@ pub fn run(args: Args) -> CliResult {
         writeln!(out, "  {line}")?;
     }
     writeln!(out, "  {claims} file(s) claimed by agents (harness locks)")?;
+    if !open_reviews.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Open reviews ({})", open_reviews.len())?;
+        for r in &open_reviews {
+            writeln!(out, "  {}", review_line(r))?;
+        }
+    }
     writeln!(out)?;
     writeln!(out, "Recent activity")?;
     if recent.is_empty() {
