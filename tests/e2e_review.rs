@@ -81,8 +81,15 @@ fn stop_decisions(c: &ClaudeEnv) -> Vec<String> {
 
 #[test]
 fn a_reject_blocks_stop_the_model_fixes_and_the_re_review_approves() {
-    let (Some(claude), Some(gemini)) = (support::clients::claude(), support::clients::gemini())
-    else {
+    support::clients::each_claude(
+        a_reject_blocks_stop_the_model_fixes_and_the_re_review_approves_on,
+    );
+}
+
+fn a_reject_blocks_stop_the_model_fixes_and_the_re_review_approves_on(
+    claude: &support::clients::Claude,
+) {
+    let Some(gemini) = support::clients::gemini() else {
         return;
     };
     let mock_g = GeminiMock::start(vec![
@@ -158,9 +165,12 @@ fn a_reject_blocks_stop_the_model_fixes_and_the_re_review_approves() {
 
 #[test]
 fn a_reviewer_that_keeps_rejecting_ends_after_exactly_the_cap() {
-    let Some(claude) = support::clients::claude() else {
-        return;
-    };
+    support::clients::each_claude(a_reviewer_that_keeps_rejecting_ends_after_exactly_the_cap_on);
+}
+
+fn a_reviewer_that_keeps_rejecting_ends_after_exactly_the_cap_on(
+    claude: &support::clients::Claude,
+) {
     let mut c = ClaudeEnv::new("e2e-review-cap", claude, String::new());
     commit_base(&c.project);
     let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/gemini");
