@@ -431,18 +431,7 @@ fn read_bounded(path: &Path) -> std::io::Result<String> {
 /// every small settings-like file the harness reads.
 pub fn read_regular_file(path: &Path, max: u64) -> std::io::Result<String> {
     use std::io::{Error as IoError, ErrorKind, Read};
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(IoError::new(
-            ErrorKind::InvalidInput,
-            "not a regular file (a config must be a plain file)",
-        ));
-    }
+    let (file, _) = crate::private_file::open_regular(path)?;
     let mut bytes = Vec::new();
     file.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {

@@ -1,7 +1,8 @@
-//! Files the harness keeps beside its store (the spool, the log, lock files): opened so that a
-//! planted symlink or another user's file is never written through.
+//! Opening files without being fooled: the harness's own files beside its store (the spool, the
+//! log, lock files), never written through a planted symlink or into another user's file; and
+//! files it only reads (a config, a transcript), never blocking on a FIFO or reading a device.
 //!
-//! Owns the one way such a file is opened. Must not decide what goes into it.
+//! Owns how such files are opened. Must not decide what goes into them.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -17,6 +18,24 @@ pub enum Mode {
     Write,
     /// Opened for reading only; never created.
     Read,
+}
+
+/// Opens `path` for reading without blocking (a FIFO's open waits for a writer otherwise) and
+/// returns it with its metadata, if it is a regular file. The metadata is the opened file's own:
+/// the path may have been replaced since any `stat` before.
+pub fn open_regular(path: &Path) -> io::Result<(File, std::fs::Metadata)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok((file, meta))
 }
 
 /// Opens `path` without following a symlink at its last component, and refuses a file that is

@@ -111,24 +111,7 @@ pub(super) fn read_changed(
     })
 }
 
-/// Opens `path` for reading without blocking (a FIFO's open waits for a writer otherwise) and
-/// returns it with its metadata, if it is a regular file. The metadata is the opened file's own:
-/// the path may have been replaced since any `stat` before.
-pub(crate) fn open_regular(path: &Path) -> io::Result<(File, Metadata)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a regular file", path.display()),
-        ));
-    }
-    Ok((file, meta))
-}
+pub(crate) use crate::private_file::open_regular;
 
 fn is_same_file(prev: &FileCursor, meta: &Metadata) -> bool {
     prev.dev == meta.dev() && prev.ino == meta.ino()
