@@ -189,16 +189,24 @@ pub fn line(r: &EventRow) -> String {
     if r.truncated {
         detail.push_str(" [truncated]");
     }
-    let (word, reason) = match r.decision.as_deref().map(DecisionKind::of) {
-        Some((kind, reason)) => (kind.word(), reason),
-        None => ("-", ""),
+    let (kind, reason) = match r.decision.as_deref().map(DecisionKind::of) {
+        Some((kind, reason)) => (Some(kind), reason.trim_start_matches("agent-harness: ")),
+        None => (None, ""),
     };
-    if !reason.is_empty() {
-        if !detail.is_empty() {
-            detail.push_str(" — ");
+    match kind {
+        // A refusal's reason names the file and the holder: it is the detail that matters.
+        Some(DecisionKind::Deny | DecisionKind::Block) if !reason.is_empty() => {
+            detail = reason.to_owned();
         }
-        detail.push_str(reason);
+        Some(_) if !reason.is_empty() => {
+            if !detail.is_empty() {
+                detail.push_str(" — ");
+            }
+            detail.push_str(reason);
+        }
+        _ => {}
     }
+    let word = kind.map_or("-", DecisionKind::word);
     let cells = [
         fmt::clock(r.ts_ms),
         r.session_id.as_deref().map(fmt::short).unwrap_or("-").into(),
