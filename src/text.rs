@@ -338,7 +338,10 @@ mod tests {
         assert_eq!(one_line("a\nb\r\nc\rd\te"), "a⏎b⏎c\\rd\\te");
         assert_eq!(one_line("a\u{2028}b"), "a\\u{2028}b");
         // Ordinary text is left alone, backslashes and all.
-        assert_eq!(one_line("src/main.rs é 漢字 \\x1b"), "src/main.rs é 漢字 \\x1b");
+        assert_eq!(
+            one_line("src/main.rs é 漢字 \\x1b"),
+            "src/main.rs é 漢字 \\x1b"
+        );
     }
 
     #[test]
@@ -391,9 +394,22 @@ mod tests {
             (0u32..0x20).prop_map(|c| char::from_u32(c).unwrap().to_string()),
             (0x7fu32..0xa0).prop_map(|c| char::from_u32(c).unwrap().to_string()),
             prop::sample::select(vec![
-                "\u{202a}", "\u{202b}", "\u{202c}", "\u{202d}", "\u{202e}", "\u{2066}",
-                "\u{2067}", "\u{2068}", "\u{2069}", "\x1b]52;c;", "\x1b[2J", "\r\n", "漢",
-                "e\u{301}", "🦀", "\\",
+                "\u{202a}",
+                "\u{202b}",
+                "\u{202c}",
+                "\u{202d}",
+                "\u{202e}",
+                "\u{2066}",
+                "\u{2067}",
+                "\u{2068}",
+                "\u{2069}",
+                "\x1b]52;c;",
+                "\x1b[2J",
+                "\r\n",
+                "漢",
+                "e\u{301}",
+                "🦀",
+                "\\",
             ])
             .prop_map(String::from),
             "[a-z/._ ]{0,4}",

@@ -239,7 +239,10 @@ fn a_lock_denial_shows_in_events_status_and_the_lock_history() {
     assert!(events[0].contains("Write         -  "), "{out}");
     assert!(events[1].contains("bbbbbbbb"), "{out}");
     assert!(events[1].contains("Write         deny  "), "{out}");
-    assert!(events[1].contains("is being edited by another agent"), "{out}");
+    assert!(
+        events[1].contains("is being edited by another agent"),
+        "{out}"
+    );
 
     let (_, out, _) = harness(&env, &["events", "--decision", "deny"]);
     assert_eq!(rows_of(&out), 1, "{out}");
@@ -265,9 +268,18 @@ fn a_lock_denial_shows_in_events_status_and_the_lock_history() {
     let (_, out, _) = harness(&env, &["locks", "--history"]);
     let history = rows(&out);
     assert_eq!(history.len(), 3, "{out}");
-    assert!(history[0].contains("taken") && history[0].contains("aaaaaaaa"), "{out}");
-    assert!(history[1].contains("denied") && history[1].contains("held by aaaaaaaa"), "{out}");
-    assert!(history[2].contains("released") && history[2].contains("by hand"), "{out}");
+    assert!(
+        history[0].contains("taken") && history[0].contains("aaaaaaaa"),
+        "{out}"
+    );
+    assert!(
+        history[1].contains("denied") && history[1].contains("held by aaaaaaaa"),
+        "{out}"
+    );
+    assert!(
+        history[2].contains("released") && history[2].contains("by hand"),
+        "{out}"
+    );
     let (_, out, _) = harness(&env, &["locks", "--history", "--session", "bbbb"]);
     assert_eq!(rows_of(&out), 1, "{out}");
     let (_, out, _) = harness(&env, &["locks", "--history", "--json", "-n", "1"]);
@@ -328,11 +340,17 @@ fn an_old_log_problem_is_not_shown_as_current() {
     log += &format!("{} harness-stop[2]: disk full\n", stamp(recent));
     std::fs::write(env.log(), log).unwrap();
     let (_, out, _) = harness(&env, &["doctor"]);
-    assert!(out.contains("warn  log        problems in the last day"), "{out}");
+    assert!(
+        out.contains("warn  log        problems in the last day"),
+        "{out}"
+    );
     assert!(out.contains("5m ago: harness-stop[2]: disk full"), "{out}");
     assert!(!out.contains("fixed since"), "{out}");
     let (_, out, _) = harness(&env, &["status"]);
-    assert!(out.contains("  5m ago: harness-stop[2]: disk full"), "{out}");
+    assert!(
+        out.contains("  5m ago: harness-stop[2]: disk full"),
+        "{out}"
+    );
     assert!(!out.contains("fixed since"), "{out}");
     let (_, out, _) = harness(&env, &["status", "--json"]);
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -362,16 +380,40 @@ fn delegate_with_a_session_prefix_resolves_it_or_refuses() {
     let (code, _, err) = harness(&env, &["delegate", "--session", "ffff", "hi"]);
     assert_eq!(code, 1);
     assert!(err.contains("no session starts with \"ffff\""), "{err}");
-    assert_eq!(env.count("SELECT count(*) FROM runs"), 0, "nothing was sent");
+    assert_eq!(
+        env.count("SELECT count(*) FROM runs"),
+        0,
+        "nothing was sent"
+    );
     // From the slash command the refusal is the report.
     let (code, out, _) = harness(&env, &["delegate", "--pending", "--session", "ffff"]);
     assert_eq!(code, 0);
     assert!(out.contains("no session starts with"), "{out}");
 
-    harness(&env, &["delegate", "--session", "27bff", "--wait", "5", "hi"]);
+    harness(
+        &env,
+        &["delegate", "--session", "27bff", "--wait", "5", "hi"],
+    );
     let requester: String = env
         .db()
         .query_row("SELECT requester FROM runs", [], |r| r.get(0))
         .unwrap();
     assert_eq!(requester, "27bffab0-4151-4e78-ad34-7c89b0e5aea3");
+}
+
+#[test]
+fn delegate_accepts_a_whole_session_id_the_store_has_not_seen() {
+    let env = filled();
+    env.config(r#"{"gemini": {"binary": "/nonexistent/gemini"}}"#);
+    let unseen = "dddddddd-0000-4000-8000-000000000004";
+    let (_, _, err) = harness(
+        &env,
+        &["delegate", "--session", unseen, "--wait", "5", "hi"],
+    );
+    assert!(!err.contains("no session starts with"), "{err}");
+    let requester: String = env
+        .db()
+        .query_row("SELECT requester FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(requester, unseen);
 }

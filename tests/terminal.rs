@@ -147,7 +147,12 @@ fn hostile_store() -> Project {
              error_kind, error, created_ms, duration_ms, result) \
              VALUES ('gr-0123456789ab', ?1, ?2, ?2, ?2, ?2, 'read-only', 'error', 'api', ?3, ?4, \
              1500, ?2)",
-            rusqlite::params![A, HOSTILE, format!("{HOSTILE}\n    at line 2\n{HOSTILE}"), now],
+            rusqlite::params![
+                A,
+                HOSTILE,
+                format!("{HOSTILE}\n    at line 2\n{HOSTILE}"),
+                now
+            ],
         )
         .unwrap();
     // And a problem in the log that quotes the name.
@@ -204,7 +209,11 @@ fn recorded_terminal_escapes_never_reach_the_terminal() {
     assert_terminal_safe("harness locks release", &out.stdout);
     let history = p.harness(&["locks", "--history"]);
     assert_terminal_safe("harness locks --history", &history.stdout);
-    assert!(stdout(&history).contains("released"), "{}", stdout(&history));
+    assert!(
+        stdout(&history).contains("released"),
+        "{}",
+        stdout(&history)
+    );
 }
 
 #[test]
@@ -224,7 +233,10 @@ fn json_output_is_exact_and_still_safe_to_print() {
     }
     // Exact: the hostile strings come back byte for byte.
     let out = stdout(&p.harness(&["events", "--json", "-n", "100"]));
-    let rows: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(
         rows.iter().any(|r| r["file_path"] == p.file.as_str()),
         "{out}"
@@ -245,7 +257,11 @@ fn a_multi_line_gemini_error_keeps_the_runs_table_aligned() {
     let p = hostile_store();
     let out = stdout(&p.harness(&["runs"]));
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 3, "heading, the run, its error on one line: {out}");
+    assert_eq!(
+        lines.len(),
+        3,
+        "heading, the run, its error on one line: {out}"
+    );
     assert!(lines[0].starts_with("RUN "), "{out}");
     assert!(lines[1].starts_with("gr-0123456789ab  api "), "{out}");
     assert!(lines[2].starts_with("  ↳ evil\\x1b]52"), "{out}");

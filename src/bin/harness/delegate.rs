@@ -172,11 +172,33 @@ fn requester(store: &mut Store, given: Option<&str>) -> CliResult<Option<String>
     // An unexpanded `${CLAUDE_SESSION_ID}` from an old Claude Code counts as not given.
     let usable = |s: &str| !s.is_empty() && !s.starts_with("${");
     if let Some(given) = given.filter(|s| usable(s)) {
-        return Ok(Some(crate::sessions::resolve_one(store.reader()?, given)?));
+        return match crate::sessions::resolve_one(store.reader()?, given) {
+            Ok(id) => Ok(Some(id)),
+            // A whole id the store has not heard of yet (its hooks are not installed, or have
+            // not run): nothing to brief from, but a late answer can still find it.
+            Err(_) if is_whole_id(given) && query_is_unknown(store, given)? => {
+                Ok(Some(given.to_owned()))
+            }
+            Err(e) => Err(e),
+        };
     }
     Ok(std::env::var("CLAUDE_CODE_SESSION_ID")
         .ok()
         .filter(|s| usable(s)))
+}
+
+/// Whether `s` has the shape of a whole session id (a UUID: Claude Code's and Gemini CLI's).
+fn is_whole_id(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Whether no recorded session has `id` as a prefix (so it names nothing, not several).
+fn query_is_unknown(store: &mut Store, id: &str) -> CliResult<bool> {
+    Ok(agent_harness::store::query::sessions_with_prefix(store.reader()?, id)?.is_empty())
 }
 
 fn report_only(text: &str) -> CliResult {

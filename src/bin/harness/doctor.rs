@@ -74,7 +74,10 @@ pub fn run(_args: Args) -> CliResult {
             Level::Fail => "FAIL",
         };
         // A logged problem or a path can carry anything: the line goes through the renderer.
-        out.line(format!("{mark}  {} {text}", agent_harness::text::pad(what, 10, false)))?;
+        out.line(format!(
+            "{mark}  {} {text}",
+            agent_harness::text::pad(what, 10, false)
+        ))?;
     }
     Ok(if r.lines.iter().any(|(l, _, _)| *l == Level::Fail) {
         Exit::Failure

@@ -209,7 +209,11 @@ pub fn line(r: &EventRow) -> String {
     let word = kind.map_or("-", DecisionKind::word);
     let cells = [
         fmt::clock(r.ts_ms),
-        r.session_id.as_deref().map(fmt::short).unwrap_or("-").into(),
+        r.session_id
+            .as_deref()
+            .map(fmt::short)
+            .unwrap_or("-")
+            .into(),
         r.agent.clone(),
         r.event.clone(),
         r.tool_name.clone().unwrap_or_default(),

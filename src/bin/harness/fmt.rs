@@ -73,13 +73,13 @@ impl serde_json::ser::Formatter for TerminalSafeJson {
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
             if text::is_unsafe(c) {
-                writer.write_all(fragment[start..i].as_bytes())?;
+                writer.write_all(&fragment.as_bytes()[start..i])?;
                 // Every such character is in the Basic Multilingual Plane: one \u escape.
                 write!(writer, "\\u{:04x}", c as u32)?;
                 start = i + c.len_utf8();
             }
         }
-        writer.write_all(fragment[start..].as_bytes())
+        writer.write_all(&fragment.as_bytes()[start..])
     }
 }
 
@@ -316,7 +316,11 @@ mod tests {
     fn tables_align_by_terminal_columns() {
         let mut t = Table::new(&[col("NAME", 6), num("N", 5), col("PATH", 12)]);
         t.row(vec!["漢字".into(), "7".into(), "/tmp/a".into()]);
-        t.row(vec!["abcdefghij".into(), "1234".into(), "/a/very/long/path".into()]);
+        t.row(vec![
+            "abcdefghij".into(),
+            "1234".into(),
+            "/a/very/long/path".into(),
+        ]);
         assert_eq!(
             t.lines(),
             vec![

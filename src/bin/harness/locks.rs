@@ -107,11 +107,9 @@ fn describe(r: &LockLogRow) -> (&'static str, String, String) {
             who(&r.session_id),
             format!("from {other} (its session ended or exited)"),
         ),
-        "release" if r.session_id == CLI_ACTOR => (
-            "released",
-            other,
-            "by hand (harness locks release)".into(),
-        ),
+        "release" if r.session_id == CLI_ACTOR => {
+            ("released", other, "by hand (harness locks release)".into())
+        }
         "release" => ("released", who(&r.session_id), String::new()),
         _ => ("other", who(&r.session_id), r.action.clone()),
     }

@@ -162,7 +162,10 @@ pub fn run(args: Args) -> CliResult {
         out.json(&json(&q))?;
         return Ok(Exit::Ok);
     }
-    say!(out, "Quota (~ and \"estimated\" mark the harness's estimates)")?;
+    say!(
+        out,
+        "Quota (~ and \"estimated\" mark the harness's estimates)"
+    )?;
     if !note.is_empty() {
         say!(out, "({note})")?;
     }

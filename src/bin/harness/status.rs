@@ -96,7 +96,10 @@ pub fn run(args: Args) -> CliResult {
     say!(out)?;
     say!(out, "Recent decisions (harness events --decision any)")?;
     if decisions.is_empty() {
-        say!(out, "  none: no denial, block, wait or added context lately")?;
+        say!(
+            out,
+            "  none: no denial, block, wait or added context lately"
+        )?;
     }
     for r in &decisions {
         say!(out, "  {}", events::line(r).trim_end())?;
