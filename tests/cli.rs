@@ -43,6 +43,21 @@ fn filled() -> Env {
     env
 }
 
+/// The rows of a table, without its heading.
+fn rows(out: &str) -> Vec<&str> {
+    out.lines().skip(1).collect()
+}
+
+/// Kills a `--follow` child when the test ends, passed or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn harness(env: &Env, args: &[&str]) -> (i32, String, String) {
     let out = env.cmd("harness").args(args).output().unwrap();
     (out.status.code().unwrap(), stdout(&out), stderr(&out))
@@ -53,7 +68,8 @@ fn events_lists_filters_and_prints_json() {
     let env = filled();
     let (code, out, _) = harness(&env, &["events"]);
     assert_eq!(code, 0);
-    assert_eq!(out.lines().count(), 6, "{out}");
+    assert!(out.starts_with("TIME "), "a heading first: {out}");
+    assert_eq!(rows(&out).len(), 6, "{out}");
     assert!(
         out.contains("PreToolUse") && out.contains("BeforeTool"),
         "{out}"
@@ -61,21 +77,21 @@ fn events_lists_filters_and_prints_json() {
     assert!(out.contains("/home/dev/project/hello.txt"), "{out}");
 
     let (_, out, _) = harness(&env, &["events", "--tool", "Edit"]);
-    assert_eq!(out.lines().count(), 2, "{out}");
+    assert_eq!(rows(&out).len(), 2, "{out}");
     let (_, out, _) = harness(
         &env,
         &["events", "--event", "BeforeTool", "--event", "SessionStart"],
     );
-    assert_eq!(out.lines().count(), 3, "{out}");
+    assert_eq!(rows(&out).len(), 3, "{out}");
     let (_, out, _) = harness(&env, &["events", "--session", "0a6a"]);
-    assert_eq!(out.lines().count(), 2, "{out}");
-    assert!(out.lines().all(|l| l.contains("gemini")), "{out}");
+    assert_eq!(rows(&out).len(), 2, "{out}");
+    assert!(rows(&out).iter().all(|l| l.contains("gemini")), "{out}");
     let (_, out, _) = harness(&env, &["events", "-n", "2"]);
-    assert_eq!(out.lines().count(), 2);
+    assert_eq!(rows(&out).len(), 2);
     let (_, out, _) = harness(&env, &["events", "--since", "1h"]);
-    assert_eq!(out.lines().count(), 6);
+    assert_eq!(rows(&out).len(), 6);
     let (_, out, _) = harness(&env, &["events", "--since", "2000-01-01"]);
-    assert_eq!(out.lines().count(), 6);
+    assert_eq!(rows(&out).len(), 6);
 
     let (code, out, _) = harness(&env, &["events", "--json"]);
     assert_eq!(code, 0);
@@ -167,8 +183,10 @@ fn follow_prints_new_events_as_they_arrive() {
         .env("HARNESS_CONFIG", "/dev/null")
         .args(["events", "--follow", "-n", "1"])
         .stdout(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = Killed(cmd.spawn().unwrap());
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let heading = lines.next().unwrap().unwrap();
+    assert!(heading.starts_with("TIME"), "{heading}");
     let first = lines.next().unwrap().unwrap();
     assert!(first.contains("BeforeTool"), "{first}");
     env.hook("harness-stop", fixture("claude-code-2.1.197/Stop.json"));
@@ -176,8 +194,6 @@ fn follow_prints_new_events_as_they_arrive() {
     let next = lines.next().unwrap().unwrap();
     assert!(next.contains("Stop"), "{next}");
     assert!(started.elapsed() < Duration::from_secs(5));
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]
@@ -189,4 +205,215 @@ fn an_empty_store_says_how_to_start() {
     let (code, out, _) = harness(&env, &["status"]);
     assert_eq!(code, 0);
     assert!(out.contains("Live sessions (0)"), "{out}");
+}
+
+const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+const B: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+
+/// A project (a git root) where session A holds `src/main.rs` and session B was denied it.
+fn a_denial() -> (Env, String) {
+    let env = Env::new("cli-deny");
+    let root = env.dir.path().join("proj");
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    let root = std::fs::canonicalize(&root).unwrap();
+    let file = root.join("src/main.rs").to_string_lossy().into_owned();
+    for session in [A, B] {
+        let payload = serde_json::json!({
+            "session_id": session, "transcript_path": "/tmp/t.jsonl", "cwd": root,
+            "hook_event_name": "PreToolUse", "tool_name": "Write", "tool_use_id": session,
+            "tool_input": {"file_path": file, "content": "x"},
+        });
+        let out = env.hook("harness-pre-tool-use", payload.to_string());
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    (env, file)
+}
+
+#[test]
+fn a_lock_denial_shows_in_events_status_and_the_lock_history() {
+    let (env, file) = a_denial();
+    let (_, out, _) = harness(&env, &["events"]);
+    let events = rows(&out);
+    assert_eq!(events.len(), 2, "{out}");
+    assert!(out.lines().next().unwrap().contains("DECISION"), "{out}");
+    assert!(events[0].contains("Write         -  "), "{out}");
+    assert!(events[1].contains("bbbbbbbb"), "{out}");
+    assert!(events[1].contains("Write         deny  "), "{out}");
+    assert!(
+        events[1].contains("deliberate file lock held by another agent"),
+        "{out}"
+    );
+
+    let (_, out, _) = harness(&env, &["events", "--decision", "deny"]);
+    assert_eq!(rows_of(&out), 1, "{out}");
+    let (_, out, _) = harness(&env, &["events", "--decision", "block"]);
+    assert!(out.contains("the harness made no such decision"), "{out}");
+    let (_, out, _) = harness(&env, &["events", "--decision", "any", "--json"]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["decision"].as_str().unwrap().starts_with("deny: "), "{v}");
+    let (code, _, err) = harness(&env, &["events", "--decision", "maybe"]);
+    assert_eq!(code, 2, "{err}");
+
+    let (_, out, _) = harness(&env, &["status"]);
+    let at = out.find("Recent decisions").expect(&out);
+    let section = &out[at..out[at..].find("\n\n").map_or(out.len(), |e| at + e)];
+    assert!(section.contains("deny"), "{out}");
+    assert!(section.contains("bbbbbbbb"), "{out}");
+    let (_, out, _) = harness(&env, &["status", "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["recent_decisions"].as_array().unwrap().len(), 1, "{v}");
+
+    let (code, _, _) = harness(&env, &["locks", "release", &file]);
+    assert_eq!(code, 0);
+    let (_, out, _) = harness(&env, &["locks", "--history"]);
+    let history = rows(&out);
+    assert_eq!(history.len(), 3, "{out}");
+    assert!(
+        history[0].contains("taken") && history[0].contains("aaaaaaaa"),
+        "{out}"
+    );
+    assert!(
+        history[1].contains("denied") && history[1].contains("held by aaaaaaaa"),
+        "{out}"
+    );
+    assert!(
+        history[2].contains("released") && history[2].contains("by hand"),
+        "{out}"
+    );
+    let (_, out, _) = harness(&env, &["locks", "--history", "--session", "bbbb"]);
+    assert_eq!(rows_of(&out), 1, "{out}");
+    let (_, out, _) = harness(&env, &["locks", "--history", "--json", "-n", "1"]);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["action"], "release");
+    assert_eq!(v["other"], A);
+    let (code, _, err) = harness(&env, &["locks", "-n", "3"]);
+    assert_eq!(code, 2, "-n belongs to --history: {err}");
+}
+
+/// How many rows a table has under its heading.
+fn rows_of(out: &str) -> usize {
+    rows(out).len()
+}
+
+#[test]
+fn sessions_live_with_none_live_says_so() {
+    let env = filled();
+    for fixture_name in [
+        "claude-code-2.1.197/SessionEnd.json",
+        "gemini-cli-0.61.0/SessionEnd-exit.json",
+    ] {
+        env.hook("harness-session-end", fixture(fixture_name));
+    }
+    let (code, out, _) = harness(&env, &["sessions", "--live"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("No live sessions"), "{out}");
+    assert!(!out.contains("No sessions recorded yet"), "{out}");
+    let env = Env::new("cli-none-live");
+    let (_, out, _) = harness(&env, &["sessions", "--live"]);
+    assert!(out.starts_with("No live sessions"), "{out}");
+}
+
+#[test]
+fn an_old_log_problem_is_not_shown_as_current() {
+    let env = filled();
+    let old = chrono::Utc::now() - chrono::Duration::days(3);
+    let recent = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3fZ");
+    std::fs::write(
+        env.log(),
+        format!(
+            "{} harness-stop[1]: store is locked (fixed since)\n",
+            stamp(old)
+        ),
+    )
+    .unwrap();
+    let (_, out, _) = harness(&env, &["doctor"]);
+    assert!(
+        out.contains("ok    log        no problems logged in the last day (1 older in"),
+        "{out}"
+    );
+    assert!(!out.contains("fixed since"), "{out}");
+    let (_, out, _) = harness(&env, &["status"]);
+    assert!(!out.contains("fixed since"), "{out}");
+
+    let mut log = std::fs::read_to_string(env.log()).unwrap();
+    log += &format!("{} harness-stop[2]: disk full\n", stamp(recent));
+    std::fs::write(env.log(), log).unwrap();
+    let (_, out, _) = harness(&env, &["doctor"]);
+    assert!(
+        out.contains("warn  log        problems in the last day"),
+        "{out}"
+    );
+    assert!(out.contains("5m ago: harness-stop[2]: disk full"), "{out}");
+    assert!(!out.contains("fixed since"), "{out}");
+    let (_, out, _) = harness(&env, &["status"]);
+    assert!(
+        out.contains("  5m ago: harness-stop[2]: disk full"),
+        "{out}"
+    );
+    assert!(!out.contains("fixed since"), "{out}");
+    let (_, out, _) = harness(&env, &["status", "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["recent_problems"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["older_problems"], 1, "{v}");
+}
+
+#[test]
+fn delegate_with_a_session_prefix_resolves_it_or_refuses() {
+    let env = filled();
+    // A second Claude session sharing the first characters of 27bffab0.
+    let mut other: Value =
+        serde_json::from_slice(&fixture("claude-code-2.1.197/SessionStart-startup.json")).unwrap();
+    other["session_id"] = "27bf0000-0000-4000-8000-000000000000".into();
+    env.hook("harness-session-start", other.to_string());
+    // No Gemini: the run fails at once, but only after the requester was settled.
+    env.config(r#"{"gemini": {"binary": "/nonexistent/gemini"}}"#);
+
+    let (code, _, err) = harness(&env, &["delegate", "--session", "27bf", "hi"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("\"27bf\" names 2 sessions"), "{err}");
+    assert!(
+        err.contains("27bffab0-4151-4e78-ad34-7c89b0e5aea3")
+            && err.contains("27bf0000-0000-4000-8000-000000000000"),
+        "the matches are named: {err}"
+    );
+    let (code, _, err) = harness(&env, &["delegate", "--session", "ffff", "hi"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no session starts with \"ffff\""), "{err}");
+    assert_eq!(
+        env.count("SELECT count(*) FROM runs"),
+        0,
+        "nothing was sent"
+    );
+    // From the slash command the refusal is the report.
+    let (code, out, _) = harness(&env, &["delegate", "--pending", "--session", "ffff"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no session starts with"), "{out}");
+
+    harness(
+        &env,
+        &["delegate", "--session", "27bff", "--wait", "5", "hi"],
+    );
+    let requester: String = env
+        .db()
+        .query_row("SELECT requester FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(requester, "27bffab0-4151-4e78-ad34-7c89b0e5aea3");
+}
+
+#[test]
+fn delegate_accepts_a_whole_session_id_the_store_has_not_seen() {
+    let env = filled();
+    env.config(r#"{"gemini": {"binary": "/nonexistent/gemini"}}"#);
+    let unseen = "dddddddd-0000-4000-8000-000000000004";
+    let (_, _, err) = harness(
+        &env,
+        &["delegate", "--session", unseen, "--wait", "5", "hi"],
+    );
+    assert!(!err.contains("no session starts with"), "{err}");
+    let requester: String = env
+        .db()
+        .query_row("SELECT requester FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(requester, unseen);
 }

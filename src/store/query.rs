@@ -1,4 +1,5 @@
-//! Read queries for the `harness` CLI: events, sessions, tool calls, counts.
+//! Read queries for the `harness` CLI: events and the decisions the hooks made, sessions, tool
+//! calls, the lock history, counts.
 //!
 //! Owns the SELECTs; must not write.
 
@@ -20,6 +21,67 @@ pub struct EventRow {
     pub file_path: Option<String>,
     pub truncated: bool,
     pub payload: String,
+    /// What the harness answered, when it said more than nothing (`deny: ...`, `block: ...`,
+    /// `context: ...`, `wait until <ms>`, `allowed after the wait`).
+    pub decision: Option<String>,
+}
+
+/// The kinds of answer a hook records in `events.decision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecisionKind {
+    /// A tool call refused (`deny: <reason>`).
+    Deny,
+    /// A prompt or stop blocked (`block: <reason>`).
+    Block,
+    /// Text added to the agent's context: advice, notices, answers (`context: <text>`).
+    Context,
+    /// A write held back until a claim lapsed (`wait until <ms>`, then `allowed after the wait`
+    /// or the final deny).
+    Wait,
+    /// Any of these.
+    Any,
+}
+
+impl DecisionKind {
+    /// The SQL condition on `decision` that selects this kind.
+    fn condition(self) -> &'static str {
+        match self {
+            DecisionKind::Deny => "decision LIKE 'deny:%'",
+            DecisionKind::Block => "decision LIKE 'block:%'",
+            DecisionKind::Context => "decision LIKE 'context:%'",
+            DecisionKind::Wait => "(decision LIKE 'wait until%' OR decision LIKE 'allowed after%')",
+            DecisionKind::Any => "decision IS NOT NULL",
+        }
+    }
+
+    /// The kind of a recorded decision and the text that follows it (`deny: held by ...` →
+    /// `(Deny, "held by ...")`). Anything unknown counts as context.
+    pub fn of(decision: &str) -> (DecisionKind, &str) {
+        for (prefix, kind) in [
+            ("deny:", DecisionKind::Deny),
+            ("block:", DecisionKind::Block),
+            ("context:", DecisionKind::Context),
+        ] {
+            if let Some(rest) = decision.strip_prefix(prefix) {
+                return (kind, rest.trim_start());
+            }
+        }
+        if decision.starts_with("wait until") || decision.starts_with("allowed after") {
+            return (DecisionKind::Wait, decision);
+        }
+        (DecisionKind::Context, decision)
+    }
+
+    /// One word for a table: `deny`, `block`, `context`, `wait`.
+    pub fn word(self) -> &'static str {
+        match self {
+            DecisionKind::Deny => "deny",
+            DecisionKind::Block => "block",
+            DecisionKind::Context => "context",
+            DecisionKind::Wait => "wait",
+            DecisionKind::Any => "any",
+        }
+    }
 }
 
 /// Which events to list. Empty filters match everything.
@@ -35,10 +97,12 @@ pub struct EventFilter {
     pub since_ms: Option<i64>,
     /// Only events with a larger id (for `--follow`).
     pub after_id: Option<i64>,
+    /// Only events the harness answered this way.
+    pub decision: Option<DecisionKind>,
 }
 
-const EVENT_COLUMNS: &str =
-    "id, ts_ms, session_id, agent, event, tool_name, tool_use_id, file_path, truncated, payload";
+const EVENT_COLUMNS: &str = "id, ts_ms, session_id, agent, event, tool_name, tool_use_id, \
+     file_path, truncated, payload, decision";
 
 fn event_row(r: &Row<'_>) -> Result<EventRow> {
     Ok(EventRow {
@@ -52,6 +116,7 @@ fn event_row(r: &Row<'_>) -> Result<EventRow> {
         file_path: r.get(7)?,
         truncated: r.get(8)?,
         payload: r.get(9)?,
+        decision: r.get(10)?,
     })
 }
 
@@ -79,6 +144,10 @@ pub fn events(conn: &Connection, filter: &EventFilter, limit: usize) -> Result<V
     if !filter.tools.is_empty() {
         sql += &format!(" AND tool_name IN ({})", placeholders(filter.tools.len()));
         args.extend(filter.tools.iter().cloned().map(SqlValue::Text));
+    }
+    if let Some(kind) = filter.decision {
+        sql += " AND ";
+        sql += kind.condition();
     }
     if let Some(after) = filter.after_id {
         sql += " AND id > ?";
@@ -110,6 +179,95 @@ pub fn events(conn: &Connection, filter: &EventFilter, limit: usize) -> Result<V
     }
     out.reverse();
     Ok(out)
+}
+
+/// How far back [`recent_decisions`] looks, in events: `decision` has no index, and it sits
+/// after the payload in each row, so a scan reads every payload it passes.
+pub const RECENT_DECISIONS_SCAN: i64 = 5_000;
+
+/// The newest `limit` events among the last [`RECENT_DECISIONS_SCAN`] that carry a decision of
+/// this kind, oldest first (for `harness status`).
+pub fn recent_decisions(
+    conn: &Connection,
+    kind: DecisionKind,
+    limit: usize,
+) -> Result<Vec<EventRow>> {
+    let floor = last_event_id(conn)? - RECENT_DECISIONS_SCAN;
+    let mut rows = conn
+        .prepare(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE id > ?1 AND {} ORDER BY id DESC LIMIT ?2",
+            kind.condition()
+        ))?
+        .query_map(
+            rusqlite::params![floor, limit.min(i64::MAX as usize) as i64],
+            event_row,
+        )?
+        .collect::<Result<Vec<_>>>()?;
+    rows.reverse();
+    Ok(rows)
+}
+
+/// One entry of the lock history (`lock_log`): a claim taken, taken over, released or denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockLogRow {
+    pub id: i64,
+    pub ts_ms: i64,
+    pub path: String,
+    /// Who acted: the session granted, released or denied (`harness-cli` for a release by hand).
+    pub session_id: String,
+    /// `grant`, `release`, `deny`, `lapse` (taken over after its TTL) or `orphan` (taken over
+    /// from an ended or vanished holder).
+    pub action: String,
+    /// The previous holder (lapse, orphan, a release by hand) or the blocking one (deny).
+    pub other: Option<String>,
+}
+
+/// Which lock history to list. Empty filters match everything.
+#[derive(Debug, Clone, Default)]
+pub struct LockLogFilter {
+    /// Entries where one of these sessions acted or was the other party.
+    pub sessions: Option<Vec<String>>,
+    /// Only entries at or after this time.
+    pub since_ms: Option<i64>,
+}
+
+/// The newest `limit` entries of the lock history that match, oldest first.
+pub fn lock_history(
+    conn: &Connection,
+    filter: &LockLogFilter,
+    limit: usize,
+) -> Result<Vec<LockLogRow>> {
+    let mut sql =
+        String::from("SELECT id, ts_ms, path, session_id, action, other FROM lock_log WHERE 1");
+    let mut args: Vec<SqlValue> = Vec::new();
+    if let Some(sessions) = &filter.sessions {
+        let marks = placeholders(sessions.len());
+        sql += &format!(" AND (session_id IN ({marks}) OR other IN ({marks}))");
+        for _ in 0..2 {
+            args.extend(sessions.iter().cloned().map(SqlValue::Text));
+        }
+    }
+    if let Some(since) = filter.since_ms {
+        sql += " AND ts_ms >= ?";
+        args.push(SqlValue::Integer(since));
+    }
+    sql += " ORDER BY id DESC LIMIT ?";
+    args.push(SqlValue::Integer(limit.min(i64::MAX as usize) as i64));
+    let mut rows = conn
+        .prepare(&sql)?
+        .query_map(params_from_iter(args), |r| {
+            Ok(LockLogRow {
+                id: r.get(0)?,
+                ts_ms: r.get(1)?,
+                path: r.get(2)?,
+                session_id: r.get(3)?,
+                action: r.get(4)?,
+                other: r.get(5)?,
+            })
+        })?
+        .collect::<Result<Vec<_>>>()?;
+    rows.reverse();
+    Ok(rows)
 }
 
 /// The largest event id, or 0 for an empty store.

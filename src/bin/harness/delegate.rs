@@ -5,7 +5,7 @@
 //! group) so that this command can stop waiting after `gemini.wait_secs` without stopping the
 //! run; the worker then leaves the answer for the requesting session's next hook.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,8 @@ use agent_harness::store::Store;
 use agent_harness::store::runs::{self, Run};
 use agent_harness::time::now_ms;
 
-use crate::{CliError, CliResult, Exit, config, db_path, fmt, open_store};
+use crate::fmt::{Table, col, num};
+use crate::{CliError, CliResult, Exit, config, db_path, fmt, open_store, say};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -78,11 +79,15 @@ pub fn run(args: Args) -> CliResult {
         });
     }
     let mut store = open_store()?;
-    let session = args
-        .session
-        .clone()
-        .or_else(|| std::env::var("CLAUDE_CODE_SESSION_ID").ok())
-        .filter(|s| !s.is_empty() && !s.starts_with("${"));
+    let session = match requester(&mut store, args.session.as_deref()) {
+        Ok(s) => s,
+        // From a slash command the refusal is the report (a failing `!` step would abort the
+        // command with a bare error).
+        Err(CliError::Message(m)) if args.pending => {
+            return report_only(&format!("agent-harness: {m}"));
+        }
+        Err(e) => return Err(e),
+    };
     let cwd = std::env::current_dir()?;
 
     let mut delegation_id = None;
@@ -148,13 +153,13 @@ pub fn run(args: Args) -> CliResult {
         let _progress = crate::progress::Progress::start("waiting for Gemini CLI");
         wait_for(&mut store, worker, &prepared.run_id, wait)?
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = fmt::out();
     if args.json {
-        writeln!(out, "{}", run_json(&run))?;
+        out.json(&run_json(&run))?;
     } else {
-        writeln!(out, "{}", gemini::report(&run, config.gemini.result_chars))?;
+        out.block(report(&run, config.gemini.result_chars))?;
         if let Some(check) = write_check(&run) {
-            writeln!(out, "{check}")?;
+            out.block(check)?;
         }
     }
     // From a slash command a failure is part of the report (a failing `!` step would abort the
@@ -190,9 +195,56 @@ fn write_check(run: &Run) -> Option<String> {
     ))
 }
 
+/// The session asking: `--session` (a whole id or a unique prefix of a recorded one), else
+/// $CLAUDE_CODE_SESSION_ID as it is. A `--session` that names no recorded session, or several,
+/// is refused: a run would get an empty brief and its late answer would reach no one.
+fn requester(store: &mut Store, given: Option<&str>) -> CliResult<Option<String>> {
+    // An unexpanded `${CLAUDE_SESSION_ID}` from an old Claude Code counts as not given.
+    let usable = |s: &str| !s.is_empty() && !s.starts_with("${");
+    if let Some(given) = given.filter(|s| usable(s)) {
+        return match crate::sessions::resolve_one(store.reader()?, given) {
+            Ok(id) => Ok(Some(id)),
+            // A whole id the store has not heard of yet (its hooks are not installed, or have
+            // not run): nothing to brief from, but a late answer can still find it.
+            Err(_) if is_whole_id(given) && query_is_unknown(store, given)? => {
+                Ok(Some(given.to_owned()))
+            }
+            Err(e) => Err(e),
+        };
+    }
+    Ok(std::env::var("CLAUDE_CODE_SESSION_ID")
+        .ok()
+        .filter(|s| usable(s)))
+}
+
+/// Whether `s` has the shape of a whole session id (a UUID: Claude Code's and Gemini CLI's).
+fn is_whole_id(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Whether no recorded session has `id` as a prefix (so it names nothing, not several).
+fn query_is_unknown(store: &mut Store, id: &str) -> CliResult<bool> {
+    Ok(agent_harness::store::query::sessions_with_prefix(store.reader()?, id)?.is_empty())
+}
+
 fn report_only(text: &str) -> CliResult {
-    writeln!(std::io::stdout().lock(), "{text}")?;
+    fmt::out().block(text)?;
     Ok(Exit::Ok)
+}
+
+/// A run's report for people (and for Claude through /delegate-gemini): its error on one line,
+/// so that a multi-line error cannot break the report apart, and everything made safe to print.
+fn report(run: &Run, cap: usize) -> String {
+    let mut shown = run.clone();
+    shown.error = shown
+        .error
+        .as_deref()
+        .map(|e| agent_harness::text::one_line(e.trim()));
+    gemini::report(&shown, cap)
 }
 
 /// Starts `harness delegate --worker RUN` detached: own process group, no terminal, no pipes.
@@ -266,30 +318,40 @@ fn run_json(r: &Run) -> serde_json::Value {
 pub fn runs(args: RunsArgs) -> CliResult {
     let mut store = open_store()?;
     let conn = store.reader()?;
-    let mut out = std::io::stdout().lock();
+    let mut out = fmt::out();
     if let Some(RunsCommand::Show { run }) = args.command {
         let found = runs::with_prefix(conn, &run)?;
         let run = match found.as_slice() {
             [one] => one,
             [] => {
                 return Err(CliError::Message(format!(
-                    "no run starts with {run:?} (see `harness runs`)"
+                    "no run starts with {:?} (see `harness runs`)",
+                    agent_harness::text::one_line(&run)
                 )));
             }
             _ => {
                 return Err(CliError::Message(format!(
-                    "{run:?} names {} runs; give more of the id",
+                    "{:?} names {} runs; give more of the id",
+                    agent_harness::text::one_line(&run),
                     found.len()
                 )));
             }
         };
         if args.json {
-            writeln!(out, "{}", run_json(run))?;
+            out.json(&run_json(run))?;
         } else {
-            writeln!(out, "{}", gemini::report(run, usize::MAX))?;
-            writeln!(out, "\ntask: {}", run.task)?;
+            out.block(report(run, usize::MAX))?;
+            say!(out)?;
+            out.block(format!("task: {}", run.task))?;
             if let Some(cwd) = &run.cwd {
-                writeln!(out, "cwd: {}", fmt::path(cwd))?;
+                say!(out, "cwd: {}", fmt::path(cwd))?;
+            }
+            if let Some(error) = &run.error
+                && error.trim().contains('\n')
+            {
+                say!(out)?;
+                say!(out, "error, whole:")?;
+                out.block(indent(error.trim(), "  "))?;
             }
         }
         return Ok(Exit::Ok);
@@ -297,42 +359,70 @@ pub fn runs(args: RunsArgs) -> CliResult {
     let rows = runs::recent(conn, args.limit)?;
     if args.json {
         for r in &rows {
-            writeln!(out, "{}", run_json(r))?;
+            out.json(&run_json(r))?;
         }
         return Ok(Exit::Ok);
     }
     if rows.is_empty() {
-        writeln!(
+        say!(
             out,
             "No Gemini runs yet. /delegate-gemini <task> in Claude Code, or harness delegate <task>."
         )?;
         return Ok(Exit::Ok);
     }
     let now = now_ms();
-    writeln!(
-        out,
-        "{:<15}  {:<9}  {:<8}  {:<9}  {:>6}  {:>8}  TASK",
-        "RUN", "STATUS", "MODE", "STARTED", "TOOK", "TOKENS"
-    )?;
-    for r in &rows {
+    for line in runs_table(&rows, now) {
+        out.line(line)?;
+    }
+    Ok(Exit::Ok)
+}
+
+/// The `harness runs` listing: one aligned row per run, and under a failed run its error on one
+/// indented line.
+fn runs_table(rows: &[Run], now: i64) -> Vec<String> {
+    let mut table = Table::new(&[
+        col("RUN", 15),
+        col("STATUS", 13),
+        col("MODE", 9),
+        col("STARTED", 10),
+        num("TOOK", 7),
+        num("TOKENS", 9),
+        col("TASK", 60),
+    ]);
+    for r in rows {
         let status = match (r.status.as_str(), r.error_kind.as_deref()) {
             ("error", Some(kind)) => kind.to_owned(),
             (s, _) => s.to_owned(),
         };
-        let task = agent_harness::text::clip(&r.task, 50);
-        writeln!(
-            out,
-            "{:<15}  {:<9}  {:<8}  {:<9}  {:>6}  {:>8}  {}",
-            r.run_id,
+        table.row(vec![
+            r.run_id.clone(),
             status,
-            r.mode,
+            r.mode.clone(),
             fmt::ago(now, r.created_ms),
             r.duration_ms.map(fmt::span).unwrap_or_else(|| "-".into()),
             r.total_tokens
                 .map(|t| t.to_string())
                 .unwrap_or_else(|| "-".into()),
-            task
-        )?;
+            r.task.clone(),
+        ]);
     }
-    Ok(Exit::Ok)
+    let mut lines = table.lines().into_iter();
+    let mut out: Vec<String> = lines.next().into_iter().collect();
+    for (r, line) in rows.iter().zip(lines) {
+        out.push(line.trim_end().to_owned());
+        if r.status == "error"
+            && let Some(e) = r.error.as_deref().map(str::trim).filter(|e| !e.is_empty())
+        {
+            out.push(format!("  ↳ {}", agent_harness::text::fit(e, 100)));
+        }
+    }
+    out
+}
+
+/// Every line of `text` with `prefix` in front.
+fn indent(text: &str, prefix: &str) -> String {
+    text.lines()
+        .map(|l| format!("{prefix}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

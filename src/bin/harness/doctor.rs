@@ -1,6 +1,5 @@
 //! `harness doctor`: checks the set-up and says what to fix. Exits 1 when something is broken.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -60,14 +59,18 @@ pub fn run(_args: Args) -> CliResult {
         ),
     }
 
-    let mut out = std::io::stdout().lock();
+    let mut out = fmt::out();
     for (level, what, text) in &r.lines {
         let mark = match level {
             Level::Ok => "ok  ",
             Level::Warn => "warn",
             Level::Fail => "FAIL",
         };
-        writeln!(out, "{mark}  {what:<10} {text}")?;
+        // A logged problem or a path can carry anything: the line goes through the renderer.
+        out.line(format!(
+            "{mark}  {} {text}",
+            agent_harness::text::pad(what, 10, false)
+        ))?;
     }
     Ok(if r.lines.iter().any(|(l, _, _)| *l == Level::Fail) {
         Exit::Failure
@@ -327,20 +330,27 @@ fn check_store(r: &mut Report, config: &Config) {
     let free = agent_harness::error::free_space(&db);
     r.add(Level::Ok, "disk", format!("{free} free beside the store"));
     let log_path = log::path_for(&db);
-    let problems = log::tail(&log_path, 3);
-    if problems.is_empty() {
-        r.add(Level::Ok, "log", "no problems logged");
+    let now = agent_harness::time::now_ms();
+    let problems = crate::problems::read(&log_path, now, 3);
+    let shown_log = fmt::path(&log_path.to_string_lossy());
+    let older = match problems.older {
+        0 => String::new(),
+        n => format!(" ({n} older in {shown_log})"),
+    };
+    if problems.recent.is_empty() {
+        r.add(
+            Level::Ok,
+            "log",
+            format!("no problems logged in the last day{older}"),
+        );
     } else {
         r.add(
             Level::Warn,
             "log",
-            format!(
-                "latest problems in {}:",
-                fmt::path(&log_path.to_string_lossy())
-            ),
+            format!("problems in the last day, latest last, in {shown_log}{older}:"),
         );
-        for p in problems {
-            r.add(Level::Warn, "", p);
+        for p in &problems.recent {
+            r.add(Level::Warn, "", p.shown(now));
         }
     }
 }

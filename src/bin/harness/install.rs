@@ -311,7 +311,7 @@ pub fn run_install(args: InstallArgs) -> CliResult {
         ))
     })?;
     let new_text = pretty(&settings)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::fmt::out();
     let unchanged = old_text.as_deref() == Some(new_text.as_str());
 
     if unchanged {
@@ -428,7 +428,7 @@ pub fn run_uninstall(args: UninstallArgs) -> CliResult {
     };
     let empty = settings.as_object().is_some_and(|o| o.is_empty());
     let new_text = pretty(&settings)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::fmt::out();
     if args.dry_run {
         if removed == 0 {
             writeln!(out, "{} holds no harness hooks.", settings_path.display())?;

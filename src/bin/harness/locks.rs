@@ -1,23 +1,40 @@
-//! `harness locks`: the files agents hold, and freeing them by hand.
+//! `harness locks`: the files agents hold, their history (taken, taken over, released, denied),
+//! and freeing them by hand.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use agent_harness::hook::now_ms;
 use agent_harness::policy::file_lock::gone_word;
 use agent_harness::store::claims::{self, Held};
-use agent_harness::store::query;
+use agent_harness::store::query::{self, LockLogFilter, LockLogRow};
 
-use crate::{CliError, CliResult, Exit, fmt, open_store};
+use crate::fmt::{Col, Table, col};
+use crate::{CliResult, Exit, fmt, open_store, say};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(subcommand)]
     command: Option<Command>,
-    /// One JSON object per claim.
+    /// One JSON object per claim (or per history entry).
     #[arg(long)]
     json: bool,
+    /// The history instead: claims taken, taken over, released and denied, oldest first.
+    #[arg(long)]
+    history: bool,
+    /// With --history: how many of the newest entries to show.
+    #[arg(short = 'n', long, default_value_t = 30, requires = "history")]
+    limit: usize,
+    /// With --history: only entries of this session (an id or its first characters), as the
+    /// one acting or the other holder.
+    #[arg(short, long, requires = "history")]
+    session: Option<String>,
+    /// With --history: only entries since a span ago (10m, 2h, 7d) or a time.
+    #[arg(long, requires = "history")]
+    since: Option<String>,
 }
+
+/// Who a release by hand is logged as, in the lock history's `session_id`.
+const CLI_ACTOR: &str = "harness-cli";
 
 #[derive(clap::Subcommand)]
 enum Command {
@@ -58,9 +75,100 @@ fn all_held(conn: &rusqlite::Connection) -> CliResult<Vec<Held>> {
 
 pub fn run(args: Args) -> CliResult {
     match args.command {
+        None if args.history => history(&args),
         None => list(args.json),
         Some(Command::Release(r)) => release(r),
     }
+}
+
+/// The session a lock log entry names, shortened, or `by hand` for the CLI.
+fn who(session: &str) -> String {
+    if session == CLI_ACTOR {
+        "by hand".into()
+    } else {
+        fmt::short(session).to_owned()
+    }
+}
+
+/// An entry of the lock history for people: what happened, to whom, and a note naming the other
+/// holder.
+fn describe(r: &LockLogRow) -> (&'static str, String, String) {
+    let other = r.other.as_deref().map(who).unwrap_or_else(|| "?".into());
+    match r.action.as_str() {
+        "grant" => ("taken", who(&r.session_id), String::new()),
+        "deny" => ("denied", who(&r.session_id), format!("held by {other}")),
+        "lapse" => (
+            "taken over",
+            who(&r.session_id),
+            format!("from {other} (its claim lapsed)"),
+        ),
+        "orphan" => (
+            "taken over",
+            who(&r.session_id),
+            format!("from {other} (its session ended or exited)"),
+        ),
+        "release" if r.session_id == CLI_ACTOR => {
+            ("released", other, "by hand (harness locks release)".into())
+        }
+        "release" => ("released", who(&r.session_id), String::new()),
+        _ => ("other", who(&r.session_id), r.action.clone()),
+    }
+}
+
+const HISTORY_COLUMNS: [Col; 5] = [
+    col("TIME", 11),
+    col("ACTION", 10),
+    col("SESSION", 8),
+    col("PATH", 70),
+    col("NOTE", 60),
+];
+
+fn history(args: &Args) -> CliResult {
+    let mut store = open_store()?;
+    let conn = store.reader()?;
+    let now = now_ms();
+    let mut filter = LockLogFilter {
+        sessions: None,
+        since_ms: args
+            .since
+            .as_deref()
+            .map(|s| fmt::parse_since(s, now))
+            .transpose()?,
+    };
+    if let Some(prefix) = &args.session {
+        filter.sessions = Some(crate::events::resolve_session(conn, prefix)?);
+    }
+    let rows = query::lock_history(conn, &filter, args.limit)?;
+    let mut out = fmt::out();
+    if args.json {
+        for r in &rows {
+            out.json(&serde_json::json!({
+                "id": r.id, "time": fmt::rfc3339(r.ts_ms), "ts_ms": r.ts_ms, "path": r.path,
+                "session_id": r.session_id, "action": r.action, "other": r.other,
+            }))?;
+        }
+        return Ok(Exit::Ok);
+    }
+    if rows.is_empty() {
+        say!(
+            out,
+            "No lock history yet: no agent has taken, released or been denied a file."
+        )?;
+        return Ok(Exit::Ok);
+    }
+    let mut table = Table::new(&HISTORY_COLUMNS);
+    for r in &rows {
+        let (action, session, note) = describe(r);
+        table.row(vec![
+            fmt::clock(r.ts_ms),
+            action.into(),
+            session,
+            fmt::path(&r.path),
+            note,
+        ]);
+    }
+    table.print(&mut out)?;
+    Ok(Exit::Ok)
 }
 
 fn list(json: bool) -> CliResult {
@@ -68,7 +176,7 @@ fn list(json: bool) -> CliResult {
     let conn = store.reader()?;
     let now = now_ms();
     let held = all_held(conn)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = fmt::out();
     if json {
         for h in &held {
             let c = &h.claim;
@@ -80,19 +188,26 @@ fn list(json: bool) -> CliResult {
                 "expires": fmt::rfc3339(c.expires_ms),
                 "seconds_left": ((c.expires_ms - now) / 1000).max(0),
             });
-            writeln!(out, "{v}")?;
+            out.json(&v)?;
         }
         return Ok(Exit::Ok);
     }
     if held.is_empty() {
-        writeln!(out, "No file is claimed.")?;
+        say!(
+            out,
+            "No file is claimed. (`harness locks --history` shows past claims and denials.)"
+        )?;
         return Ok(Exit::Ok);
     }
-    writeln!(
-        out,
-        "{:<8}  {:<6}  {:<6}  {:<9}  {:<10}  {:<8}  PATH",
-        "HOLDER", "AGENT", "STATE", "CLAIMED", "LAST WRITE", "LEFT"
-    )?;
+    let mut table = Table::new(&[
+        col("HOLDER", 8),
+        col("AGENT", 6),
+        col("STATE", 6),
+        col("CLAIMED", 10),
+        col("LAST WRITE", 10),
+        col("LEFT", 8),
+        col("PATH", 200),
+    ]);
     for h in &held {
         let c = &h.claim;
         let left = if state(h, now) == "live" {
@@ -100,18 +215,17 @@ fn list(json: bool) -> CliResult {
         } else {
             "-".into()
         };
-        writeln!(
-            out,
-            "{:<8}  {:<6}  {:<6}  {:<9}  {:<10}  {:<8}  {}",
-            fmt::short(&c.session_id),
-            c.agent,
-            state(h, now),
+        table.row(vec![
+            fmt::short(&c.session_id).to_owned(),
+            c.agent.clone(),
+            state(h, now).into(),
             fmt::ago(now, c.claimed_ms),
             fmt::ago(now, c.touched_ms),
             left,
-            fmt::path(&c.path)
-        )?;
+            fmt::path(&c.path),
+        ]);
     }
+    table.print(&mut out)?;
     Ok(Exit::Ok)
 }
 
@@ -119,52 +233,41 @@ fn release(args: ReleaseArgs) -> CliResult {
     let mut store = open_store()?;
     let db = store.path().to_path_buf();
     let now = now_ms();
-    let mut out = std::io::stdout().lock();
+    let mut out = fmt::out();
     if let Some(path) = args.path {
         let cwd = std::env::current_dir()?;
         let path = agent_harness::paths::canonical(cwd.to_str(), &path.to_string_lossy());
         let path = path.to_string_lossy().into_owned();
         let released = store.write(|tx| {
-            claims::release_path(tx, &path, "harness-cli", now)
+            claims::release_path(tx, &path, CLI_ACTOR, now)
                 .map_err(|e| agent_harness::error::Error::db("release a claim in", &db, e))
         })?;
         match released {
-            Some(c) => writeln!(
+            Some(c) => say!(
                 out,
                 "Released {} (held by {} session {}).",
                 path,
                 c.agent,
                 fmt::short(&c.session_id)
             )?,
-            None => writeln!(out, "No claim on {path}.")?,
+            None => say!(out, "No claim on {path}.")?,
         }
         return Ok(Exit::Ok);
     }
     if let Some(prefix) = args.session {
-        let ids = query::sessions_with_prefix(store.reader()?, &prefix)?;
-        if ids.is_empty() {
-            return Err(CliError::Message(format!(
-                "no session starts with {prefix:?} (see `harness sessions`)"
-            )));
-        }
-        if ids.len() > 1 {
-            return Err(CliError::Message(format!(
-                "{prefix:?} names {} sessions; give more of the id",
-                ids.len()
-            )));
-        }
+        let id = crate::sessions::resolve_one(store.reader()?, &prefix)?;
         let paths = store.write(|tx| {
-            claims::release_session(tx, &ids[0], now)
+            claims::release_session(tx, &id, now)
                 .map_err(|e| agent_harness::error::Error::db("release claims in", &db, e))
         })?;
-        writeln!(
+        say!(
             out,
             "Released {} claim(s) of session {}.",
             paths.len(),
-            fmt::short(&ids[0])
+            fmt::short(&id)
         )?;
         for p in paths {
-            writeln!(out, "  {}", fmt::path(&p))?;
+            say!(out, "  {}", fmt::path(&p))?;
         }
         return Ok(Exit::Ok);
     }
@@ -174,14 +277,14 @@ fn release(args: ReleaseArgs) -> CliResult {
         .collect();
     store.write(|tx| {
         for h in &stale {
-            claims::release_path(tx, &h.claim.path, "harness-cli", now)
+            claims::release_path(tx, &h.claim.path, CLI_ACTOR, now)
                 .map_err(|e| agent_harness::error::Error::db("release a claim in", &db, e))?;
         }
         Ok(())
     })?;
-    writeln!(out, "Released {} stale claim(s).", stale.len())?;
+    say!(out, "Released {} stale claim(s).", stale.len())?;
     for h in &stale {
-        writeln!(out, "  {} ({})", fmt::path(&h.claim.path), state(h, now))?;
+        say!(out, "  {} ({})", fmt::path(&h.claim.path), state(h, now))?;
     }
     Ok(Exit::Ok)
 }

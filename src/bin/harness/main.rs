@@ -3,12 +3,14 @@
 //! The only binary that uses clap. Errors end here: one line `harness: <what failed and the fix>`
 //! on stderr and exit 1; usage errors exit 2 (clap's own); a closed stdout (`| head`) is success.
 
+mod fmt;
+
 mod delegate;
 mod doctor;
 mod events;
-mod fmt;
 mod install;
 mod locks;
+mod problems;
 mod progress;
 mod quota;
 mod review;
@@ -139,7 +141,8 @@ fn main() -> ExitCode {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(CliError::BrokenPipe) => ExitCode::SUCCESS,
         Err(CliError::Message(msg)) => {
-            eprintln!("harness: {msg}");
+            // A message can quote what the user or a model gave (a session id, a path).
+            eprintln!("harness: {}", agent_harness::text::one_line(&msg));
             ExitCode::from(Exit::Failure as u8)
         }
     }

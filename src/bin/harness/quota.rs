@@ -1,13 +1,11 @@
 //! `harness quota`: both providers' headroom, each figure marked official or estimated.
 //! `harness statusline`: the status line command (the same as `harness-statusline`).
 
-use std::io::Write;
-
 use agent_harness::config::Config;
 use agent_harness::quota::{self, Provider, Quota, Window};
 use agent_harness::time::{local_clock, now_ms, span};
 
-use crate::{CliResult, Exit, fmt, open_store};
+use crate::{CliResult, Exit, fmt, open_store, say};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -137,10 +135,7 @@ pub fn run(args: Args) -> CliResult {
             }
             Ok(n)
         })?;
-        writeln!(
-            std::io::stdout().lock(),
-            "Cleared {cleared} recorded rate limit(s)."
-        )?;
+        say!(fmt::out(), "Cleared {cleared} recorded rate limit(s).")?;
         return Ok(Exit::Ok);
     }
     let mut note = String::new();
@@ -165,20 +160,20 @@ pub fn run(args: Args) -> CliResult {
         })?;
     }
     let q = quota::load(store.reader()?, &config.quota, now)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = fmt::out();
     if args.json {
-        writeln!(out, "{}", json(&q))?;
+        out.json(&json(&q))?;
         return Ok(Exit::Ok);
     }
-    writeln!(
+    say!(
         out,
         "Quota (~ and \"estimated\" mark the harness's estimates)"
     )?;
     if !note.is_empty() {
-        writeln!(out, "({note})")?;
+        say!(out, "({note})")?;
     }
     for line in lines(&q, &config, now) {
-        writeln!(out, "{line}")?;
+        out.line(line)?;
     }
     Ok(Exit::Ok)
 }

@@ -128,9 +128,9 @@ pub fn run(args: Args) -> CliResult {
         trigger: if args.pending { "command" } else { "cli" },
     };
     let r = review::run(&db, &config, &req)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::fmt::out();
     if args.json {
-        writeln!(out, "{}", json(&r))?;
+        out.json(&json(&r))?;
     } else {
         writeln!(out, "{}", review::report(&r, config.review.max_rounds))?;
         if r.session_id.is_empty() && r.status == "reject" {
@@ -144,7 +144,7 @@ pub fn run(args: Args) -> CliResult {
 }
 
 fn say(text: &str) -> CliResult {
-    writeln!(std::io::stdout().lock(), "{text}")?;
+    writeln!(crate::fmt::out(), "{text}")?;
     Ok(Exit::Ok)
 }
 
@@ -230,7 +230,7 @@ pub fn reviews(args: ReviewsArgs) -> CliResult {
     let config = config()?;
     let mut store = open_store()?;
     let conn = store.reader()?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::fmt::out();
     if let Some(ReviewsCommand::Show { id, json: j }) = args.command {
         let Some(r) = reviews::get(conn, id)? else {
             return Err(CliError::Message(format!(
@@ -238,7 +238,7 @@ pub fn reviews(args: ReviewsArgs) -> CliResult {
             )));
         };
         if j || args.json {
-            writeln!(out, "{}", json(&r))?;
+            out.json(&json(&r))?;
             return Ok(Exit::Ok);
         }
         writeln!(
@@ -280,7 +280,7 @@ pub fn reviews(args: ReviewsArgs) -> CliResult {
     let rows = reviews::recent(conn, None, args.limit)?;
     if args.json {
         for r in &rows {
-            writeln!(out, "{}", json(r))?;
+            out.json(&json(r))?;
         }
         return Ok(Exit::Ok);
     }

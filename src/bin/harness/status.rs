@@ -1,12 +1,10 @@
-//! `harness status`: one screen of what the agents are doing: live sessions, recent activity,
-//! and recent problems from the log.
-
-use std::io::Write;
+//! `harness status`: one screen of what the agents are doing: live sessions, quota, the decisions
+//! the harness made lately, recent activity, and recent problems from the log.
 
 use agent_harness::hook::now_ms;
-use agent_harness::store::query::{self, EventFilter, Liveness};
+use agent_harness::store::query::{self, DecisionKind, EventFilter, Liveness};
 
-use crate::{CliResult, Exit, fmt, open_store, sessions};
+use crate::{CliResult, Exit, events, fmt, open_store, problems, say, sessions};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -18,6 +16,11 @@ pub struct Args {
     recent: usize,
 }
 
+/// How many of the latest decisions the panel shows.
+const DECISIONS: usize = 5;
+/// How many of the latest problems the panel shows.
+const PROBLEMS: usize = 3;
+
 pub fn run(args: Args) -> CliResult {
     let mut store = open_store()?;
     let db = store.path().to_path_buf();
@@ -28,6 +31,7 @@ pub fn run(args: Args) -> CliResult {
         .filter(|s| s.liveness(now) == Liveness::Live)
         .collect();
     let recent = query::events(conn, &EventFilter::default(), args.recent)?;
+    let decisions = query::recent_decisions(conn, DecisionKind::Any, DECISIONS)?;
     let totals = query::totals(conn, now)?;
     let config = crate::config()?;
     let quota = agent_harness::quota::load(conn, &config.quota, now)?;
@@ -49,8 +53,8 @@ pub fn run(args: Args) -> CliResult {
         )
     };
     let log = agent_harness::log::path_for(&db);
-    let problems = agent_harness::log::tail(&log, 3);
-    let mut out = std::io::stdout().lock();
+    let problems = problems::read(&log, now, PROBLEMS);
+    let mut out = fmt::out();
 
     if args.json {
         let v = serde_json::json!({
@@ -62,9 +66,17 @@ pub fn run(args: Args) -> CliResult {
             "recent_events": recent.iter().map(|r| serde_json::json!({
                 "id": r.id, "time": fmt::rfc3339(r.ts_ms), "session_id": r.session_id,
                 "agent": r.agent, "event": r.event, "tool_name": r.tool_name,
-                "file_path": r.file_path,
+                "file_path": r.file_path, "decision": r.decision,
             })).collect::<Vec<_>>(),
-            "recent_problems": problems,
+            "recent_decisions": decisions.iter().map(|r| serde_json::json!({
+                "id": r.id, "time": fmt::rfc3339(r.ts_ms), "session_id": r.session_id,
+                "agent": r.agent, "event": r.event, "tool_name": r.tool_name,
+                "file_path": r.file_path, "decision": r.decision,
+            })).collect::<Vec<_>>(),
+            "recent_problems": problems.recent.iter().map(|p| serde_json::json!({
+                "time": p.ts_ms.map(fmt::rfc3339), "text": p.text,
+            })).collect::<Vec<_>>(),
+            "older_problems": problems.older,
             "quota": crate::quota::json(&quota),
             "live_claims": claims,
             "open_reviews": open_reviews.iter().map(|r| serde_json::json!({
@@ -73,11 +85,11 @@ pub fn run(args: Args) -> CliResult {
                 "max_rounds": config.review.max_rounds,
             })).collect::<Vec<_>>(),
         });
-        writeln!(out, "{v}")?;
+        out.json(&v)?;
         return Ok(Exit::Ok);
     }
 
-    writeln!(
+    say!(
         out,
         "agent-harness · {} · {} events ({} in the last hour) · {} sessions",
         fmt::path(&db.to_string_lossy()),
@@ -85,47 +97,58 @@ pub fn run(args: Args) -> CliResult {
         totals.events_last_hour,
         totals.sessions
     )?;
-    writeln!(out)?;
-    writeln!(out, "Live sessions ({})", live.len())?;
+    say!(out)?;
+    say!(out, "Live sessions ({})", live.len())?;
     if live.is_empty() {
-        writeln!(out, "  none")?;
+        say!(out, "  none")?;
     }
     for s in &live {
-        writeln!(out, "  {}", sessions::line(s, now))?;
+        say!(out, "  {}", sessions::line(s, now).trim_end())?;
     }
-    writeln!(out)?;
-    writeln!(out, "Quota")?;
+    say!(out)?;
+    say!(out, "Quota")?;
     for line in crate::quota::lines(&quota, &config, now) {
-        writeln!(out, "  {line}")?;
+        say!(out, "  {line}")?;
     }
-    writeln!(out, "  {claims} file(s) claimed by agents (harness locks)")?;
+    say!(out, "  {claims} file(s) claimed by agents (harness locks)")?;
     if !open_reviews.is_empty() {
-        writeln!(out)?;
-        writeln!(out, "Open reviews ({})", open_reviews.len())?;
+        say!(out)?;
+        say!(out, "Open reviews ({})", open_reviews.len())?;
         for r in &open_reviews {
-            writeln!(out, "  {}", review_line(r))?;
+            say!(out, "  {}", review_line(r))?;
         }
     }
-    writeln!(out)?;
-    writeln!(out, "Recent activity")?;
+    say!(out)?;
+    say!(out, "Recent decisions (harness events --decision any)")?;
+    if decisions.is_empty() {
+        say!(
+            out,
+            "  none: no denial, block, wait or added context lately"
+        )?;
+    }
+    for r in &decisions {
+        say!(out, "  {}", events::line(r).trim_end())?;
+    }
+    say!(out)?;
+    say!(out, "Recent activity")?;
     if recent.is_empty() {
-        writeln!(
+        say!(
             out,
             "  nothing recorded yet: run `harness install` in a project and use claude there"
         )?;
     }
     for r in &recent {
-        writeln!(out, "  {}", crate::events::line(r))?;
+        say!(out, "  {}", events::line(r).trim_end())?;
     }
-    if !problems.is_empty() {
-        writeln!(out)?;
-        writeln!(
+    if !problems.recent.is_empty() {
+        say!(out)?;
+        say!(
             out,
-            "Recent problems ({})",
+            "Problems in the last day ({})",
             fmt::path(&log.to_string_lossy())
         )?;
-        for p in &problems {
-            writeln!(out, "  {p}")?;
+        for p in &problems.recent {
+            say!(out, "  {}", p.shown(now))?;
         }
     }
     Ok(Exit::Ok)
