@@ -110,6 +110,15 @@ fn hostile_store() -> Project {
         json!({"tool_name": "Write", "tool_use_id": "toolu_1",
                "tool_input": {"file_path": p.file, "content": "x"}}),
     );
+    // The write went through: the claim is confirmed (no longer provisional).
+    p.hook(
+        "harness-post-tool-use",
+        A,
+        "PostToolUse",
+        json!({"tool_name": "Write", "tool_use_id": "toolu_1",
+               "tool_input": {"file_path": p.file, "content": "x"},
+               "tool_response": {"filePath": p.file}}),
+    );
     let denied = p.hook(
         "harness-pre-tool-use",
         B,
@@ -238,7 +247,9 @@ fn json_output_is_exact_and_still_safe_to_print() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(
-        rows.iter().any(|r| r["file_path"] == p.file.as_str()),
+        // Claude Code takes no NUL in a path, so the harness's claim path has none either.
+        rows.iter()
+            .any(|r| r["file_path"] == p.file.replace('\0', "").as_str()),
         "{out}"
     );
     assert!(rows.iter().any(|r| r["tool_name"] == HOSTILE), "{out}");
@@ -249,7 +260,7 @@ fn json_output_is_exact_and_still_safe_to_print() {
     );
     let history = stdout(&p.harness(&["locks", "--history", "--json"]));
     let first: Value = serde_json::from_str(history.lines().next().unwrap()).unwrap();
-    assert_eq!(first["path"], p.file.as_str());
+    assert_eq!(first["path"], p.file.replace('\0', "").as_str());
 }
 
 #[test]

@@ -111,6 +111,11 @@ fn describe(r: &LockLogRow) -> (&'static str, String, String) {
             ("released", other, "by hand (harness locks release)".into())
         }
         "release" => ("released", who(&r.session_id), String::new()),
+        "refused" => (
+            "freed",
+            who(&r.session_id),
+            "its write never happened (declined or refused)".into(),
+        ),
         _ => ("other", who(&r.session_id), r.action.clone()),
     }
 }
