@@ -213,16 +213,17 @@ impl QuotaConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StatuslineConfig {
-    /// The line, with `{claude}`, `{gemini}`, `{locks}`, `{ctx}`, `{cost}` and `{model}`; parts
-    /// that have nothing to show are dropped with their separator. Default
-    /// `{claude} · {gemini} · {locks} · {ctx}`.
+    /// The line, with `{claude}`, `{gemini}`, `{locks}`, `{ctx}`, `{cost}`, `{model}`, `{cache}`
+    /// (a cold prompt cache, or a warm one within 5 minutes of expiring: Claude Code 2.1.332+) and
+    /// `{spend}` (a gateway's spend limit); parts that have nothing to show are dropped with their
+    /// separator. Default `{claude} · {gemini} · {locks} · {ctx} · {cache} · {spend}`.
     pub format: String,
 }
 
 impl Default for StatuslineConfig {
     fn default() -> Self {
         StatuslineConfig {
-            format: "{claude} · {gemini} · {locks} · {ctx}".into(),
+            format: "{claude} · {gemini} · {locks} · {ctx} · {cache} · {spend}".into(),
         }
     }
 }

@@ -32,7 +32,10 @@ use crate::time::{local_clock, now_ms};
 /// What the harness uses of the status line input. Field by field: `session_id`,
 /// `transcript_path`, `cwd`, `workspace.project_dir`, `model.display_name`,
 /// `rate_limits.{five_hour,seven_day}.{used_percentage (0-100), resets_at (Unix seconds)}`,
-/// `cost.total_cost_usd`, `context_window.used_percentage` (null before the first response).
+/// `cost.total_cost_usd`, `context_window.used_percentage` (null before the first response), and
+/// from Claude Code 2.1.332 on `prompt_cache.{warm, expires_at (Unix seconds)}` (after the first
+/// request) and, for gateway users, `rate_limits.spend_limit.{used_percentage, used_usd,
+/// limit_usd}`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Input {
     pub session_id: Option<String>,
@@ -43,7 +46,31 @@ pub struct Input {
     pub seven_day: Option<WindowInput>,
     pub cost_usd: Option<f64>,
     pub context_pct: Option<f64>,
+    pub prompt_cache: Option<PromptCache>,
+    /// A gateway's spend limit: the share used, and the amounts when they are in US dollars.
+    pub spend: Option<Spend>,
 }
+
+/// The prompt cache as Claude Code sees it: a cold cache means the next prompt pays to write the
+/// whole context again, a real quota cost after a long pause.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PromptCache {
+    pub warm: bool,
+    /// When the cache expires (ms), if known.
+    pub expires_ms: Option<i64>,
+}
+
+/// `rate_limits.spend_limit` (gateway users).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spend {
+    /// Used share, 0..=100 (clamped).
+    pub pct: f64,
+    pub used_usd: Option<f64>,
+    pub limit_usd: Option<f64>,
+}
+
+/// A warm cache closer than this to expiring is shown, so that a pause can be timed.
+const CACHE_SOON_MS: i64 = 5 * 60_000;
 
 /// One rate-limit window of the input, checked against what a window can be.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -118,6 +145,29 @@ impl Input {
             context_pct: v
                 .pointer("/context_window/used_percentage")
                 .and_then(Value::as_f64),
+            prompt_cache: v.get("prompt_cache").and_then(|c| {
+                Some(PromptCache {
+                    warm: c.get("warm")?.as_bool()?,
+                    expires_ms: c
+                        .get("expires_at")
+                        .and_then(Value::as_f64)
+                        .filter(|s| s.is_finite() && *s > 0.0)
+                        .map(|s| (s * 1000.0) as i64),
+                })
+            }),
+            spend: v.pointer("/rate_limits/spend_limit").and_then(|w| {
+                let pct = w.get("used_percentage")?.as_f64()?;
+                let usd = |k: &str| w.get(k).and_then(Value::as_f64).filter(|x| x.is_finite());
+                Some(Spend {
+                    pct: if pct.is_nan() {
+                        0.0
+                    } else {
+                        pct.clamp(0.0, 100.0)
+                    },
+                    used_usd: usd("used_usd"),
+                    limit_usd: usd("limit_usd"),
+                })
+            }),
         }
     }
 }
@@ -328,6 +378,30 @@ fn part(name: &str, quota: &Quota, locks: i64, input: &Input) -> String {
             .map(|c| format!("${c:.2}"))
             .unwrap_or_default(),
         "model" => input.model.clone().unwrap_or_default(),
+        "cache" => match input.prompt_cache {
+            Some(PromptCache { warm: false, .. }) => "cache cold".into(),
+            Some(PromptCache {
+                warm: true,
+                expires_ms: Some(at),
+            }) => {
+                let left = at - now_ms();
+                if (0..CACHE_SOON_MS).contains(&left) {
+                    format!("cache {}m left", (left + 59_999) / 60_000)
+                } else {
+                    String::new()
+                }
+            }
+            _ => String::new(),
+        },
+        "spend" => match input.spend {
+            Some(Spend {
+                pct,
+                used_usd: Some(u),
+                limit_usd: Some(l),
+            }) => format!("spend {pct:.0}% (${u:.2}/${l:.2})"),
+            Some(s) => format!("spend {:.0}%", s.pct),
+            None => String::new(),
+        },
         _ => String::new(),
     }
 }
@@ -363,7 +437,9 @@ pub fn render(format: &str, quota: &Quota, locks: i64, input: &Input) -> String 
         }
         let Some(name) = field else { break };
         seen_part = true;
-        let value = part(name, quota, locks, input);
+        // Parts can carry recorded text (a model name): shown, never obeyed. The format's own
+        // literal text is the user's, colours included.
+        let value = crate::text::one_line(&part(name, quota, locks, input));
         if !value.is_empty() {
             if any {
                 out.push_str(&sep);
@@ -545,6 +621,31 @@ mod tests {
         let i = Input::parse(&fixture, now);
         assert_eq!((i.five_hour, i.seven_day), (None, None));
         assert_eq!(i.context_pct, Some(0.0));
+    }
+
+    #[test]
+    fn a_cold_or_expiring_cache_and_a_spend_limit_are_shown_from_2_1_332s_input() {
+        let now = now_ms();
+        let v = json!({"prompt_cache": {"warm": false, "requests": 3, "expires_at": null},
+                       "rate_limits": {"spend_limit": {"used_percentage": 41.6,
+                                       "used_usd": 20.8, "limit_usd": 50.0}}});
+        let i = Input::parse(&v, now);
+        let q = Quota::default();
+        assert_eq!(
+            render("{cache} · {spend}", &q, 0, &i),
+            "cache cold · spend 42% ($20.80/$50.00)"
+        );
+        let soon = (now + 2 * 60_000) / 1000;
+        let v = json!({"prompt_cache": {"warm": true, "expires_at": soon}});
+        assert_eq!(
+            render("{cache}", &q, 0, &Input::parse(&v, now)),
+            "cache 2m left"
+        );
+        let later = (now + 50 * 60_000) / 1000;
+        let v = json!({"prompt_cache": {"warm": true, "expires_at": later}});
+        assert_eq!(render("{model} {cache}", &q, 0, &Input::parse(&v, now)), "");
+        // 2.1.197 sends neither: nothing shows.
+        assert_eq!(render("{cache}{spend}", &q, 0, &Input::default()), "");
     }
 
     #[test]
