@@ -139,6 +139,12 @@ impl fmt::Display for Error {
                 source,
             } => {
                 write!(f, "cannot {action} the store {}: {source}", path.display())?;
+                // SQLite's extended code tells apart causes that share one message.
+                if let rusqlite::Error::SqliteFailure(e, _) = source
+                    && e.extended_code > 0xff
+                {
+                    write!(f, " (SQLite code {})", e.extended_code)?;
+                }
                 if self.is_busy() {
                     write!(
                         f,

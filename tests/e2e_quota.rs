@@ -28,9 +28,10 @@ fn a_429_is_remembered_and_the_next_prompt_is_advised_on(claude: &support::clien
     let c = ClaudeEnv::new("e2e-quota-429", claude, String::new());
     let run = c.run_against(&limited.url(), "hello", &[]);
     assert_eq!(run.code, Some(1), "{}", run.describe());
-    let rows = c
-        .env
-        .count("SELECT count(*) FROM exhaustion WHERE provider = 'claude'");
+    let rows = c.env.count_when(
+        "SELECT count(*) FROM exhaustion WHERE provider = 'claude'",
+        1,
+    );
     assert_eq!(rows, 1, "the rate limit is on record");
 
     let ok = AnthropicMock::start(vec![Turn::text("fine now")]);
@@ -43,7 +44,7 @@ fn a_429_is_remembered_and_the_next_prompt_is_advised_on(claude: &support::clien
     );
     assert!(text.contains("/delegate-gemini"), "{text}");
     // The turn went through: the API answers again, so the rate limit is cleared.
-    assert_eq!(c.env.count("SELECT count(*) FROM exhaustion"), 0);
+    assert_eq!(c.env.count_when("SELECT count(*) FROM exhaustion", 0), 0);
 }
 
 #[test]
@@ -104,7 +105,7 @@ fn the_real_transcript_is_read_into_usage_and_estimates_on(claude: &support::cli
     let run = c.run("do it", &[]);
     assert_eq!(run.code, Some(0), "{}", run.describe());
     // Two API responses, each 1200 input + 80 output tokens (the mock's usage), once each.
-    assert_eq!(c.env.count("SELECT count(*) FROM usage"), 2);
+    assert_eq!(c.env.count_when("SELECT count(*) FROM usage", 2), 2);
     assert_eq!(c.env.count("SELECT sum(input_tokens) FROM usage"), 2400);
     assert_eq!(c.env.count("SELECT sum(output_tokens) FROM usage"), 160);
     let estimated = c.env.count(

@@ -126,14 +126,25 @@ impl Store {
     /// write or read that finds the schema behind.
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Store> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = match Connection::open_with_flags(path, flags) {
-            Ok(conn) => conn,
+        let open = || match Connection::open_with_flags(path, flags) {
+            Ok(conn) => Ok(conn),
             Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) => {
                 create(path)?;
-                Connection::open_with_flags(path, flags).map_err(|e| Error::db("open", path, e))?
+                Connection::open_with_flags(path, flags).map_err(|e| Error::db("open", path, e))
             }
-            Err(e) => return Err(Error::db("open", path, e)),
+            Err(e) => Err(Error::db("open", path, e)),
         };
+        let mut conn = open()?;
+        // SQLite retries a read-write open that failed as read-only; when the file appeared in
+        // between (another hook just created the store), that leaves a read-only connection to a
+        // writable file. Open again: a file that is really read-only stays so, and its write
+        // fails with SQLite's own message.
+        for _ in 0..2 {
+            if !conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+                break;
+            }
+            conn = open()?;
+        }
         let err = |e| Error::db("configure", path, e);
         conn.busy_handler(Some(busy_waiter(busy_timeout)))
             .map_err(err)?;

@@ -226,6 +226,19 @@ impl Env {
     pub fn count(&self, sql: &str) -> i64 {
         self.db().query_row(sql, [], |r| r.get(0)).unwrap()
     }
+
+    /// `count(sql)` once it equals `want`, or what it is after 20 s: a client's async hooks can
+    /// still be running when the client exits.
+    pub fn count_when(&self, sql: &str, want: i64) -> i64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let n = self.count(sql);
+            if n == want || std::time::Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
 }
 
 /// Asserts the fail-open contract: exit 0, nothing on stdout, one stderr line naming the harness.
