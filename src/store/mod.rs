@@ -325,12 +325,15 @@ fn user_version(conn: &Connection, path: &Path) -> Result<i64> {
 /// The schema version of a file that is an agent-harness store (or an empty database, version
 /// 0); refuses any other SQLite file.
 fn identity(conn: &Connection, path: &Path) -> Result<i64> {
-    let (version, app): (i64, i32) = conn
-        .prepare_cached(
-            "SELECT (SELECT user_version FROM pragma_user_version),                     (SELECT application_id FROM pragma_application_id)",
-        )
-        .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
-        .map_err(|e| Error::db("read", path, e))?;
+    // Two plain pragmas: cheaper to compile than the table-valued `pragma_*` functions, and
+    // this runs on every hook call.
+    let read = |pragma: &str| -> Result<i64> {
+        conn.prepare_cached(pragma)
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(|e| Error::db("read", path, e))
+    };
+    let version = read("PRAGMA user_version")?;
+    let app = read("PRAGMA application_id")? as i32;
     if app == APPLICATION_ID {
         return Ok(version);
     }
