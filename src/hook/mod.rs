@@ -440,6 +440,9 @@ fn write_with_spool<T>(
         let id = rec.apply(tx).map_err(wrap)?;
         then(tx, id, read).map_err(wrap)
     });
+    if result.is_ok() {
+        store.close_at_exit();
+    }
     match (result, claimed) {
         (Ok(value), None) => Ok((value, Vec::new())),
         (Ok(value), Some(c)) => {
