@@ -203,7 +203,7 @@ pub fn drop_provisional(
 const SUBAGENT_SCAN: i64 = 64;
 
 /// Whether a session has a subagent that started and has not stopped (no SubagentStop with its
-/// `agent_id` recorded), among its last [`SUBAGENT_SCAN`] SubagentStarts.
+/// `agent_id` recorded), among its last `SUBAGENT_SCAN` SubagentStarts.
 pub fn has_running_subagent(conn: &Connection, session_id: &str) -> Result<bool> {
     conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM (SELECT json_extract(payload, '$.agent_id') AS agent \

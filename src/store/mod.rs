@@ -23,7 +23,7 @@
 //! hook on the machine with it.
 //!
 //! Many writers: SQLite's own busy handler sleeps up to 100 ms at a time, so a waiting hook sleeps
-//! through many free windows. [`busy_waiter`] polls with short, jittered sleeps instead (see there).
+//! through many free windows. `busy_waiter` polls with short, jittered sleeps instead (see there).
 //!
 //! Identity: the file is marked with [`APPLICATION_ID`]. A new store is built under a temporary
 //! name and linked into place whole, so no process ever sees a half-made one; any other
@@ -122,7 +122,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store at `path`: directory 0700 and file 0600 when this call
     /// creates them, busy handler first, then `synchronous=NORMAL`, no checkpoint on close.
-    /// A new store is created whole (see [`create`]); migrations of an older one run on the first
+    /// A new store is created whole (see `create`); migrations of an older one run on the first
     /// write or read that finds the schema behind.
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Store> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;

@@ -105,7 +105,7 @@ pub fn apply_once(tx: &Transaction<'_>, r: &Recording, now_ms: i64) -> rusqlite:
     Ok(true)
 }
 
-/// Forgets applied uids older than [`APPLIED_KEEP_MS`]; run beside a replay.
+/// Forgets applied uids older than `APPLIED_KEEP_MS` (a week); run beside a replay.
 pub fn prune_applied(tx: &Transaction<'_>, now_ms: i64) -> rusqlite::Result<()> {
     tx.prepare_cached("DELETE FROM spool_applied WHERE ts_ms < ?1")?
         .execute([now_ms - APPLIED_KEEP_MS])?;

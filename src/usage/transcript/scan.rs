@@ -144,7 +144,7 @@ impl Tracker {
 /// What reading one file gave: `None` when it had not changed since its cursor.
 pub type FileResult = io::Result<Option<(Vec<UsageEntry>, FileCursor)>>;
 
-/// [`read_changed`] for every path that changed, on as many threads as there are cores, results
+/// `read_changed` for every path that changed, on as many threads as there are cores, results
 /// in path order. Files never read before go largest first, so that no thread is left alone with
 /// a big file at the end.
 pub fn read_all(paths: &[PathBuf], previous: &[Option<&FileCursor>]) -> Vec<FileResult> {
