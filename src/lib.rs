@@ -19,6 +19,7 @@ pub mod private_file;
 pub mod process;
 pub mod quota;
 pub mod redact;
+pub mod route;
 pub mod shell;
 pub mod store;
 pub mod text;

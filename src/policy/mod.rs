@@ -5,3 +5,4 @@
 pub mod collision;
 pub mod file_lock;
 pub mod quota;
+pub mod route;

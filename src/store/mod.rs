@@ -34,6 +34,7 @@ pub mod claims;
 pub mod query;
 pub mod quota;
 pub mod record;
+pub mod routes;
 pub mod runs;
 pub mod spool;
 
@@ -55,6 +56,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_runs.sql"),
     include_str!("migrations/0004_quota.sql"),
     include_str!("migrations/0005_hardening.sql"),
+    // Numbered 8 for the merge: migrations 6 and 7 arrive from other branches.
+    include_str!("migrations/0008_routes.sql"),
 ];
 
 /// `PRAGMA application_id` of every agent-harness store ("AHRS"). Set by migration 5; a store
