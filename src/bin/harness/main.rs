@@ -10,6 +10,7 @@ mod fmt;
 mod install;
 mod locks;
 mod quota;
+mod routes;
 mod sessions;
 mod status;
 
@@ -99,6 +100,8 @@ enum Command {
     Runs(delegate::RunsArgs),
     /// Both providers' quota: official figures and estimates, rate limits, thresholds.
     Quota(quota::Args),
+    /// Delegation advice given at prompts: list, explain one (`routes ID`), `--stats` per type.
+    Routes(routes::Args),
     /// The status line command for Claude Code (reads its JSON on stdin, prints one line).
     Statusline(quota::StatuslineArgs),
     /// List the files agents hold (file locks); `locks release` frees them.
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
         Command::Locks(a) => locks::run(a),
         Command::Quota(a) => quota::run(a),
         Command::Statusline(a) => quota::statusline(a),
+        Command::Routes(a) => routes::run(a),
         Command::Delegate(a) => delegate::run(a),
         Command::Runs(a) => delegate::runs(a),
         Command::Doctor(a) => doctor::run(a),
