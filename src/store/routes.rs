@@ -85,6 +85,23 @@ pub fn past(conn: &Connection, task_type: &str) -> Result<Past> {
 /// Settles the open decisions of `session` made before `end_ms` (the session's next prompt):
 /// each turn ends at the next decision, at `end_ms`, or after [`FOLLOW_WINDOW_MS`].
 pub fn settle_session(conn: &Connection, session: &str, end_ms: i64, now_ms: i64) -> Result<()> {
+    settle_within(conn, session, end_ms, now_ms, true)
+}
+
+/// Settles, for `harness routes`, the open decisions already followed by a delegation run; the
+/// others stay open until their turn ends.
+pub fn settle_followed(conn: &Connection, now_ms: i64) -> Result<()> {
+    let open: Vec<String> = conn
+        .prepare("SELECT DISTINCT session_id FROM routes WHERE outcome IS NULL")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_>>()?;
+    for session in open {
+        settle_within(conn, &session, now_ms, now_ms, false)?;
+    }
+    Ok(())
+}
+
+fn settle_within(conn: &Connection, session: &str, end_ms: i64, now_ms: i64, last: bool) -> Result<()> {
     let open: Vec<(i64, i64)> = conn
         .prepare_cached(
             "SELECT id, decided_ms FROM routes INDEXED BY routes_by_session \
@@ -101,7 +118,7 @@ pub fn settle_session(conn: &Connection, session: &str, end_ms: i64, now_ms: i64
             )?
             .query_row(params![session, decided], |r| r.get(0))?;
         let end = next.unwrap_or(end_ms).min(end_ms).min(decided + FOLLOW_WINDOW_MS);
-        settle_one(conn, id, session, decided, end, now_ms)?;
+        settle_one(conn, id, session, decided, end, now_ms, last)?;
     }
     Ok(())
 }
@@ -121,6 +138,7 @@ pub fn settle_stale(conn: &Connection, now_ms: i64) -> Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn settle_one(
     conn: &Connection,
     id: i64,
@@ -128,6 +146,7 @@ fn settle_one(
     from_ms: i64,
     to_ms: i64,
     now_ms: i64,
+    last: bool,
 ) -> Result<()> {
     let run: Option<String> = conn
         .prepare_cached(
@@ -137,6 +156,9 @@ fn settle_one(
         )?
         .query_row(params![session, from_ms, to_ms], |r| r.get(0))
         .optional()?;
+    if run.is_none() && !last {
+        return Ok(());
+    }
     let mut st = conn.prepare_cached(
         "SELECT model, sum(input_tokens), sum(output_tokens), sum(cache_creation_tokens), \
          sum(cache_read_tokens) FROM usage INDEXED BY usage_by_time \

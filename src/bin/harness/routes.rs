@@ -49,7 +49,11 @@ pub fn run(args: Args) -> CliResult {
     let db = store.path().to_path_buf();
     let now = now_ms();
     // Settle what can be settled, so the outcomes shown are current.
-    store.write(|tx| routes::settle_stale(tx, now).map_err(|e| Error::db("settle routes in", &db, e)))?;
+    store.write(|tx| {
+        routes::settle_stale(tx, now)
+            .and_then(|_| routes::settle_followed(tx, now))
+            .map_err(|e| Error::db("settle routes in", &db, e))
+    })?;
     let conn = store.reader()?;
     let mut out = std::io::stdout().lock();
     if args.stats {
