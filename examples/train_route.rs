@@ -40,7 +40,9 @@ fn load(path: &Path) -> Vec<Example> {
             let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
             let ty = v["type"].as_str().expect("type");
             let prompt = v["prompt"].as_str().expect("prompt").to_string();
-            let class = TaskType::parse(ty).unwrap_or_else(|| panic!("unknown type {ty}")).index();
+            let class = TaskType::parse(ty)
+                .unwrap_or_else(|| panic!("unknown type {ty}"))
+                .index();
             let x = Features::of(&prompt).hashed();
             Example { prompt, class, x }
         })
@@ -48,6 +50,7 @@ fn load(path: &Path) -> Vec<Example> {
 }
 
 /// Fits weights (bucket-major, then the biases) on `data`.
+#[allow(clippy::needless_range_loop)]
 fn train(data: &[&Example]) -> Vec<f32> {
     let mut w = vec![0f32; BUCKETS * CLASSES + CLASSES];
     let mut g2 = vec![1e-6f32; w.len()];
@@ -56,7 +59,9 @@ fn train(data: &[&Example]) -> Vec<f32> {
     let mut seed: u64 = 0x5eed;
     for _ in 0..EPOCHS {
         for i in (1..order.len()).rev() {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             order.swap(i, (seed >> 33) as usize % (i + 1));
         }
         for &i in &order {
@@ -88,7 +93,10 @@ fn train(data: &[&Example]) -> Vec<f32> {
 
 /// The bytes of `weights.bin` (see `agent_harness::route::model`).
 fn encode(w: &[f32]) -> Vec<u8> {
-    let max = w[..BUCKETS * CLASSES].iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    let max = w[..BUCKETS * CLASSES]
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()))
+        .max(1e-6);
     let scale = max / 127.0;
     let mut out = Vec::with_capacity(16 + w.len() * 2);
     out.extend_from_slice(b"AHR1");
@@ -109,7 +117,12 @@ fn advises(model: &Model<'_>, prompt: &str) -> bool {
     let features = Features::of(prompt);
     let scores = model.score(&features);
     let prefer = BTreeMap::new();
-    let settings = Settings { threshold: 0.5, prefer: &prefer, keep_on_claude: &[], warn_pct: 80.0 };
+    let settings = Settings {
+        threshold: 0.5,
+        prefer: &prefer,
+        keep_on_claude: &[],
+        warn_pct: 80.0,
+    };
     let input = Input {
         prompt,
         features: &features,
@@ -152,7 +165,10 @@ impl Counts {
 fn evaluate(model: &Model<'_>, data: &[Example]) -> Counts {
     let mut c = Counts::default();
     for ex in data {
-        c.add(TaskType::ALL[ex.class].suits_gemini(), advises(model, &ex.prompt));
+        c.add(
+            TaskType::ALL[ex.class].suits_gemini(),
+            advises(model, &ex.prompt),
+        );
     }
     c
 }
@@ -172,8 +188,12 @@ fn main() {
         // 5-fold cross-validation on the training split: the only figure choices were made on.
         let mut cv = Counts::default();
         for fold in 0..5 {
-            let fit: Vec<&Example> =
-                train_set.iter().enumerate().filter(|(i, _)| i % 5 != fold).map(|(_, e)| e).collect();
+            let fit: Vec<&Example> = train_set
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 5 != fold)
+                .map(|(_, e)| e)
+                .collect();
             let bytes = encode(&train(&fit));
             let model = Model::from_bytes(&bytes).expect("weights in the shipped layout");
             for (i, ex) in train_set.iter().enumerate().filter(|(i, _)| i % 5 == fold) {
@@ -181,7 +201,10 @@ fn main() {
                 let said = advises(&model, &ex.prompt);
                 if misses && truth != said {
                     let first = ex.prompt.lines().next().unwrap_or("");
-                    println!("  cv miss #{i} {}: {first}", TaskType::ALL[ex.class].as_str());
+                    println!(
+                        "  cv miss #{i} {}: {first}",
+                        TaskType::ALL[ex.class].as_str()
+                    );
                 }
                 cv.add(truth, said);
             }

@@ -348,7 +348,10 @@ impl Config {
         }
         let r = &self.route;
         if !(r.threshold > 0.0 && r.threshold <= 1.0) {
-            return Err(format!("route.threshold must be above 0 and at most 1 (got {})", r.threshold));
+            return Err(format!(
+                "route.threshold must be above 0 and at most 1 (got {})",
+                r.threshold
+            ));
         }
         for (ty, pref) in &r.prefer {
             if crate::route::TaskType::parse(ty).is_none() {

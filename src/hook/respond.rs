@@ -377,10 +377,12 @@ pub fn respond(
         }
     }
 
-    if event.kind == Kind::PromptSubmit && event.agent == Agent::Claude && config.route.enabled {
-        if let Some(advice) = route_prompt(tx, event, session, project_root, config, now_ms)? {
-            decision = decision.and(advice);
-        }
+    if event.kind == Kind::PromptSubmit
+        && event.agent == Agent::Claude
+        && config.route.enabled
+        && let Some(advice) = route_prompt(tx, event, session, project_root, config, now_ms)?
+    {
+        decision = decision.and(advice);
     }
 
     // Notices waiting for this agent ride on the first hook that can carry context to it: to
@@ -468,7 +470,12 @@ fn route_prompt(
     let model_factors: serde_json::Map<String, serde_json::Value> = crate::route::TaskType::ALL
         .iter()
         .zip(scores.probs)
-        .map(|(t, p)| (t.as_str().to_owned(), serde_json::json!((p * 1000.0).round() / 1000.0)))
+        .map(|(t, p)| {
+            (
+                t.as_str().to_owned(),
+                serde_json::json!((p * 1000.0).round() / 1000.0),
+            )
+        })
         .collect();
     let factors = serde_json::json!({
         "claude": advice.claude,

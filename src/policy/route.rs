@@ -166,7 +166,11 @@ pub fn advise(input: &Input<'_>, settings: &Settings<'_>, now_ms: i64) -> Advice
     let looks = if p_gemini >= 0.5 { gemini_type } else { top };
     factors.push((
         p_gemini.max(1.0 - p_gemini),
-        format!("looks like {} (Gemini fit {:.2})", looks.describe(), p_gemini),
+        format!(
+            "looks like {} (Gemini fit {:.2})",
+            looks.describe(),
+            p_gemini
+        ),
     ));
 
     let mut score = p_gemini;
@@ -175,9 +179,15 @@ pub fn advise(input: &Input<'_>, settings: &Settings<'_>, now_ms: i64) -> Advice
     // Size.
     if f.pasted_chars > 32 * 1024 {
         score += 0.1;
-        factors.push((0.1, format!("{} KB pasted ({})", f.pasted_chars / 1024, f.paste.as_str())));
+        factors.push((
+            0.1,
+            format!("{} KB pasted ({})", f.pasted_chars / 1024, f.paste.as_str()),
+        ));
     } else if f.pasted_chars > 2_000 {
-        factors.push((0.0, format!("{} KB pasted ({})", f.pasted_chars / 1024, f.paste.as_str())));
+        factors.push((
+            0.0,
+            format!("{} KB pasted ({})", f.pasted_chars / 1024, f.paste.as_str()),
+        ));
     }
     if gemini_type == TaskType::Codebase
         && let Some(files) = input.project_files
@@ -204,7 +214,10 @@ pub fn advise(input: &Input<'_>, settings: &Settings<'_>, now_ms: i64) -> Advice
     {
         let drop = ((used - settings.warn_pct) / (100.0 - settings.warn_pct)).clamp(0.0, 1.0) * 0.3;
         bar -= drop;
-        factors.push((drop + 0.2, format!("Claude {used:.0}% used (bar -{drop:.2})")));
+        factors.push((
+            drop + 0.2,
+            format!("Claude {used:.0}% used (bar -{drop:.2})"),
+        ));
     }
     if let Some(used) = h.gemini_used_pct
         && used >= settings.warn_pct
@@ -224,14 +237,20 @@ pub fn advise(input: &Input<'_>, settings: &Settings<'_>, now_ms: i64) -> Advice
         score += adj;
         factors.push((
             adj.abs(),
-            format!("{} of {} past runs of this type went well", past.succeeded, past.followed),
+            format!(
+                "{} of {} past runs of this type went well",
+                past.succeeded, past.followed
+            ),
         ));
     }
     if past.advised >= 5 && (past.followed as f64) < past.advised as f64 * 0.25 {
         bar += 0.1;
         factors.push((
             0.1,
-            format!("advice of this type followed {} of {} times", past.followed, past.advised),
+            format!(
+                "advice of this type followed {} of {} times",
+                past.followed, past.advised
+            ),
         ));
     }
 
@@ -247,7 +266,11 @@ pub fn advise(input: &Input<'_>, settings: &Settings<'_>, now_ms: i64) -> Advice
         8_000..64_000 => "medium",
         _ => "large",
     };
-    let tokens = Tokens { input: est_tokens, output: ASSUMED_OUTPUT, ..Tokens::default() };
+    let tokens = Tokens {
+        input: est_tokens,
+        output: ASSUMED_OUTPUT,
+        ..Tokens::default()
+    };
     let claude = Side {
         est_tokens,
         headroom_pct: h.claude_used_pct.map(|u| (100.0 - u).max(0.0)),
@@ -271,23 +294,48 @@ pub fn advise(input: &Input<'_>, settings: &Settings<'_>, now_ms: i64) -> Advice
         .find(|w| !w.is_empty() && lower.contains(&w.to_lowercase()));
     let pref_of = |t: TaskType| settings.prefer.get(t.as_str()).map(String::as_str);
     let (selected, why) = if let Some(w) = keep {
-        (Pick::Claude, format!("the prompt names {w:?}, which route.keep_on_claude keeps on Claude"))
+        (
+            Pick::Claude,
+            format!("the prompt names {w:?}, which route.keep_on_claude keeps on Claude"),
+        )
     } else if gemini_out {
         (Pick::Claude, "Gemini is out of quota".to_string())
     } else if claude_out {
         factors.push((1.0, "Claude is rate-limited".into()));
-        (Pick::Gemini, "Claude is rate-limited: Gemini is the only affordable choice".to_string())
+        (
+            Pick::Gemini,
+            "Claude is rate-limited: Gemini is the only affordable choice".to_string(),
+        )
     } else if pref_of(gemini_type) == Some("claude") || pref_of(top) == Some("claude") {
-        (Pick::Claude, format!("route.prefer keeps {} on Claude", top.as_str()))
+        (
+            Pick::Claude,
+            format!("route.prefer keeps {} on Claude", top.as_str()),
+        )
     } else if pref_of(gemini_type) == Some("gemini") && p_gemini >= 0.35 {
-        factors.push((0.9, format!("route.prefer sends {} to Gemini", gemini_type.as_str())));
-        (Pick::Gemini, format!("route.prefer sends {} to Gemini", gemini_type.as_str()))
+        factors.push((
+            0.9,
+            format!("route.prefer sends {} to Gemini", gemini_type.as_str()),
+        ));
+        (
+            Pick::Gemini,
+            format!("route.prefer sends {} to Gemini", gemini_type.as_str()),
+        )
     } else if score >= bar {
-        (Pick::Gemini, format!("score {score:.2} reaches the bar {bar:.2}"))
+        (
+            Pick::Gemini,
+            format!("score {score:.2} reaches the bar {bar:.2}"),
+        )
     } else {
-        (Pick::Claude, format!("score {score:.2} is under the bar {bar:.2}"))
+        (
+            Pick::Claude,
+            format!("score {score:.2} is under the bar {bar:.2}"),
+        )
     };
-    let task_type = if selected == Pick::Gemini { gemini_type } else { top };
+    let task_type = if selected == Pick::Gemini {
+        gemini_type
+    } else {
+        top
+    };
     factors.sort_by(|a, b| b.0.total_cmp(&a.0));
     let top_factors: Vec<&str> = factors.iter().take(3).map(|(_, s)| s.as_str()).collect();
     let reason = format!("{why}; {}", top_factors.join(", "));

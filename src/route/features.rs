@@ -71,20 +71,27 @@ fn is_log_line(l: &str) -> bool {
     let t = l.trim_start();
     let b = t.as_bytes();
     let stamped = b.len() > 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-';
-    let ip = b.len() > 7 && b[0].is_ascii_digit() && t.split('.').take(4).count() == 4 && t.contains(" - ");
+    let ip = b.len() > 7
+        && b[0].is_ascii_digit()
+        && t.split('.').take(4).count() == 4
+        && t.contains(" - ");
     stamped
         || ip
         || (t.starts_with('{') && t.contains("\":"))
-        || [" INFO ", " WARN ", " ERROR ", " DEBUG ", "[INFO]", "[ERROR]", "level="]
-            .iter()
-            .any(|k| t.contains(k))
+        || [
+            " INFO ", " WARN ", " ERROR ", " DEBUG ", "[INFO]", "[ERROR]", "level=",
+        ]
+        .iter()
+        .any(|k| t.contains(k))
 }
 
 fn looks_pasted(l: &str) -> bool {
     is_trace_line(l) || is_log_line(l) || l.starts_with('\t') || l.starts_with("  ")
 }
 
-const MEDIA_EXT: &[&str] = &["png", "jpg", "jpeg", "gif", "webp", "svg", "pdf", "heic", "bmp"];
+const MEDIA_EXT: &[&str] = &[
+    "png", "jpg", "jpeg", "gif", "webp", "svg", "pdf", "heic", "bmp",
+];
 const CODE_EXT: &[&str] = &[
     "rs", "py", "ts", "tsx", "js", "jsx", "go", "java", "kt", "rb", "c", "h", "cpp", "cs", "vue",
     "sql", "sh", "toml", "yaml", "yml", "json", "html", "css", "md", "txt", "xml",

@@ -23,19 +23,67 @@ pub struct Price {
 
 /// Claude's models, the most specific names first. An unknown model is priced as Sonnet.
 pub const CLAUDE: &[Price] = &[
-    Price { matches: "opus-4-1", input: 15.0, output: 75.0, cache_write: 18.75, cache_read: 1.50 },
-    Price { matches: "opus-4-0", input: 15.0, output: 75.0, cache_write: 18.75, cache_read: 1.50 },
-    Price { matches: "opus", input: 5.0, output: 25.0, cache_write: 6.25, cache_read: 0.50 },
-    Price { matches: "haiku", input: 1.0, output: 5.0, cache_write: 1.25, cache_read: 0.10 },
-    Price { matches: "sonnet", input: 3.0, output: 15.0, cache_write: 3.75, cache_read: 0.30 },
+    Price {
+        matches: "opus-4-1",
+        input: 15.0,
+        output: 75.0,
+        cache_write: 18.75,
+        cache_read: 1.50,
+    },
+    Price {
+        matches: "opus-4-0",
+        input: 15.0,
+        output: 75.0,
+        cache_write: 18.75,
+        cache_read: 1.50,
+    },
+    Price {
+        matches: "opus",
+        input: 5.0,
+        output: 25.0,
+        cache_write: 6.25,
+        cache_read: 0.50,
+    },
+    Price {
+        matches: "haiku",
+        input: 1.0,
+        output: 5.0,
+        cache_write: 1.25,
+        cache_read: 0.10,
+    },
+    Price {
+        matches: "sonnet",
+        input: 3.0,
+        output: 15.0,
+        cache_write: 3.75,
+        cache_read: 0.30,
+    },
 ];
 
 /// Gemini's models: the estimate for a delegated run uses [`GEMINI_DEFAULT`] (Gemini CLI's
 /// default Pro model, prompts up to 200k tokens).
 pub const GEMINI: &[Price] = &[
-    Price { matches: "flash-lite", input: 0.10, output: 0.40, cache_write: 0.10, cache_read: 0.025 },
-    Price { matches: "flash", input: 0.30, output: 2.50, cache_write: 0.30, cache_read: 0.075 },
-    Price { matches: "pro", input: 1.25, output: 10.0, cache_write: 1.25, cache_read: 0.31 },
+    Price {
+        matches: "flash-lite",
+        input: 0.10,
+        output: 0.40,
+        cache_write: 0.10,
+        cache_read: 0.025,
+    },
+    Price {
+        matches: "flash",
+        input: 0.30,
+        output: 2.50,
+        cache_write: 0.30,
+        cache_read: 0.075,
+    },
+    Price {
+        matches: "pro",
+        input: 1.25,
+        output: 10.0,
+        cache_write: 1.25,
+        cache_read: 0.31,
+    },
 ];
 
 /// The Gemini model a delegated run is priced as.
@@ -68,7 +116,10 @@ fn cost(p: &Price, t: Tokens) -> f64 {
 
 /// What `tokens` cost on the Claude `model` (an unknown or missing model: Sonnet).
 pub fn claude_cost(model: Option<&str>, tokens: Tokens) -> f64 {
-    cost(find(CLAUDE, model.unwrap_or("sonnet"), CLAUDE.len() - 1), tokens)
+    cost(
+        find(CLAUDE, model.unwrap_or("sonnet"), CLAUDE.len() - 1),
+        tokens,
+    )
 }
 
 /// About what the same work would cost on Gemini's default model. Gemini CLI's context caching
@@ -83,7 +134,10 @@ mod tests {
 
     #[test]
     fn a_million_input_tokens_cost_the_list_price() {
-        let t = Tokens { input: 1_000_000, ..Tokens::default() };
+        let t = Tokens {
+            input: 1_000_000,
+            ..Tokens::default()
+        };
         assert_eq!(claude_cost(Some("claude-sonnet-4-5"), t), 3.0);
         assert_eq!(claude_cost(Some("claude-opus-4-8"), t), 5.0);
         assert_eq!(claude_cost(None, t), 3.0);

@@ -18,20 +18,31 @@ pub fn index_path(root: &Path) -> Option<PathBuf> {
     let text = crate::config::read_regular_file(&dot_git, 4096).ok()?;
     let dir = text.lines().find_map(|l| l.strip_prefix("gitdir:"))?.trim();
     let dir = Path::new(dir);
-    Some(if dir.is_absolute() { dir.join("index") } else { root.join(dir).join("index") })
+    Some(if dir.is_absolute() {
+        dir.join("index")
+    } else {
+        root.join(dir).join("index")
+    })
 }
 
 /// (mtime in ns, length) of the index: what its cached size is keyed on.
 pub fn index_stamp(index: &Path) -> Option<(i64, i64)> {
     let m = std::fs::metadata(index).ok()?;
-    m.is_file()
-        .then(|| (m.mtime().saturating_mul(1_000_000_000) + m.mtime_nsec(), m.len() as i64))
+    m.is_file().then(|| {
+        (
+            m.mtime().saturating_mul(1_000_000_000) + m.mtime_nsec(),
+            m.len() as i64,
+        )
+    })
 }
 
 /// Tracked files, from the index header (`DIRC`, version, entry count, big-endian).
 pub fn tracked_files(index: &Path) -> Option<u64> {
     let mut head = [0u8; 12];
-    std::fs::File::open(index).ok()?.read_exact(&mut head).ok()?;
+    std::fs::File::open(index)
+        .ok()?
+        .read_exact(&mut head)
+        .ok()?;
     if &head[..4] != b"DIRC" {
         return None;
     }

@@ -101,7 +101,13 @@ pub fn settle_followed(conn: &Connection, now_ms: i64) -> Result<()> {
     Ok(())
 }
 
-fn settle_within(conn: &Connection, session: &str, end_ms: i64, now_ms: i64, last: bool) -> Result<()> {
+fn settle_within(
+    conn: &Connection,
+    session: &str,
+    end_ms: i64,
+    now_ms: i64,
+    last: bool,
+) -> Result<()> {
     let open: Vec<(i64, i64)> = conn
         .prepare_cached(
             "SELECT id, decided_ms FROM routes INDEXED BY routes_by_session \
@@ -117,7 +123,10 @@ fn settle_within(conn: &Connection, session: &str, end_ms: i64, now_ms: i64, las
                  WHERE session_id = ?1 AND decided_ms > ?2",
             )?
             .query_row(params![session, decided], |r| r.get(0))?;
-        let end = next.unwrap_or(end_ms).min(end_ms).min(decided + FOLLOW_WINDOW_MS);
+        let end = next
+            .unwrap_or(end_ms)
+            .min(end_ms)
+            .min(decided + FOLLOW_WINDOW_MS);
         settle_one(conn, id, session, decided, end, now_ms, last)?;
     }
     Ok(())

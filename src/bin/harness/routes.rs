@@ -27,7 +27,9 @@ pub struct Args {
 
 /// Recorded text for a terminal: control characters (terminal escapes) become `?`.
 fn plain(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 fn outcome(r: &Route) -> String {
@@ -66,10 +68,17 @@ pub fn run(args: Args) -> CliResult {
             writeln!(out, "no routing decisions yet")?;
             return Ok(Exit::Ok);
         }
-        writeln!(out, "{:<10} {:>9} {:>7} {:>8} {:>3} {:>6}  advised turns kept on Claude", "type", "decisions", "advised", "followed", "ok", "failed")?;
+        writeln!(
+            out,
+            "{:<10} {:>9} {:>7} {:>8} {:>3} {:>6}  advised turns kept on Claude",
+            "type", "decisions", "advised", "followed", "ok", "failed"
+        )?;
         for s in &stats {
             let cost = if s.kept_cost_usd > 0.0 {
-                format!("cost ${:.2} on Claude; about ${:.2} on Gemini", s.kept_cost_usd, s.kept_gemini_usd)
+                format!(
+                    "cost ${:.2} on Claude; about ${:.2} on Gemini",
+                    s.kept_cost_usd, s.kept_gemini_usd
+                )
             } else {
                 "-".into()
             };
@@ -79,7 +88,10 @@ pub fn run(args: Args) -> CliResult {
                 s.task_type, s.decisions, s.advised, s.followed, s.succeeded, s.failed
             )?;
         }
-        writeln!(out, "prices: list prices of {PRICES_DATE} (src/route/prices.rs)")?;
+        writeln!(
+            out,
+            "prices: list prices of {PRICES_DATE} (src/route/prices.rs)"
+        )?;
         return Ok(Exit::Ok);
     }
     if let Some(id) = args.id {
@@ -90,10 +102,20 @@ pub fn run(args: Args) -> CliResult {
             writeln!(out, "{}", json(&r))?;
             return Ok(Exit::Ok);
         }
-        writeln!(out, "decision {} at {} in session {}", r.id, fmt::clock(r.decided_ms), fmt::short(&r.session_id))?;
+        writeln!(
+            out,
+            "decision {} at {} in session {}",
+            r.id,
+            fmt::clock(r.decided_ms),
+            fmt::short(&r.session_id)
+        )?;
         writeln!(out, "task:     {}", plain(&r.task))?;
         writeln!(out, "type:     {} ({})", r.task_type, r.complexity)?;
-        writeln!(out, "selected: {} (score {:.2}, bar {:.2})", r.selected, r.score, r.bar)?;
+        writeln!(
+            out,
+            "selected: {} (score {:.2}, bar {:.2})",
+            r.selected, r.score, r.bar
+        )?;
         writeln!(out, "reason:   {}", plain(&r.reason))?;
         for side in ["claude", "gemini"] {
             let f = &r.factors[side];
@@ -101,15 +123,26 @@ pub fn run(args: Args) -> CliResult {
                 out,
                 "{side:<8}  est. tokens {}, headroom {}, type match {:.2}, cost ${:.3}{}",
                 f["est_tokens"],
-                f["headroom_pct"].as_f64().map_or("unknown".into(), |h| format!("{h:.0}%")),
+                f["headroom_pct"]
+                    .as_f64()
+                    .map_or("unknown".into(), |h| format!("{h:.0}%")),
                 f["type_match"].as_f64().unwrap_or(0.0),
                 f["cost_usd"].as_f64().unwrap_or(0.0),
-                f["past_success"].as_f64().map_or(String::new(), |s| format!(", past success {:.0}%", s * 100.0)),
+                f["past_success"]
+                    .as_f64()
+                    .map_or(String::new(), |s| format!(
+                        ", past success {:.0}%",
+                        s * 100.0
+                    )),
             )?;
         }
         writeln!(out, "outcome:  {}", outcome(&r))?;
         if let (Some(c), Some(g)) = (r.turn_cost_usd, r.gemini_cost_usd) {
-            writeln!(out, "turn:     {} tokens; cost ${c:.2} on Claude, about ${g:.2} on Gemini", r.turn_tokens.unwrap_or(0))?;
+            writeln!(
+                out,
+                "turn:     {} tokens; cost ${c:.2} on Claude, about ${g:.2} on Gemini",
+                r.turn_tokens.unwrap_or(0)
+            )?;
         }
         return Ok(Exit::Ok);
     }
