@@ -37,6 +37,8 @@ pub struct Config {
     pub statusline: StatuslineConfig,
     /// `/review`: Gemini's critique of Claude's change, and the Stop gate that enforces a REJECT.
     pub review: ReviewConfig,
+    /// Delegation advice at UserPromptSubmit.
+    pub route: RouteConfig,
 }
 
 /// `"store": {...}`
@@ -228,6 +230,37 @@ impl Default for StatuslineConfig {
     }
 }
 
+/// `"route": {...}`: delegation advice. At each prompt a person types, the UserPromptSubmit hook
+/// scores the prompt and, when Gemini is the better or the only affordable choice, adds two or
+/// three lines to the context saying what to hand over, why, and how. It never blocks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Score prompts and advise at all. Default true.
+    pub enabled: bool,
+    /// The score (0 to 1: the classifier's probability that the task suits Gemini, moved by size,
+    /// quota and history) at which the note is given. Default 0.5. Higher: fewer, surer notes.
+    pub threshold: f64,
+    /// Per task type (`codebase`, `research`, `summarise`, `media`, `docs`, `edit`, `debug`,
+    /// `refactor`, `tests`, `question`): `gemini` (advise whenever the prompt leans that way),
+    /// `claude` (never advise for it) or `auto` (the default: the score decides).
+    pub prefer: std::collections::BTreeMap<String, String>,
+    /// Words or paths that always keep a prompt on Claude (case-insensitive substrings of the
+    /// prompt), e.g. `["secret", "src/billing/"]`. Default none.
+    pub keep_on_claude: Vec<String>,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        RouteConfig {
+            enabled: true,
+            threshold: 0.5,
+            prefer: Default::default(),
+            keep_on_claude: Vec::new(),
+        }
+    }
+}
+
 /// `"review": {...}`: `harness review` sends the session's change to Gemini against acceptance
 /// criteria; while its verdict is an unresolved REJECT, the session's Stop is blocked (at most
 /// `max_rounds` times per review thread). A reviewer that is unavailable never blocks.
@@ -401,6 +434,26 @@ impl Config {
         }
         if self.review.timeout_secs == 0 {
             return Err("review.timeout_secs must be at least 1".into());
+        }
+        let r = &self.route;
+        if !(r.threshold > 0.0 && r.threshold <= 1.0) {
+            return Err(format!(
+                "route.threshold must be above 0 and at most 1 (got {})",
+                r.threshold
+            ));
+        }
+        for (ty, pref) in &r.prefer {
+            if crate::route::TaskType::parse(ty).is_none() {
+                return Err(format!(
+                    "route.prefer: unknown task type {ty:?} (codebase, research, summarise, media, \
+                     docs, edit, debug, refactor, tests, question)"
+                ));
+            }
+            if !["gemini", "claude", "auto"].contains(&pref.as_str()) {
+                return Err(format!(
+                    "route.prefer.{ty} must be gemini, claude or auto (got {pref:?})"
+                ));
+            }
         }
         if self.gemini.max_concurrent == 0 || self.gemini.timeout_secs == 0 {
             return Err("gemini.max_concurrent and gemini.timeout_secs must be at least 1".into());

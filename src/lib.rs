@@ -20,6 +20,7 @@ pub mod process;
 pub mod quota;
 pub mod redact;
 pub mod review;
+pub mod route;
 pub mod shell;
 pub mod store;
 pub mod text;

@@ -261,7 +261,8 @@ fn a_store_made_by_an_older_version_is_recognised_and_migrated() {
     // What a store of schema 4 looked like: no mark, no migration 5 (nor the later ones).
     env.db()
         .execute_batch(
-            "DROP TABLE IF EXISTS reviews; \
+            "DROP TABLE IF EXISTS reviews; DROP TABLE IF EXISTS routes; \
+             DROP TABLE IF EXISTS project_sizes; \
              PRAGMA application_id = 0; DROP INDEX claims_by_inode; DROP TABLE spool_applied; \
              ALTER TABLE claims DROP COLUMN dev; ALTER TABLE claims DROP COLUMN ino; \
              ALTER TABLE claims DROP COLUMN provisional; \

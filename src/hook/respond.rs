@@ -543,6 +543,14 @@ pub fn respond(
         }
     }
 
+    if event.kind == Kind::PromptSubmit
+        && event.agent == Agent::Claude
+        && config.route.enabled
+        && let Some(advice) = route_prompt(tx, event, session, project_root, config, now_ms)?
+    {
+        decision = decision.and(advice);
+    }
+
     // Notices waiting for this agent ride on the first hook that can carry context to it: to
     // the session's main agent, never to a subagent (whose context, and the notice, end with it).
     if matches!(decision, Decision::Pass | Decision::Context(_))
@@ -558,4 +566,115 @@ pub fn respond(
         }
     }
     Ok(Response::Decide(decision))
+}
+
+/// Delegation advice for a prompt a person typed: settles the session's earlier decisions, scores
+/// this prompt, stores the decision, and returns the note when Gemini is selected.
+fn route_prompt(
+    tx: &Transaction<'_>,
+    event: &Event<'_>,
+    session: &str,
+    project_root: Option<&str>,
+    config: &Config,
+    now_ms: i64,
+) -> rusqlite::Result<Option<Decision>> {
+    use crate::policy::route::{self as route_policy, Headroom, Input, Settings};
+    use crate::route::{Features, model::Model, project};
+    use crate::store::routes;
+    let Some(prompt) = event.payload.prompt else {
+        return Ok(None);
+    };
+    if !route_policy::is_typed(prompt, event.payload.source) || event.payload.agent_id.is_some() {
+        return Ok(None);
+    }
+    routes::settle_session(tx, session, now_ms, now_ms)?;
+    let Some(model) = Model::shipped() else {
+        return Ok(None);
+    };
+    let features = Features::of(prompt);
+    let scores = model.score(&features);
+    // The project's size: one stat of the git index while it is unchanged (bounded reads only).
+    let project_files = match project_root.and_then(|r| {
+        let index = project::index_path(std::path::Path::new(r))?;
+        Some((r, project::index_stamp(&index)?, index))
+    }) {
+        Some((root, (mtime, len), index)) => match routes::project_size(tx, root)? {
+            Some((m, l, files)) if m == mtime && l == len => Some(files as u64),
+            _ => {
+                let files = project::tracked_files(&index);
+                if let Some(n) = files {
+                    routes::put_project_size(tx, root, mtime, len, n as i64, now_ms)?;
+                }
+                files
+            }
+        },
+        None => None,
+    };
+    let q = quota::load(tx, &config.quota, now_ms)?;
+    let headroom = Headroom {
+        claude_used_pct: q.claude.tightest().and_then(|w| w.used_pct),
+        claude_out_until_ms: q.claude.exhausted.as_ref().map(|e| e.until_ms),
+        gemini_used_pct: q.gemini.tightest().and_then(|w| w.used_pct),
+        gemini_out_until_ms: q.gemini.exhausted.as_ref().map(|e| e.until_ms),
+    };
+    let past = routes::past(tx, scores.top_gemini().as_str())?;
+    let input = Input {
+        prompt,
+        features: &features,
+        scores: &scores,
+        project_files,
+        headroom,
+        past,
+    };
+    let settings = Settings {
+        threshold: config.route.threshold,
+        prefer: &config.route.prefer,
+        keep_on_claude: &config.route.keep_on_claude,
+        warn_pct: config.quota.warn_pct,
+    };
+    let advice = route_policy::advise(&input, &settings, now_ms);
+    let model_factors: serde_json::Map<String, serde_json::Value> = crate::route::TaskType::ALL
+        .iter()
+        .zip(scores.probs)
+        .map(|(t, p)| {
+            (
+                t.as_str().to_owned(),
+                serde_json::json!((p * 1000.0).round() / 1000.0),
+            )
+        })
+        .collect();
+    let factors = serde_json::json!({
+        "claude": advice.claude,
+        "gemini": advice.gemini,
+        "model": model_factors,
+        "pasted_chars": features.pasted_chars,
+        "paste": features.paste.as_str(),
+        "project_files": project_files,
+    });
+    routes::put(
+        tx,
+        &routes::Route {
+            id: 0,
+            session_id: session.to_owned(),
+            decided_ms: now_ms,
+            project_root: project_root.map(str::to_owned),
+            task: crate::redact::redact_str(&advice.task).into_owned(),
+            task_type: advice.task_type.as_str().to_owned(),
+            complexity: advice.complexity.to_owned(),
+            score: advice.score,
+            bar: advice.bar,
+            selected: advice.selected.as_str().to_owned(),
+            reason: crate::redact::redact_str(&advice.reason).into_owned(),
+            factors,
+            outcome: None,
+            run_id: None,
+            run_status: None,
+            turn_tokens: None,
+            turn_cost_usd: None,
+            gemini_cost_usd: None,
+        },
+    )?;
+    Ok(advice
+        .note
+        .map(|n| Decision::Context(crate::redact::redact_str(&n).into_owned())))
 }

@@ -6,3 +6,4 @@ pub mod collision;
 pub mod file_lock;
 pub mod quota;
 pub mod review_gate;
+pub mod route;

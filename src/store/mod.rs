@@ -35,6 +35,7 @@ pub mod query;
 pub mod quota;
 pub mod record;
 pub mod reviews;
+pub mod routes;
 pub mod runs;
 pub mod spool;
 
@@ -58,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_hardening.sql"),
     include_str!("migrations/0006_provisional_claims.sql"),
     include_str!("migrations/0007_reviews.sql"),
+    include_str!("migrations/0008_routes.sql"),
 ];
 
 /// `PRAGMA application_id` of every agent-harness store ("AHRS"). Set by migration 5; a store

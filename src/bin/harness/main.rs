@@ -14,6 +14,7 @@ mod problems;
 mod progress;
 mod quota;
 mod review;
+mod routes;
 mod sessions;
 mod status;
 
@@ -108,6 +109,8 @@ enum Command {
     Reviews(review::ReviewsArgs),
     /// Both providers' quota: official figures and estimates, rate limits, thresholds.
     Quota(quota::Args),
+    /// Delegation advice given at prompts: list, explain one (`routes ID`), `--stats` per type.
+    Routes(routes::Args),
     /// The status line command for Claude Code (reads its JSON on stdin, prints one line).
     Statusline(quota::StatuslineArgs),
     /// List the files agents hold (file locks); `locks release` frees them.
@@ -129,6 +132,7 @@ fn main() -> ExitCode {
         Command::Locks(a) => locks::run(a),
         Command::Quota(a) => quota::run(a),
         Command::Statusline(a) => quota::statusline(a),
+        Command::Routes(a) => routes::run(a),
         Command::Delegate(a) => delegate::run(a),
         Command::Runs(a) => delegate::runs(a),
         Command::Review(a) => review::run(a),

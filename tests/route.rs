@@ -1,0 +1,352 @@
+//! Delegation advice: the classifier on prompts it never trained on, the pure policy's factors,
+//! and the UserPromptSubmit hook that scores typed prompts, stores every decision and adds the
+//! note only when Gemini is selected.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use agent_harness::policy::route::{self, Headroom, Input, Past, Pick, Settings};
+use agent_harness::route::model::Model;
+use agent_harness::route::{Features, TaskType};
+use serde_json::{Value, json};
+use support::Env;
+
+fn settings<'a>(prefer: &'a BTreeMap<String, String>, keep: &'a [String]) -> Settings<'a> {
+    Settings {
+        threshold: 0.5,
+        prefer,
+        keep_on_claude: keep,
+        warn_pct: 80.0,
+    }
+}
+
+fn decide(prompt: &str, headroom: Headroom, past: Past, s: &Settings<'_>) -> route::Advice {
+    let model = Model::shipped().expect("the shipped weights match this build");
+    let features = Features::of(prompt);
+    let scores = model.score(&features);
+    let input = Input {
+        prompt,
+        features: &features,
+        scores: &scores,
+        project_files: None,
+        headroom,
+        past,
+    };
+    route::advise(&input, s, 1_000)
+}
+
+fn neutral(prompt: &str) -> route::Advice {
+    let prefer = BTreeMap::new();
+    decide(
+        prompt,
+        Headroom::default(),
+        Past::default(),
+        &settings(&prefer, &[]),
+    )
+}
+
+/// (precision, recall) of "advise Gemini" over a labelled file.
+fn precision_recall(file: &str) -> (f64, f64) {
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/data/route/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let (mut tp, mut fp, mut fn_) = (0.0, 0.0, 0.0);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let truth = TaskType::parse(v["type"].as_str().unwrap())
+            .unwrap()
+            .suits_gemini();
+        let said = neutral(v["prompt"].as_str().unwrap()).selected == Pick::Gemini;
+        match (truth, said) {
+            (true, true) => tp += 1.0,
+            (false, true) => fp += 1.0,
+            (true, false) => fn_ += 1.0,
+            _ => {}
+        }
+    }
+    (tp / (tp + fp), tp / (tp + fn_))
+}
+
+#[test]
+fn the_labelled_sets_are_big_enough_and_kept_apart() {
+    let read = |f: &str| {
+        std::fs::read_to_string(format!(
+            "{}/tests/data/route/{f}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let (train, test, styled) = (
+        read("train.jsonl"),
+        read("test.jsonl"),
+        read("styled.jsonl"),
+    );
+    assert!(train.lines().count() + test.lines().count() >= 200);
+    for line in test.lines().chain(styled.lines()) {
+        assert!(
+            !train.lines().any(|t| t == line),
+            "a held-out prompt is in the training split: {line}"
+        );
+    }
+}
+
+/// Floors, not targets: the figures are reported by `cargo run --example train_route --eval`.
+#[test]
+fn advice_on_prompts_the_model_never_saw_stays_precise() {
+    let (p, r) = precision_recall("test.jsonl");
+    assert!(
+        p >= 0.8 && r >= 0.7,
+        "held-out precision {p:.2} recall {r:.2}"
+    );
+    let (p, r) = precision_recall("styled.jsonl");
+    assert!(
+        p >= 0.8 && r >= 0.6,
+        "styled precision {p:.2} recall {r:.2}"
+    );
+}
+
+#[test]
+fn broad_reading_is_handed_to_gemini_and_a_precise_edit_is_not() {
+    let a = neutral("Summarise the whole repo: what does each top-level directory do?");
+    assert_eq!(a.selected, Pick::Gemini);
+    let note = a.note.unwrap();
+    assert!(
+        note.contains("/delegate-gemini Summarise the whole repo"),
+        "{note}"
+    );
+    assert!(note.contains("harness delegate \""), "{note}");
+    assert!(note.lines().count() <= 3, "{note}");
+    let e = neutral("In src/config.rs rename `timeout` to `timeout_secs`.");
+    assert_eq!(e.selected, Pick::Claude);
+    assert!(e.note.is_none());
+}
+
+#[test]
+fn a_prompt_that_mentions_gemini_but_is_an_edit_stays_on_claude() {
+    let a = neutral("Add a log line when the Gemini run times out, in src/gemini/runner.rs.");
+    assert_eq!(a.selected, Pick::Claude, "{}", a.reason);
+}
+
+#[test]
+fn near_claudes_limit_the_bar_drops_and_when_claude_is_out_gemini_is_the_only_choice() {
+    let prefer = BTreeMap::new();
+    let s = settings(&prefer, &[]);
+    let prompt = "refactor auth";
+    let calm = decide(prompt, Headroom::default(), Past::default(), &s);
+    let tight = decide(
+        prompt,
+        Headroom {
+            claude_used_pct: Some(99.0),
+            ..Headroom::default()
+        },
+        Past::default(),
+        &s,
+    );
+    assert!(tight.bar < calm.bar - 0.25, "{} vs {}", tight.bar, calm.bar);
+    let out = decide(
+        prompt,
+        Headroom {
+            claude_out_until_ms: Some(10_000),
+            ..Headroom::default()
+        },
+        Past::default(),
+        &s,
+    );
+    assert_eq!(out.selected, Pick::Gemini);
+    assert!(out.reason.contains("only affordable"), "{}", out.reason);
+    let both = Headroom {
+        claude_out_until_ms: Some(10_000),
+        gemini_out_until_ms: Some(10_000),
+        ..Headroom::default()
+    };
+    assert_eq!(
+        decide(prompt, both, Past::default(), &s).selected,
+        Pick::Claude
+    );
+}
+
+#[test]
+fn keep_words_and_preferences_override_the_score() {
+    let prefer: BTreeMap<String, String> = [("codebase".to_string(), "claude".to_string())].into();
+    let none = BTreeMap::new();
+    let prompt = "Read through the entire project and write an architecture overview.";
+    assert_eq!(
+        decide(
+            prompt,
+            Headroom::default(),
+            Past::default(),
+            &settings(&prefer, &[])
+        )
+        .selected,
+        Pick::Claude
+    );
+    let keep = vec!["ARCHITECTURE".to_string()];
+    let a = decide(
+        prompt,
+        Headroom::default(),
+        Past::default(),
+        &settings(&none, &keep),
+    );
+    assert_eq!(a.selected, Pick::Claude);
+    assert!(a.reason.contains("keep_on_claude"), "{}", a.reason);
+}
+
+#[test]
+fn advice_that_is_ignored_raises_the_bar_and_runs_that_went_well_raise_the_score() {
+    let prefer = BTreeMap::new();
+    let s = settings(&prefer, &[]);
+    let prompt = "Give me an overview of the codebase.";
+    let base = decide(prompt, Headroom::default(), Past::default(), &s);
+    let ignored = decide(
+        prompt,
+        Headroom::default(),
+        Past {
+            advised: 8,
+            followed: 1,
+            succeeded: 1,
+        },
+        &s,
+    );
+    assert!(ignored.bar > base.bar);
+    let good = decide(
+        prompt,
+        Headroom::default(),
+        Past {
+            advised: 4,
+            followed: 4,
+            succeeded: 4,
+        },
+        &s,
+    );
+    assert!(good.score > base.score);
+    assert_eq!(good.gemini.past_success, Some(1.0));
+}
+
+#[test]
+fn only_typed_prompts_are_scored() {
+    assert!(route::is_typed("summarise the repo", None));
+    assert!(route::is_typed("summarise the repo", Some("user")));
+    assert!(!route::is_typed(
+        "<task-notification>\n<task-id>x</task-id>",
+        None
+    ));
+    assert!(!route::is_typed("/delegate-gemini summarise", None));
+    assert!(!route::is_typed("summarise the repo", Some("agent")));
+    assert!(!route::is_typed("   ", None));
+}
+
+fn prompt_payload(session: &str, cwd: &str, prompt: &str) -> Vec<u8> {
+    json!({"session_id": session, "transcript_path": "/nonexistent.jsonl", "cwd": cwd,
+           "hook_event_name": "UserPromptSubmit", "prompt": prompt})
+    .to_string()
+    .into_bytes()
+}
+
+fn context(out: &std::process::Output) -> String {
+    let s = support::stdout(out);
+    if s.trim().is_empty() {
+        return String::new();
+    }
+    let v: Value = serde_json::from_str(&s).unwrap();
+    v["hookSpecificOutput"]["additionalContext"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn the_hook_notes_a_broad_task_stores_every_decision_and_never_blocks() {
+    let env = Env::new("route-hook");
+    let cwd = env.dir.path().to_string_lossy().into_owned();
+    let out = env.hook(
+        "harness-user-prompt-submit",
+        prompt_payload("s1", &cwd, "Summarise the whole repo for me."),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        context(&out).starts_with("agent-harness route: hand this to Gemini"),
+        "{}",
+        context(&out)
+    );
+    let out = env.hook(
+        "harness-user-prompt-submit",
+        prompt_payload("s1", &cwd, "Fix the typo in README.md line 3."),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(context(&out), "");
+    assert_eq!(env.count("SELECT count(*) FROM routes"), 2);
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM routes WHERE selected = 'gemini' AND task_type = 'codebase'"
+        ),
+        1
+    );
+    // The first turn ended with the second prompt, with no delegation run: kept on Claude.
+    assert_eq!(
+        env.count("SELECT count(*) FROM routes WHERE id = 1 AND outcome = 'kept'"),
+        1
+    );
+}
+
+#[test]
+fn a_task_notification_and_a_non_user_source_are_not_scored() {
+    let env = Env::new("route-synthetic");
+    let cwd = env.dir.path().to_string_lossy().into_owned();
+    let note = "<task-notification>\n<summary>Agent finished: summarise the whole repo</summary>\n</task-notification>";
+    let out = env.hook(
+        "harness-user-prompt-submit",
+        prompt_payload("s1", &cwd, note),
+    );
+    assert_eq!(context(&out), "");
+    let mut v: Value =
+        serde_json::from_slice(&prompt_payload("s1", &cwd, "Summarise the whole repo.")).unwrap();
+    v["source"] = json!("system");
+    let out = env.hook("harness-user-prompt-submit", v.to_string());
+    assert_eq!(context(&out), "");
+    assert_eq!(env.count("SELECT count(*) FROM routes"), 0);
+}
+
+#[test]
+fn a_delegation_run_after_the_advice_counts_as_following_it() {
+    let env = Env::new("route-followed");
+    let cwd = env.dir.path().to_string_lossy().into_owned();
+    env.hook(
+        "harness-user-prompt-submit",
+        prompt_payload("s1", &cwd, "Give me an overview of this codebase."),
+    );
+    let conn = env.db();
+    conn.execute(
+        "INSERT INTO runs (run_id, requester, task, prompt, mode, status, created_ms) \
+         VALUES ('run-1', 's1', 't', 'p', 'read-only', 'success', (SELECT decided_ms + 1 FROM routes))",
+        [],
+    )
+    .unwrap();
+    let out = env
+        .cmd("harness")
+        .args(["routes", "--stats", "--json"])
+        .output()
+        .unwrap();
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats[0]["task_type"], "codebase");
+    assert_eq!(stats[0]["followed"], 1, "{stats}");
+    assert_eq!(stats[0]["succeeded"], 1, "{stats}");
+    let out = env.cmd("harness").args(["routes", "1"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("delegated (success)"), "{text}");
+}
+
+#[test]
+fn routing_can_be_switched_off() {
+    let env = Env::new("route-off");
+    env.config(r#"{"route": {"enabled": false}}"#);
+    let cwd = env.dir.path().to_string_lossy().into_owned();
+    let out = env.hook(
+        "harness-user-prompt-submit",
+        prompt_payload("s1", &cwd, "Summarise the whole repo."),
+    );
+    assert_eq!(context(&out), "");
+    assert_eq!(env.count("SELECT count(*) FROM routes"), 0);
+}
