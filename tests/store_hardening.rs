@@ -263,7 +263,7 @@ fn a_store_made_by_an_older_version_is_recognised_and_migrated() {
         .execute_batch(
             "PRAGMA application_id = 0; DROP INDEX claims_by_inode; DROP TABLE spool_applied; \
              ALTER TABLE claims DROP COLUMN dev; ALTER TABLE claims DROP COLUMN ino; \
-             PRAGMA user_version = 4;",
+             DROP TABLE routes; DROP TABLE project_sizes; PRAGMA user_version = 4;",
         )
         .unwrap();
     record_one(&env);
