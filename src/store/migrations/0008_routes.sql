@@ -24,7 +24,6 @@ CREATE TABLE routes (
 );
 CREATE INDEX routes_by_session ON routes (session_id, decided_ms);
 CREATE INDEX routes_by_type ON routes (task_type, decided_ms);
-CREATE INDEX routes_unsettled ON routes (decided_ms) WHERE outcome IS NULL;
 
 -- Tracked files per project, read from the git index header, kept until the index changes.
 CREATE TABLE project_sizes (
