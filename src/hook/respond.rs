@@ -513,17 +513,20 @@ pub fn respond(
             decision = decision.and(review_gate_at_stop(tx, event, session, config, now_ms)?);
         }
     }
+    // Loaded once per prompt: the quota advice and the delegation advice both read it.
+    let mut prompt_quota: Option<quota::Quota> = None;
     if config.quota.enabled && event.agent == Agent::Claude {
         match event.kind {
             // A prompt the client made up (a background agent's report) is not the user's: no
             // advice or block rides on it.
             Kind::PromptSubmit if !event.synthetic_prompt => {
                 let q = quota::load(tx, &config.quota, now_ms)?;
+                let q = &*prompt_quota.insert(q);
                 let fired: Vec<_> = quota_store::alerts(tx)?
                     .into_iter()
                     .map(|(k, _)| k)
                     .collect();
-                let verdict = quota_policy::on_prompt(&q, &fired, &config.quota, now_ms);
+                let verdict = quota_policy::on_prompt(q, &fired, &config.quota, now_ms);
                 for k in &verdict.fire {
                     quota_store::put_alert(tx, k, now_ms)?;
                 }
@@ -546,7 +549,15 @@ pub fn respond(
     if event.kind == Kind::PromptSubmit
         && event.agent == Agent::Claude
         && config.route.enabled
-        && let Some(advice) = route_prompt(tx, event, session, project_root, config, now_ms)?
+        && let Some(advice) = route_prompt(
+            tx,
+            event,
+            session,
+            project_root,
+            config,
+            now_ms,
+            prompt_quota.take(),
+        )?
     {
         decision = decision.and(advice);
     }
@@ -577,6 +588,7 @@ fn route_prompt(
     project_root: Option<&str>,
     config: &Config,
     now_ms: i64,
+    loaded: Option<quota::Quota>,
 ) -> rusqlite::Result<Option<Decision>> {
     use crate::policy::route::{self as route_policy, Headroom, Input, Settings};
     use crate::route::{Features, model::Model, project};
@@ -610,7 +622,11 @@ fn route_prompt(
         },
         None => None,
     };
-    let q = quota::load(tx, &config.quota, now_ms)?;
+    // The quota the prompt's own advice already loaded in this transaction, else loaded now.
+    let q = match loaded {
+        Some(q) => q,
+        None => quota::load(tx, &config.quota, now_ms)?,
+    };
     let headroom = Headroom {
         claude_used_pct: q.claude.tightest().and_then(|w| w.used_pct),
         claude_out_until_ms: q.claude.exhausted.as_ref().map(|e| e.until_ms),
