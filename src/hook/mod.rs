@@ -191,8 +191,8 @@ fn drive(binary: &str, out: &mut Outcome) -> Result<()> {
         rec.keep_prefix(&input.bytes, input.total_len);
     }
     // Read before the write transaction: it is bounded, but it looks paths up on disk.
-    let shell = respond::shell_writes(&event, &config);
-    if respond::is_enforced_write(&event, &config, shell.as_ref()) && config.locks.fail_closed {
+    let pre = respond::Prepared::of(&event, &config, rec.project_root.as_deref());
+    if respond::is_enforced_write(&event, &config, pre.shell.as_ref()) && config.locks.fail_closed {
         out.fail_closed = Some((event.kind, payload.hook_event_name.to_owned()));
     }
     if input.truncated && config.locks.fail_closed && respond::is_unknown_write(&event, &config) {
@@ -215,7 +215,7 @@ fn drive(binary: &str, out: &mut Outcome) -> Result<()> {
     if inject_panic.as_deref() == Some("lock-check") {
         panic!("panic injected by AGENT_HARNESS_TEST_PANIC");
     }
-    let decision = record_and_respond(&db, busy, &config, &rec, &event, shell.as_ref(), now, out);
+    let decision = record_and_respond(&db, busy, &config, &rec, &event, &pre, now, out);
     out.fail_closed = None;
     out.stdout = decision::render(&decision, event.kind, payload.hook_event_name);
     Ok(())
@@ -223,8 +223,8 @@ fn drive(binary: &str, out: &mut Outcome) -> Result<()> {
 
 /// Records the event and answers it, in one transaction; waits (outside any transaction) when
 /// the lock policy asks to, then answers again. A store that cannot be used leaves the event
-/// spooled and the answer `Pass`, or a deny for a fail-closed lock check. `shell`: the files a
-/// shell command writes, read before any transaction.
+/// spooled and the answer `Pass`, or a deny for a fail-closed lock check. `pre`: what was read
+/// before any transaction (a shell command's writes, a prompt's scores).
 #[allow(clippy::too_many_arguments)]
 fn record_and_respond(
     db: &Path,
@@ -232,14 +232,14 @@ fn record_and_respond(
     config: &Config,
     rec: &Recording,
     event: &Event<'_>,
-    shell: Option<&crate::shell::Writes>,
+    pre: &respond::Prepared,
     now: i64,
     out: &mut Outcome,
 ) -> Decision {
     let project_root = rec.project_root.as_deref();
     let transcript = respond::transcript_to_read(event).map(Path::new);
     let first = store_recording(db, busy, rec, transcript, out, |tx, event_id, read| {
-        let response = respond::respond(tx, event, project_root, config, now, read, shell)?;
+        let response = respond::respond(tx, event, project_root, config, now, read, pre)?;
         note_decision(tx, event_id, &response)?;
         Ok((response, event_id))
     });
@@ -267,7 +267,7 @@ fn record_and_respond(
         let mut store = Store::open(db, busy)?;
         store.write(|tx| {
             let wrap = |e| Error::db("check a file lock in", db, e);
-            let response = respond::respond(tx, event, project_root, &no_wait, later, None, shell)
+            let response = respond::respond(tx, event, project_root, &no_wait, later, None, pre)
                 .map_err(wrap)?;
             // The event's decision is the one given after the wait.
             if let Response::Decide(Decision::Pass) = response {

@@ -3,7 +3,8 @@
 //!
 //! Policies stay pure (`crate::policy`); SQL stays in `crate::store`; this module only wires them.
 //! Work that is not bounded by the store (reading a shell command for the files it writes, with
-//! its path lookups) is done before the transaction by [`shell_writes`], and handed in ready.
+//! its path lookups; scoring a prompt) is done before the transaction by [`Prepared::of`], and
+//! handed in ready.
 
 use rusqlite::Transaction;
 
@@ -72,6 +73,68 @@ pub fn shell_writes(event: &Event<'_>, config: &Config) -> Option<shell::Writes>
         _ => std::path::PathBuf::from(cwd),
     };
     Some(shell::writes(command, dir.to_str()?))
+}
+
+/// A typed prompt's features, scores and project index stamp: read before the write
+/// transaction (bounded: the text read is capped, the index is one `stat`), so the transaction
+/// only looks up and stores.
+pub struct PromptScores {
+    features: crate::route::Features,
+    scores: crate::route::Scores,
+    /// The project's git index and its (mtime, length), what its cached size is keyed on.
+    index: Option<(std::path::PathBuf, (i64, i64))>,
+}
+
+/// What [`respond`] needs that is read before the transaction: the files a shell command writes
+/// ([`shell_writes`]) and a typed prompt's scores ([`prompt_scores`]).
+#[derive(Default)]
+pub struct Prepared {
+    pub shell: Option<shell::Writes>,
+    pub prompt: Option<PromptScores>,
+}
+
+impl Prepared {
+    /// Reads both for `event`; `project_root` is the recording's.
+    pub fn of(event: &Event<'_>, config: &Config, project_root: Option<&str>) -> Prepared {
+        Prepared {
+            shell: shell_writes(event, config),
+            prompt: prompt_scores(event, config, project_root),
+        }
+    }
+}
+
+/// Scores a prompt a person typed to Claude, when delegation advice is on; None otherwise.
+pub fn prompt_scores(
+    event: &Event<'_>,
+    config: &Config,
+    project_root: Option<&str>,
+) -> Option<PromptScores> {
+    use crate::route::{Features, model::Model, project};
+    if event.kind != Kind::PromptSubmit
+        || event.agent != Agent::Claude
+        || !config.route.enabled
+        || event.session_id().is_none()
+        || event.payload.agent_id.is_some()
+    {
+        return None;
+    }
+    let prompt = event.payload.prompt?;
+    if !crate::policy::route::is_typed(prompt, event.payload.source) {
+        return None;
+    }
+    let model = Model::shipped()?;
+    let features = Features::of(prompt);
+    let scores = model.score(&features);
+    let index = project_root.and_then(|r| {
+        let index = project::index_path(std::path::Path::new(r))?;
+        let stamp = project::index_stamp(&index)?;
+        Some((index, stamp))
+    });
+    Some(PromptScores {
+        features,
+        scores,
+        index,
+    })
 }
 
 /// True when this event is a file write that the lock policy would check but whose path is
@@ -338,8 +401,8 @@ fn subagent_still_running(
     claims::has_running_subagent(tx, session)
 }
 
-/// Decides about `event`, already recorded as `event_id`, and applies what follows. `shell` is
-/// what [`shell_writes`] found for it, before the transaction.
+/// Decides about `event`, already recorded as `event_id`, and applies what follows. `pre` is
+/// what [`Prepared::of`] read for it, before the transaction.
 pub fn respond(
     tx: &Transaction<'_>,
     event: &Event<'_>,
@@ -347,8 +410,9 @@ pub fn respond(
     config: &Config,
     now_ms: i64,
     transcript: Option<quota::ingest::Read>,
-    shell: Option<&shell::Writes>,
+    pre: &Prepared,
 ) -> rusqlite::Result<Response> {
+    let shell = pre.shell.as_ref();
     let Some(session) = event.session_id() else {
         return Ok(Response::Decide(Decision::Pass));
     };
@@ -549,10 +613,12 @@ pub fn respond(
     if event.kind == Kind::PromptSubmit
         && event.agent == Agent::Claude
         && config.route.enabled
+        && let Some(scored) = &pre.prompt
         && let Some(advice) = route_prompt(
             tx,
             event,
             session,
+            scored,
             project_root,
             config,
             now_ms,
@@ -585,37 +651,33 @@ fn route_prompt(
     tx: &Transaction<'_>,
     event: &Event<'_>,
     session: &str,
+    scored: &PromptScores,
     project_root: Option<&str>,
     config: &Config,
     now_ms: i64,
     loaded: Option<quota::Quota>,
 ) -> rusqlite::Result<Option<Decision>> {
     use crate::policy::route::{self as route_policy, Headroom, Input, Settings};
-    use crate::route::{Features, model::Model, project};
+    use crate::route::project;
     use crate::store::routes;
     let Some(prompt) = event.payload.prompt else {
         return Ok(None);
     };
-    if !route_policy::is_typed(prompt, event.payload.source) || event.payload.agent_id.is_some() {
-        return Ok(None);
-    }
     routes::settle_session(tx, session, now_ms, now_ms)?;
-    let Some(model) = Model::shipped() else {
-        return Ok(None);
-    };
-    let features = Features::of(prompt);
-    let scores = model.score(&features);
-    // The project's size: one stat of the git index while it is unchanged (bounded reads only).
-    let project_files = match project_root.and_then(|r| {
-        let index = project::index_path(std::path::Path::new(r))?;
-        Some((r, project::index_stamp(&index)?, index))
-    }) {
-        Some((root, (mtime, len), index)) => match routes::project_size(tx, root)? {
-            Some((m, l, files)) if m == mtime && l == len => Some(files as u64),
+    let PromptScores {
+        features,
+        scores,
+        index,
+    } = scored;
+    // The project's size: cached by the git index's stamp, taken before the transaction; the
+    // 12-byte index header is read again only when the index changed.
+    let project_files = match project_root.zip(index.as_ref()) {
+        Some((root, (index, (mtime, len)))) => match routes::project_size(tx, root)? {
+            Some((m, l, files)) if m == *mtime && l == *len => Some(files as u64),
             _ => {
-                let files = project::tracked_files(&index);
+                let files = project::tracked_files(index);
                 if let Some(n) = files {
-                    routes::put_project_size(tx, root, mtime, len, n as i64, now_ms)?;
+                    routes::put_project_size(tx, root, *mtime, *len, n as i64, now_ms)?;
                 }
                 files
             }
