@@ -647,6 +647,7 @@ pub fn respond(
 
 /// Delegation advice for a prompt a person typed: settles the session's earlier decisions, scores
 /// this prompt, stores the decision, and returns the note when Gemini is selected.
+#[allow(clippy::too_many_arguments)]
 fn route_prompt(
     tx: &Transaction<'_>,
     event: &Event<'_>,
@@ -698,8 +699,8 @@ fn route_prompt(
     let past = routes::past(tx, scores.top_gemini().as_str())?;
     let input = Input {
         prompt,
-        features: &features,
-        scores: &scores,
+        features,
+        scores,
         project_files,
         headroom,
         past,
