@@ -55,6 +55,7 @@ fn fail_closed_deny(problem: &str) -> Decision {
 
 /// Runs one hook call. Always returns success; see the module docs for the fail mode.
 pub fn run(binary: &str) -> ExitCode {
+    crate::store::tune_for_short_process();
     // A panic is reported as one line below, not as the default multi-line message.
     panic::set_hook(Box::new(|_| {}));
     let mut outcome = Outcome::default();

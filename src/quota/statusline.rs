@@ -510,6 +510,7 @@ pub fn read_input(
 /// The status line command: reads stdin, records, prints one line. Never fails: a problem leaves
 /// a shorter line and a line in the harness log.
 pub fn run() -> std::process::ExitCode {
+    crate::store::tune_for_short_process();
     let (bytes, whole) = read_input(
         std::io::stdin().lock(),
         crate::payload::MAX_PAYLOAD_BYTES,

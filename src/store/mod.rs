@@ -30,6 +30,7 @@
 //! non-empty SQLite file at the path (`HARNESS_DB` pointing at another program's database) is
 //! refused, never migrated.
 
+mod arena;
 pub mod claims;
 pub mod query;
 pub mod quota;
@@ -112,6 +113,13 @@ pub fn longest_hold() -> Duration {
 
 fn note_hold(began: Instant) {
     LONGEST_HOLD_US.fetch_max(began.elapsed().as_micros() as u64, Ordering::Relaxed);
+}
+
+/// Configures SQLite for a process that opens one store, writes once and exits (a hook, the
+/// status line): SQLite's memory from a bump arena, without statistics (see `arena`). Must run
+/// before the process's first connection; later it is a no-op.
+pub fn tune_for_short_process() {
+    arena::install();
 }
 
 /// An open store.
