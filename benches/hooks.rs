@@ -192,6 +192,50 @@ fn main() {
         edit_fixture,
         Some(many_claims),
     ));
+    // Delegation advice: UserPromptSubmit on prompts a person typed, with the classifier (the
+    // default) and with routing switched off, each on its own store. The classifier's weights
+    // are compiled in, so its load is in every call.
+    let off_config = scratch.join("route-off.json");
+    std::fs::write(&off_config, r#"{"route": {"enabled": false}}"#).unwrap();
+    let mut prompt: serde_json::Value =
+        serde_json::from_slice(&fixture(root, "claude-code-2.1.197/UserPromptSubmit.json"))
+            .unwrap();
+    let log: String = (0..120)
+        .map(|i| {
+            format!(
+                "2026-11-30T10:{:02}:{:02}Z INFO worker-{} request served in {} ms\n",
+                i / 60,
+                i % 60,
+                i % 7,
+                10 + i
+            )
+        })
+        .collect();
+    for (label, text) in [
+        (
+            "broad",
+            "Go through the whole repository and give me an overview of every module, what it \
+             owns and how they depend on each other; no changes yet."
+                .to_owned(),
+        ),
+        (
+            "pasted log",
+            format!("read these logs and tell me what happened overnight\n{log}"),
+        ),
+    ] {
+        prompt["prompt"] = serde_json::Value::String(text);
+        for (state, config) in [("on", None), ("off", Some(off_config.clone()))] {
+            let mut t = Target::new(
+                &format!("harness-user-prompt-submit, {label}, route {state}"),
+                &bin_path("harness-user-prompt-submit"),
+                &[],
+                prompt.to_string().into_bytes(),
+                Some(scratch.join(format!("route-{label}-{state}.db"))),
+            );
+            t.config = config;
+            targets.push(t);
+        }
+    }
     if let Ok(filter) = std::env::var("BENCH_FILTER") {
         // The floors always run: every ratio is against them.
         let mut i = 0;
@@ -273,6 +317,20 @@ fn main() {
             many / none
         );
     }
+    for label in ["broad", "pasted log"] {
+        let at = |state: &str| {
+            p50(&format!(
+                "harness-user-prompt-submit, {label}, route {state}"
+            ))
+        };
+        if let (Some(on), Some(off)) = (at("on"), at("off")) {
+            println!(
+                "UserPromptSubmit ({label} prompt) p50 with delegation advice / without: {:.2}x \
+                 (aim: at most 1.20x)",
+                on / off
+            );
+        }
+    }
     println!("worst hook p50 / naive floor p50: {worst_ratio:.2}x (aim: at most 0.80x)");
     if let Some(growth) = worst_growth {
         println!("worst hook p50 at 1M events / at 0: {growth:.2}x (aim: at most 1.20x)");
@@ -301,6 +359,8 @@ struct Target {
     args: Vec<String>,
     stdin: Vec<u8>,
     db: Option<PathBuf>,
+    /// The config file (`HARNESS_CONFIG`); none: the defaults.
+    config: Option<PathBuf>,
     samples: Vec<Duration>,
 }
 
@@ -318,6 +378,7 @@ impl Target {
             args: args.iter().map(|s| s.to_string()).collect(),
             stdin,
             db,
+            config: None,
             samples: Vec::new(),
         }
     }
@@ -328,7 +389,10 @@ impl Target {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .env("HARNESS_CONFIG", "/dev/null");
+            .env(
+                "HARNESS_CONFIG",
+                self.config.as_deref().unwrap_or(Path::new("/dev/null")),
+            );
         if let Some(db) = &self.db {
             cmd.env("HARNESS_DB", db);
         }
