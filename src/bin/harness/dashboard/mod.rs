@@ -94,10 +94,14 @@ pub fn run(args: Args) -> CliResult {
     });
     let url = format!("http://127.0.0.1:{port}/?token={}", server.token);
     {
+        // Printed once. A reader that goes away after the URL (a script that read one line) does
+        // not stop the server.
         let mut out = std::io::stdout().lock();
-        writeln!(out, "agent-harness dashboard: {url}")?;
-        writeln!(out, "(only this machine can reach it; Ctrl-C stops it)")?;
-        out.flush()?;
+        let _ = writeln!(
+            out,
+            "agent-harness dashboard: {url}\n(only this machine can reach it; Ctrl-C stops it)"
+        )
+        .and_then(|()| out.flush());
     }
     if args.open {
         // No shell: the URL is one argument. A missing xdg-open is only a note.
