@@ -30,11 +30,23 @@ fn payload(rel: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
 fn seed(env: &Env) {
     let c = "claude-code-2.1.332";
     for (bin, rel) in [
-        ("harness-session-start", format!("{c}/SessionStart-startup.json")),
+        (
+            "harness-session-start",
+            format!("{c}/SessionStart-startup.json"),
+        ),
         ("harness-pre-tool-use", format!("{c}/PreToolUse-Read.json")),
-        ("harness-post-tool-use", format!("{c}/PostToolUse-Edit.json")),
-        ("harness-session-start", "gemini-cli-0.61.0/SessionStart-startup.json".into()),
-        ("harness-pre-tool-use", "gemini-cli-0.61.0/BeforeTool-run_shell_command.json".into()),
+        (
+            "harness-post-tool-use",
+            format!("{c}/PostToolUse-Edit.json"),
+        ),
+        (
+            "harness-session-start",
+            "gemini-cli-0.61.0/SessionStart-startup.json".into(),
+        ),
+        (
+            "harness-pre-tool-use",
+            "gemini-cli-0.61.0/BeforeTool-run_shell_command.json".into(),
+        ),
     ] {
         let out = env.hook(bin, fixture(&rel));
         assert!(out.status.success(), "{bin} {rel}");
@@ -189,7 +201,11 @@ fn the_page_shows_every_panel_and_follows_a_live_hook() {
     assert!(sessions.contains("live"), "{sessions}");
     let feed = text(&browser, "#feed tbody");
     assert!(feed.contains(PROMPT_WITH_MARKUP), "{feed}");
-    assert_eq!(count(&browser, "#injected"), 0, "recorded markup was parsed");
+    assert_eq!(
+        count(&browser, "#injected"),
+        0,
+        "recorded markup was parsed"
+    );
     assert_eq!(count(&browser, "#feed img"), 0);
     // Routing, rate limits, costs, reviews, plans, locks, problems.
     let routes = text(&browser, "#routes tbody");
@@ -207,7 +223,10 @@ fn the_page_shows_every_panel_and_follows_a_live_hook() {
     assert!(gauges.contains("quota exceeded"), "{gauges}");
     let costs = text(&browser, "#cost-provider tbody");
     // A million input tokens on Sonnet cost $3.00; the Gemini run is beside it.
-    assert!(costs.contains("claude") && costs.contains("$3.00"), "{costs}");
+    assert!(
+        costs.contains("claude") && costs.contains("$3.00"),
+        "{costs}"
+    );
     assert!(costs.contains("gemini"), "{costs}");
     assert!(text(&browser, "#gemini-runs tbody").contains("run-gem-"));
     let reviews = text(&browser, "#reviews tbody");
@@ -237,7 +256,10 @@ fn the_page_shows_every_panel_and_follows_a_live_hook() {
         Duration::from_secs(2),
         &format!("return document.querySelector('#feed tbody').textContent.includes('{marker}')"),
     );
-    eprintln!("live event shown {:?} after the hook started", began.elapsed());
+    eprintln!(
+        "live event shown {:?} after the hook started",
+        began.elapsed()
+    );
 
     // The filters narrow the feed.
     browser.eval(
@@ -249,7 +271,10 @@ fn the_page_shows_every_panel_and_follows_a_live_hook() {
     assert!(count(&browser, "#feed tbody tr") >= 1);
 
     // The two person actions, through the page's buttons.
-    browser.eval("document.querySelector('#reviews button.waive').click()", json!([]));
+    browser.eval(
+        "document.querySelector('#reviews button.waive').click()",
+        json!([]),
+    );
     browser.wait_for(
         "the review shows as waived",
         Duration::from_secs(5),
@@ -284,7 +309,13 @@ fn every_request_needs_the_token_and_actions_need_it_in_a_header_from_this_origi
     let (p, tok) = (dash.port, dash.token.as_str());
     let with_token = format!("/?token={tok}");
 
-    for target in ["/", "/app.js", "/api/snapshot", "/api/stream", "/?token=nope"] {
+    for target in [
+        "/",
+        "/app.js",
+        "/api/snapshot",
+        "/api/stream",
+        "/?token=nope",
+    ] {
         let r = request(p, "GET", target, &[], b"");
         assert_eq!(r.status, 401, "GET {target}: {}", r.text());
     }
@@ -312,23 +343,45 @@ fn every_request_needs_the_token_and_actions_need_it_in_a_header_from_this_origi
     let body = br#"{"path": "/home/dev/project/held.rs"}"#;
     let json_type = ("Content-Type", "application/json");
     let release = "/api/locks/release";
-    let query_only = request(p, "POST", &format!("{release}?token={tok}"), &[json_type], body);
+    let query_only = request(
+        p,
+        "POST",
+        &format!("{release}?token={tok}"),
+        &[json_type],
+        body,
+    );
     assert_eq!(query_only.status, 403, "{}", query_only.text());
     let cross_site = request(
         p,
         "POST",
         release,
-        &[json_type, ("X-Harness-Token", tok), ("Origin", "http://evil.example")],
+        &[
+            json_type,
+            ("X-Harness-Token", tok),
+            ("Origin", "http://evil.example"),
+        ],
         body,
     );
     assert_eq!(cross_site.status, 403);
     let not_json = request(p, "POST", release, &[("X-Harness-Token", tok)], body);
     assert_eq!(not_json.status, 415);
     assert_eq!(env.count(HELD), 1, "nothing released yet");
-    let ok = request(p, "POST", release, &[json_type, ("X-Harness-Token", tok)], body);
+    let ok = request(
+        p,
+        "POST",
+        release,
+        &[json_type, ("X-Harness-Token", tok)],
+        body,
+    );
     assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(env.count(HELD), 0);
-    let again = request(p, "POST", release, &[json_type, ("X-Harness-Token", tok)], body);
+    let again = request(
+        p,
+        "POST",
+        release,
+        &[json_type, ("X-Harness-Token", tok)],
+        body,
+    );
     assert_eq!(again.status, 409);
     let waive = request(
         p,
@@ -424,7 +477,11 @@ fn a_stream_resumes_after_the_last_event_id_it_was_given() {
 fn status_json_is_the_dashboard_snapshot() {
     let env = Env::new("dashboard-status");
     seed(&env);
-    let out = env.cmd("harness").args(["status", "--json"]).output().unwrap();
+    let out = env
+        .cmd("harness")
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", support::stderr(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     for key in [
@@ -480,11 +537,29 @@ fn usage_totals_are_the_hand_computed_sums_of_the_transcripts() {
     // Session a: msg 1 streamed as two lines (partial output 3, then final 30: counted once, the
     // larger), msg 2 the next day. Session b: one response, 6 hours after msg 1 (a new block).
     let a = [
-        assistant("a", "2026-11-20T10:15:00.000Z", "m1", opus, [100, 3, 1000, 5000]),
-        assistant("a", "2026-11-20T10:15:01.000Z", "m1", opus, [100, 30, 1000, 5000]),
+        assistant(
+            "a",
+            "2026-11-20T10:15:00.000Z",
+            "m1",
+            opus,
+            [100, 3, 1000, 5000],
+        ),
+        assistant(
+            "a",
+            "2026-11-20T10:15:01.000Z",
+            "m1",
+            opus,
+            [100, 30, 1000, 5000],
+        ),
         assistant("a", "2026-11-21T09:00:00.000Z", "m2", opus, [7, 70, 0, 700]),
     ];
-    let b = [assistant("b", "2026-11-20T16:30:00.000Z", "m3", sonnet, [1, 2, 3, 4])];
+    let b = [assistant(
+        "b",
+        "2026-11-20T16:30:00.000Z",
+        "m3",
+        sonnet,
+        [1, 2, 3, 4],
+    )];
     std::fs::write(projects.join("a.jsonl"), a.join("\n") + "\n").unwrap();
     std::fs::write(projects.join("b.jsonl"), b.join("\n") + "\n").unwrap();
     let usage = |report: &str| -> Value {
@@ -518,8 +593,14 @@ fn usage_totals_are_the_hand_computed_sums_of_the_transcripts() {
     assert_eq!(daily["daily"][0]["inputTokens"], 101);
     assert_eq!(daily["daily"][0]["outputTokens"], 32);
     // Opus 4.8 at $5/$25/$6.25/$0.50 and Sonnet at $3/$15/$3.75/$0.30 per million.
-    let day1 = (100.0 * 5.0 + 30.0 * 25.0 + 1000.0 * 6.25 + 5000.0 * 0.5
-        + 3.0 + 2.0 * 15.0 + 3.0 * 3.75 + 4.0 * 0.3)
+    let day1 = (100.0 * 5.0
+        + 30.0 * 25.0
+        + 1000.0 * 6.25
+        + 5000.0 * 0.5
+        + 3.0
+        + 2.0 * 15.0
+        + 3.0 * 3.75
+        + 4.0 * 0.3)
         / 1e6;
     let got = daily["daily"][0]["totalCost"].as_f64().unwrap();
     assert!((got - day1).abs() < 1e-6, "{got} != {day1}");
@@ -567,7 +648,10 @@ fn usage_totals_are_the_hand_computed_sums_of_the_transcripts() {
         .output()
         .unwrap();
     let table = support::stdout(&out);
-    assert!(table.contains("2026-11-21") && table.contains("6917"), "{table}");
+    assert!(
+        table.contains("2026-11-21") && table.contains("6917"),
+        "{table}"
+    );
 }
 
 #[test]

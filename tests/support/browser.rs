@@ -62,7 +62,10 @@ pub fn request(
     for (k, v) in headers {
         head += &format!("{k}: {v}\r\n");
     }
-    head += &format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    head += &format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(body).unwrap();
     // Read the head, then exactly Content-Length bytes: chromedriver keeps the connection open
@@ -207,7 +210,11 @@ impl Browser {
         let reply = request(self.port, method, path, &headers, body.as_bytes());
         let v = reply.json();
         if reply.status != 200 {
-            panic!("WebDriver {method} {path}: {} {}", reply.status, reply.text());
+            panic!(
+                "WebDriver {method} {path}: {} {}",
+                reply.status,
+                reply.text()
+            );
         }
         v["value"].clone()
     }
@@ -234,9 +241,8 @@ impl Browser {
         let deadline = Instant::now() + within;
         loop {
             let v = self.eval(script, json!([]));
-            let truthy = !matches!(&v, Value::Null | Value::Bool(false))
-                && v != json!(0)
-                && v != json!("");
+            let truthy =
+                !matches!(&v, Value::Null | Value::Bool(false)) && v != json!(0) && v != json!("");
             if truthy {
                 return v;
             }
@@ -297,4 +303,3 @@ pub fn base64_decode(text: &str) -> Vec<u8> {
     }
     out
 }
-

@@ -58,7 +58,7 @@ pub fn run(args: Args) -> CliResult {
 
     if args.json {
         // The dashboard's snapshot: the keys this command always had, then every panel's data.
-        let v = crate::dashboard::snapshot(conn, &config, &db, now)?;
+        let v = crate::dashboard::snapshot(conn, &config, &db, now, args.recent)?;
         out.json(&v)?;
         return Ok(Exit::Ok);
     }

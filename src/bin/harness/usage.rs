@@ -136,7 +136,9 @@ fn blocks(entries: &[UsageEntry]) -> Vec<(i64, Group)> {
     let mut out: Vec<(i64, Group)> = Vec::new();
     for e in entries {
         match out.last_mut() {
-            Some((start, g)) if e.ts_ms < *start + FIVE_HOURS_MS && e.ts_ms - g.last_ms < FIVE_HOURS_MS => {
+            Some((start, g))
+                if e.ts_ms < *start + FIVE_HOURS_MS && e.ts_ms - g.last_ms < FIVE_HOURS_MS =>
+            {
                 g.add(e)
             }
             _ => {

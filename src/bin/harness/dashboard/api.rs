@@ -215,11 +215,17 @@ fn costs(conn: &Connection, now: i64) -> Result<Value> {
             cache_read: r.get::<_, i64>(6)? as u64,
         };
         let n: i64 = r.get(7)?;
-        let cost = prices::claude_cost(Some(&model).filter(|m| !m.is_empty()).map(|m| m.as_str()), t);
+        let cost = prices::claude_cost(
+            Some(&model).filter(|m| !m.is_empty()).map(|m| m.as_str()),
+            t,
+        );
         by_day.entry(day).or_default().add(t, cost, n);
         by_session.entry(session).or_default().add(t, cost, n);
         by_model.entry(model).or_default().add(t, cost, n);
-        by_provider.entry("claude".into()).or_default().add(t, cost, n);
+        by_provider
+            .entry("claude".into())
+            .or_default()
+            .add(t, cost, n);
     }
     let mut gemini_runs = Vec::new();
     for run in runs::since(conn, since)? {
@@ -234,10 +240,16 @@ fn costs(conn: &Connection, now: i64) -> Result<Value> {
             .model
             .clone()
             .unwrap_or_else(|| prices::GEMINI_DEFAULT.into());
-        by_provider.entry("gemini".into()).or_default().add(t, cost, 1);
+        by_provider
+            .entry("gemini".into())
+            .or_default()
+            .add(t, cost, 1);
         by_model.entry(model.clone()).or_default().add(t, cost, 1);
         if let Some(requester) = &run.requester {
-            by_session.entry(requester.clone()).or_default().add(t, cost, 0);
+            by_session
+                .entry(requester.clone())
+                .or_default()
+                .add(t, cost, 0);
         }
         let day = chrono::DateTime::from_timestamp_millis(run.created_ms)
             .map(|d| {
@@ -325,15 +337,22 @@ fn locks(conn: &Connection, now: i64) -> Result<Vec<Value>> {
     Ok(out)
 }
 
-/// Every panel at once. Its first keys are those `harness status --json` always had.
-pub fn snapshot(conn: &Connection, config: &Config, db: &Path, now: i64) -> Result<Value> {
+/// Every panel at once. Its first keys are those `harness status --json` always had (`recent`:
+/// how many events `recent_events` holds).
+pub fn snapshot(
+    conn: &Connection,
+    config: &Config,
+    db: &Path,
+    now: i64,
+    recent: usize,
+) -> Result<Value> {
     let sessions = query::sessions(conn, 50)?;
-    let live: Vec<Value> = sessions
+    let live: Vec<Value> = query::open_sessions(conn)?
         .iter()
         .filter(|s| s.liveness(now) == Liveness::Live)
         .map(|s| sessions::json(s, now))
         .collect();
-    let recent = query::events(conn, &EventFilter::default(), 10)?;
+    let recent = query::events(conn, &EventFilter::default(), recent)?;
     let decisions = query::recent_decisions(conn, DecisionKind::Any, 5)?;
     let totals = query::totals(conn, now)?;
     let quota = agent_harness::quota::load(conn, &config.quota, now)
@@ -350,7 +369,9 @@ pub fn snapshot(conn: &Connection, config: &Config, db: &Path, now: i64) -> Resu
         })
     };
     let feed = feed_latest(conn, FEED)?;
-    let last_id = query::last_event_id(conn)?;
+    // The feed's own last id (0 for an empty store), not a second read: an event recorded
+    // between the two would be in neither the feed nor the stream that resumes after it.
+    let last_id = feed.last().and_then(|e| e["id"].as_i64()).unwrap_or(0);
     Ok(json!({
         "store": db,
         "events": totals.events,
@@ -359,12 +380,12 @@ pub fn snapshot(conn: &Connection, config: &Config, db: &Path, now: i64) -> Resu
         "live_sessions": live,
         "recent_events": recent.iter().map(event_json).collect::<Vec<_>>(),
         "recent_decisions": decisions.iter().map(event_json).collect::<Vec<_>>(),
-        "recent_problems": problems.recent.iter().rev().map(|p| json!({
+        "recent_problems": problems.recent.iter().map(|p| json!({
             "time": p.ts_ms.map(fmt::rfc3339), "ts_ms": p.ts_ms, "text": p.text,
         })).collect::<Vec<_>>(),
         "older_problems": problems.older,
         "quota": crate::quota::json(&quota),
-        "live_claims": claims.iter().filter(|c| c["live"] == json!(true)).count(),
+        "live_claims": claims.iter().filter(|c| c["left_ms"].as_i64() > Some(0)).count(),
         "open_reviews": open_reviews.iter().map(|r| review_json(conn, r, config))
             .collect::<Vec<_>>(),
         // The dashboard's panels.

@@ -120,10 +120,20 @@ function renderSessions(list) {
 
 // ---- Routing -----------------------------------------------------------------------------------
 
+// `claude: est_tokens 15, type_match 0.95; model: refactor 0.55, edit 0.34, ...`: nulls left
+// out, fractions to two places, a long list (the classifier's scores) cut to its top three.
 function factorsText(f) {
   if (!f || typeof f !== "object") return "";
-  return Object.entries(f).map(([k, v]) =>
-    k + ": " + (typeof v === "object" ? JSON.stringify(v) : String(v))).join("; ");
+  const value = (v) => typeof v === "number" && !Number.isInteger(v) ? v.toFixed(2) : String(v);
+  return Object.entries(f).map(([k, v]) => {
+    if (!v || typeof v !== "object") return k + ": " + value(v);
+    let entries = Object.entries(v).filter(([, x]) => x !== null && typeof x !== "object");
+    if (entries.length > 6) {
+      entries = entries.filter(([, x]) => typeof x === "number").sort((a, b) => b[1] - a[1]).slice(0, 3);
+      entries.push(["…", ""]);
+    }
+    return k + ": " + entries.map(([n, x]) => (n + " " + value(x)).trim()).join(", ");
+  }).join("; ");
 }
 
 function renderRoutes(routes) {
@@ -255,7 +265,7 @@ function renderLocks(locks) {
 
 function renderProblems(problems) {
   const ul = document.getElementById("problems");
-  ul.replaceChildren(...(problems.length ? problems.map((p) =>
+  ul.replaceChildren(...(problems.length ? problems.slice().reverse().map((p) =>
     el("li", (p.ts_ms ? clock(p.ts_ms) + " " : "") + p.text))
     : [el("li", "none in the last day", "note")]));
 }

@@ -269,14 +269,17 @@ fn route(server: &Server, stream: &TcpStream, req: &http::Request) -> std::io::R
 
 fn read_snapshot(server: &Server) -> Result<serde_json::Value, String> {
     let conn = server.reader().map_err(|e| e.to_string())?;
-    api::snapshot(&conn, &server.config, &server.db, now_ms()).map_err(|e| e.to_string())
+    api::snapshot(&conn, &server.config, &server.db, now_ms(), 10).map_err(|e| e.to_string())
 }
 
 fn write<T>(
     server: &Server,
     f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
 ) -> Result<T, String> {
-    let mut store = server.store.lock().map_err(|_| "the store is unavailable")?;
+    let mut store = server
+        .store
+        .lock()
+        .map_err(|_| "the store is unavailable")?;
     let db = server.db.clone();
     store
         .write(|tx| f(tx).map_err(|e| Error::db("write to", &db, e)))
@@ -285,7 +288,10 @@ fn write<T>(
 
 fn waive(server: &Server, body: &serde_json::Value) -> (u16, serde_json::Value) {
     let Some(session) = body["session_id"].as_str() else {
-        return (400, json!({"error": "name the session: {\"session_id\": ...}"}));
+        return (
+            400,
+            json!({"error": "name the session: {\"session_id\": ...}"}),
+        );
     };
     let reason = body["reason"]
         .as_str()
@@ -293,7 +299,9 @@ fn waive(server: &Server, body: &serde_json::Value) -> (u16, serde_json::Value) 
         .filter(|r| !r.is_empty())
         .unwrap_or("waived from the dashboard");
     let reason = agent_harness::redact::redact_str(reason).into_owned();
-    match write(server, |tx| reviews::waive(tx, session, Some(&reason), now_ms())) {
+    match write(server, |tx| {
+        reviews::waive(tx, session, Some(&reason), now_ms())
+    }) {
         Ok(Some(id)) => (200, json!({"waived": id})),
         Ok(None) => (409, json!({"error": "that session has no open review"})),
         Err(e) => (500, json!({"error": e})),
