@@ -189,6 +189,30 @@ fn table(lines: &BTreeMap<String, Line>, key: &str, newest_first: bool) -> Vec<V
     out
 }
 
+/// How long the server reuses the cost tables: grouping a month of usage by day, session and
+/// model is most of a snapshot's cost (about 150 ms for 100,000 responses), and costs need
+/// not follow each second.
+const COSTS_TTL_MS: i64 = 30_000;
+
+/// The cost tables of the last [`COSTS_TTL_MS`], if any (one per process: one store).
+static COSTS: std::sync::Mutex<Option<(i64, Value)>> = std::sync::Mutex::new(None);
+
+/// [`costs`], reused for [`COSTS_TTL_MS`].
+fn cached_costs(conn: &Connection, now: i64) -> Result<Value> {
+    if let Ok(cache) = COSTS.lock()
+        && let Some((at, v)) = cache.as_ref()
+        && now - at < COSTS_TTL_MS
+        && now >= *at
+    {
+        return Ok(v.clone());
+    }
+    let v = costs(conn, now)?;
+    if let Ok(mut cache) = COSTS.lock() {
+        *cache = Some((now, v.clone()));
+    }
+    Ok(v)
+}
+
 /// Costs from the transcript usage the hooks stored, priced with the dated table, and the
 /// Gemini runs' tokens beside them.
 fn costs(conn: &Connection, now: i64) -> Result<Value> {
@@ -395,7 +419,7 @@ pub fn snapshot(
         "session_list": sessions.iter().map(|s| session_json(s, now)).collect::<Vec<_>>(),
         "routes": routes::recent(conn, 30)?.into_iter().rev().collect::<Vec<_>>(),
         "rate_limits": rate_limits(conn, config, now)?,
-        "costs": costs(conn, now)?,
+        "costs": cached_costs(conn, now)?,
         "reviews": reviews::recent(conn, None, 20)?.iter().map(|r| review_json(conn, r, config))
             .collect::<Vec<_>>(),
         "plans": plans(conn)?,

@@ -28,7 +28,7 @@ use agent_harness::config::Config;
 use agent_harness::error::Error;
 use agent_harness::store::{Store, claims, reviews};
 use agent_harness::time::now_ms;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use serde_json::json;
 
 use crate::{CliResult, Exit};
@@ -151,13 +151,8 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 impl Server {
-    fn reader(&self) -> rusqlite::Result<Connection> {
-        let conn = Connection::open_with_flags(
-            &self.db,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(self.busy_timeout)?;
-        Ok(conn)
+    fn reader(&self) -> Result<Connection, String> {
+        Store::open_read_only(&self.db, self.busy_timeout).map_err(|e| e.to_string())
     }
 
     fn host_ok(&self, req: &http::Request) -> bool {
@@ -230,10 +225,10 @@ fn route(server: &Server, stream: &TcpStream, req: &http::Request) -> std::io::R
             let after = req.param("after").and_then(|a| a.parse().ok()).unwrap_or(0);
             match server
                 .reader()
-                .and_then(|c| api::feed_after(&c, after, api::BATCH))
+                .and_then(|c| api::feed_after(&c, after, api::BATCH).map_err(|e| e.to_string()))
             {
                 Ok(rows) => http::json(stream, 200, &json!({ "events": rows })),
-                Err(e) => http::error(stream, 500, &e.to_string()),
+                Err(e) => http::error(stream, 500, &e),
             }
         }
         ("GET", "/api/stream") => events(server, stream, req),
@@ -268,7 +263,7 @@ fn route(server: &Server, stream: &TcpStream, req: &http::Request) -> std::io::R
 }
 
 fn read_snapshot(server: &Server) -> Result<serde_json::Value, String> {
-    let conn = server.reader().map_err(|e| e.to_string())?;
+    let conn = server.reader()?;
     api::snapshot(&conn, &server.config, &server.db, now_ms(), 10).map_err(|e| e.to_string())
 }
 
@@ -324,7 +319,7 @@ fn release(server: &Server, body: &serde_json::Value) -> (u16, serde_json::Value
 fn events(server: &Server, stream: &TcpStream, req: &http::Request) -> std::io::Result<()> {
     let conn = match server.reader() {
         Ok(c) => c,
-        Err(e) => return http::error(stream, 500, &e.to_string()),
+        Err(e) => return http::error(stream, 500, &e),
     };
     let start = req
         .header("last-event-id")
