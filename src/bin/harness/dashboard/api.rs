@@ -426,3 +426,43 @@ pub fn snapshot(
         "locks": claims,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(last_seen_ms: i64, ended_ms: Option<i64>) -> SessionRow {
+        SessionRow {
+            session_id: "s".into(),
+            agent: "claude".into(),
+            first_seen_ms: 0,
+            last_seen_ms,
+            cwd: None,
+            project_root: None,
+            transcript_path: None,
+            model: None,
+            source: None,
+            client: None,
+            ended_ms,
+            end_reason: None,
+            event_count: 1,
+        }
+    }
+
+    #[test]
+    fn health_is_live_idle_ended_or_gone() {
+        let now = 10 * 3_600_000;
+        assert_eq!(health(&session(now - 1_000, None), now), "live");
+        assert_eq!(health(&session(now - IDLE_MS - 1, None), now), "idle");
+        // Silent past the unknown-process bound: still idle, not gone (nothing says it died).
+        assert_eq!(health(&session(0, None), now), "idle");
+        assert_eq!(health(&session(now, Some(now)), now), "ended");
+        let mut dead = session(now, None);
+        // A process id that cannot be running.
+        dead.client = Some(agent_harness::process::ClientProcess {
+            pid: u32::MAX - 1,
+            start_ticks: 1,
+        });
+        assert_eq!(health(&dead, now), "gone");
+    }
+}

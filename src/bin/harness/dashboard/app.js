@@ -308,7 +308,12 @@ function connect() {
   const live = document.getElementById("live");
   const es = new EventSource("/api/stream?token=" + encodeURIComponent(TOKEN) + "&after=" + lastId);
   es.addEventListener("open", () => { live.textContent = "live"; live.classList.add("on"); });
-  es.addEventListener("error", () => { live.textContent = "reconnecting"; live.classList.remove("on"); });
+  es.addEventListener("error", () => {
+    live.classList.remove("on");
+    // Closed for good (a restarted server has a new token): say so instead of "reconnecting".
+    live.textContent = es.readyState === EventSource.CLOSED
+      ? "disconnected: open the URL `harness dashboard` printed" : "reconnecting";
+  });
   es.addEventListener("events", (m) => addEvents(JSON.parse(m.data)));
   es.addEventListener("changed", () => refreshSoon());
 }
