@@ -12,7 +12,8 @@
 //!   [`Tracker::refresh`] over every file (one `stat` each, reads only the new bytes);
 //!
 //! and checks that the reader's token totals (input, output, cache creation, cache read) equal
-//! ccusage's, summed over its blocks. Full scans run in interleaved rounds (`BENCH_RUNS`, default
+//! ccusage's, summed over its blocks, and so do those of `harness usage blocks --json` and
+//! `harness usage daily --json` on the same history. Full scans run in interleaved rounds (`BENCH_RUNS`, default
 //! 5) after one untimed `cat` that brings the files into the page cache; min and median are shown.
 //!
 //! The history is generated on first run into `target/bench-history/` (kept; regenerated when
@@ -116,6 +117,40 @@ fn main() {
             launcher_times.push(t.elapsed());
         }
     }
+
+    // `harness usage` on the same history (before the incremental step appends to it): its
+    // blocks' and days' token totals, to set beside ccusage's.
+    let harness_usage = |report: &str| -> Tokens {
+        let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args(["usage", report, "--json", "--claude-dir"])
+            .arg(&history)
+            .env("TZ", "UTC")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "harness usage {report} failed");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut t = Tokens::default();
+        if report == "blocks" {
+            for block in v["blocks"].as_array().unwrap() {
+                let n = |k: &str| block["tokenCounts"][k].as_u64().unwrap();
+                t.input += n("inputTokens");
+                t.output += n("outputTokens");
+                t.cache_creation += n("cacheCreationInputTokens");
+                t.cache_read += n("cacheReadInputTokens");
+            }
+        } else {
+            let n = |k: &str| v["totals"][k].as_u64().unwrap();
+            t = Tokens {
+                input: n("inputTokens"),
+                output: n("outputTokens"),
+                cache_creation: n("cacheCreationTokens"),
+                cache_read: n("cacheReadTokens"),
+            };
+        }
+        t
+    };
+    let usage_blocks = harness_usage("blocks");
+    let usage_daily = harness_usage("daily");
 
     let inc = incremental(&history, &paths, runs);
     let through_store = store_path(&history, &paths, runs);
@@ -224,8 +259,18 @@ fn main() {
                 "totals equal: {}",
                 if theirs == ours { "yes" } else { "NO" }
             );
+            println!(
+                "harness usage blocks / daily totals equal ccusage blocks: {} / {}",
+                if usage_blocks == theirs { "yes" } else { "NO" },
+                if usage_daily == theirs { "yes" } else { "NO" }
+            );
         }
-        None => println!("ccusage totals: not measured (ccusage could not be installed)"),
+        None => println!(
+            "ccusage totals: not measured (ccusage could not be installed); harness usage \
+             blocks / daily totals equal the reader's: {} / {}",
+            usage_blocks == ours,
+            usage_daily == ours
+        ),
     }
 }
 

@@ -169,6 +169,28 @@ impl Store {
         })
     }
 
+    /// A read-only connection to the store at `path`, for a long-lived reader (`harness
+    /// dashboard`): it can never write, migrate or checkpoint, and waits for a busy store with
+    /// the same handler as every other connection. The store must exist at this build's schema
+    /// (open it once with [`Store::open`] and [`Store::reader`] first).
+    pub fn open_read_only(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn =
+            Connection::open_with_flags(path, flags).map_err(|e| Error::db("open", path, e))?;
+        conn.busy_handler(Some(busy_waiter(busy_timeout)))
+            .map_err(|e| Error::db("configure", path, e))?;
+        // An older schema cannot be brought up to date from here; the caller opened it first.
+        let version = identity(&conn, path)?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(conn)
+    }
+
     /// Leaves the connection for the process's exit to close, for a process that is about to
     /// exit (a hook, after its commit): `sqlite3_close` frees the parsed schema and every
     /// statement piece by piece, 5% of a hook call, and does nothing the exit does not. The

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod anthropic;
+pub mod browser;
 pub mod claude;
 pub mod clients;
 pub mod gemini;
@@ -154,6 +155,22 @@ impl Env {
 
     /// Applies this environment to any command.
     pub fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("HARNESS_DB", &self.db)
+            .env(
+                "HARNESS_CONFIG",
+                self.home.join(".config/agent-harness/config.json"),
+            )
+            .env("XDG_STATE_HOME", self.home.join(".local/state"))
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+    }
+
+    /// Applies this environment to a `std::process::Command` (for a long-running child).
+    pub fn apply_std<'a>(
+        &self,
+        cmd: &'a mut std::process::Command,
+    ) -> &'a mut std::process::Command {
         cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", &self.home)
             .env("HARNESS_DB", &self.db)

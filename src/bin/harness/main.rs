@@ -5,6 +5,7 @@
 
 mod fmt;
 
+mod dashboard;
 mod delegate;
 mod doctor;
 mod events;
@@ -17,6 +18,7 @@ mod review;
 mod routes;
 mod sessions;
 mod status;
+mod usage;
 
 use std::io;
 use std::path::PathBuf;
@@ -113,6 +115,10 @@ enum Command {
     Routes(routes::Args),
     /// The status line command for Claude Code (reads its JSON on stdin, prints one line).
     Statusline(quota::StatuslineArgs),
+    /// Serve the live web page (activity, routing, rate limits, costs, reviews) on 127.0.0.1.
+    Dashboard(dashboard::Args),
+    /// Token usage and cost from Claude Code transcripts: daily, sessions or 5-hour blocks.
+    Usage(usage::Args),
     /// List the files agents hold (file locks); `locks release` frees them.
     Locks(locks::Args),
     /// Check the set-up: store, permissions, hooks on PATH and in settings, gemini, the log.
@@ -129,6 +135,8 @@ fn main() -> ExitCode {
         Command::Status(a) => status::run(a),
         Command::Events(a) => events::run(a),
         Command::Sessions(a) => sessions::run(a),
+        Command::Dashboard(a) => dashboard::run(a),
+        Command::Usage(a) => usage::run(a),
         Command::Locks(a) => locks::run(a),
         Command::Quota(a) => quota::run(a),
         Command::Statusline(a) => quota::statusline(a),

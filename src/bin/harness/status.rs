@@ -57,34 +57,8 @@ pub fn run(args: Args) -> CliResult {
     let mut out = fmt::out();
 
     if args.json {
-        let v = serde_json::json!({
-            "store": db,
-            "events": totals.events,
-            "events_last_hour": totals.events_last_hour,
-            "sessions": totals.sessions,
-            "live_sessions": live.iter().map(|s| sessions::json(s, now)).collect::<Vec<_>>(),
-            "recent_events": recent.iter().map(|r| serde_json::json!({
-                "id": r.id, "time": fmt::rfc3339(r.ts_ms), "session_id": r.session_id,
-                "agent": r.agent, "event": r.event, "tool_name": r.tool_name,
-                "file_path": r.file_path, "decision": r.decision,
-            })).collect::<Vec<_>>(),
-            "recent_decisions": decisions.iter().map(|r| serde_json::json!({
-                "id": r.id, "time": fmt::rfc3339(r.ts_ms), "session_id": r.session_id,
-                "agent": r.agent, "event": r.event, "tool_name": r.tool_name,
-                "file_path": r.file_path, "decision": r.decision,
-            })).collect::<Vec<_>>(),
-            "recent_problems": problems.recent.iter().map(|p| serde_json::json!({
-                "time": p.ts_ms.map(fmt::rfc3339), "text": p.text,
-            })).collect::<Vec<_>>(),
-            "older_problems": problems.older,
-            "quota": crate::quota::json(&quota),
-            "live_claims": claims,
-            "open_reviews": open_reviews.iter().map(|r| serde_json::json!({
-                "id": r.id, "session_id": r.session_id, "status": r.status,
-                "round": agent_harness::store::reviews::thread_blocks(conn, r.thread).unwrap_or(0),
-                "max_rounds": config.review.max_rounds,
-            })).collect::<Vec<_>>(),
-        });
+        // The dashboard's snapshot: the keys this command always had, then every panel's data.
+        let v = crate::dashboard::snapshot(conn, &config, &db, now, args.recent)?;
         out.json(&v)?;
         return Ok(Exit::Ok);
     }
