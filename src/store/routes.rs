@@ -63,7 +63,7 @@ pub fn put(conn: &Connection, r: &Route) -> Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
-/// How advice of `task_type` went: over its last [`HISTORY_ROWS`] settled pieces of advice.
+/// How advice of `task_type` went: over its last `HISTORY_ROWS` (200) settled pieces of advice.
 pub fn past(conn: &Connection, task_type: &str) -> Result<Past> {
     conn.prepare_cached(
         "SELECT count(*), coalesce(sum(r.outcome = 'delegated'), 0), \
