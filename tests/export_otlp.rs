@@ -588,3 +588,77 @@ fn metrics_and_logs_parse_strictly() {
         logs.len()
     );
 }
+
+#[test]
+fn follow_sends_each_turn_once_as_it_closes_and_one_exporter_runs_at_a_time() {
+    let Some(collector) = Collector::start() else {
+        return;
+    };
+    let env = Env::new("otlp-follow");
+    synthetic_store(&env, 1, 1, 1);
+    env.config(r#"{"export": {"otlp": {"interval_secs": 1}}}"#);
+    let mut child = std::process::Command::new(support::bin("harness"))
+        .env_clear()
+        .env("HOME", &env.home)
+        .env("HARNESS_DB", &env.db)
+        .env(
+            "HARNESS_CONFIG",
+            env.home.join(".config/agent-harness/config.json"),
+        )
+        .args([
+            "export",
+            "otlp",
+            "--follow",
+            "--signal",
+            "traces",
+            "--endpoint",
+            &collector.url(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait_for = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while span_counts(&collector.dump()) < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {} spans arrived",
+                span_counts(&collector.dump())
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for(2);
+    // A second exporter on the same store is refused with a clear message.
+    let second = export(&env, &collector.url(), &["--signal", "traces"]);
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr)
+            .contains("another `harness export otlp` is running")
+    );
+    let db = env.db();
+    let add = |ts: i64, event: &str, tool: Option<&str>| {
+        db.execute(
+            "INSERT INTO events (ts_ms, session_id, agent, event, tool_name, tool_use_id, payload) \
+             VALUES (?1, 'follow-1', 'claude', ?2, ?3, ?4, '{}')",
+            rusqlite::params![ts, event, tool.map(|_| "Grep"), tool],
+        )
+        .unwrap();
+    };
+    let t0 = 1_800_000_000_000i64;
+    add(t0, "UserPromptSubmit", None);
+    add(t0 + 10, "PreToolUse", Some("f1"));
+    add(t0 + 20, "PostToolUse", Some("f1"));
+    wait_for(3);
+    std::thread::sleep(Duration::from_millis(1500)); // a round with the turn still open
+    add(t0 + 30, "Stop", None);
+    wait_for(4);
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let dump = collector.dump();
+    assert_eq!(span_counts(&dump), 4);
+    assert_eq!(dump["duplicates"], 0, "nothing sent twice across rounds");
+    assert_eq!(dump["errors"], json!([]));
+}

@@ -388,7 +388,7 @@ fn tool_span(p: &Privacy, t: &traces::Tool) -> Span {
     attrs.push(s("gen_ai.tool.name", t.tool_name.clone()));
     attrs.push(s("gen_ai.tool.type", "function"));
     if let Some(id) = &t.call_id {
-        attrs.push(s("gen_ai.tool.call.id", id.clone()));
+        attrs.push(s("gen_ai.tool.call.id", p.id(id)));
     }
     attrs.push(s(
         "gen_ai.agent.id",
@@ -540,9 +540,33 @@ pub fn export_traces(
     now_ms: i64,
     report: &mut Report,
 ) -> Result<(), ExportError> {
+    export_traces_from(store, sink, opts, now_ms, report, &mut None)
+}
+
+/// What a long-lived exporter keeps between rounds: the cursor it last wrote and the open turns
+/// and tool calls there, so that a round need not replay from the low-water mark.
+#[derive(Debug)]
+pub struct TraceState {
+    cursor: TraceCursor,
+    builder: Builder,
+}
+
+/// [`export_traces`], reusing `state` from the previous round when the store's cursor is still
+/// the one it left (no other exporter moved it). `state` is left empty after a failure.
+pub fn export_traces_from(
+    store: &mut Store,
+    sink: &mut dyn Sink,
+    opts: &Options,
+    now_ms: i64,
+    report: &mut Report,
+    state: &mut Option<TraceState>,
+) -> Result<(), ExportError> {
     let path = store.path().to_path_buf();
     let resource = otlp::Resource::new(&opts.service_name);
     let mut cursor: TraceCursor = read_cursor(store, opts, TRACES_STREAM)?.unwrap_or_default();
+    let kept = state
+        .take()
+        .filter(|st| st.cursor == cursor && opts.since_ms.is_none());
     if let Some(since) = opts.since_ms {
         let conn = store.reader()?;
         let first = q::first_id_at(conn, since).map_err(db(&path, "read"))?;
@@ -557,9 +581,13 @@ pub fn export_traces(
         prompts: opts.privacy.include_prompts,
         tool_input: opts.privacy.include_tool_input,
     };
-    let mut builder = Builder::new(opts.open_limit_ms, keep);
+    let reused = kept.is_some();
+    let mut builder = match kept {
+        Some(st) => st.builder,
+        None => Builder::new(opts.open_limit_ms, keep),
+    };
     // Replay from the low-water mark, sending nothing, to rebuild what was open at the cursor.
-    if let Some(&low) = cursor.open.iter().min() {
+    if let (false, Some(&low)) = (reused, cursor.open.iter().min()) {
         let mut after = low - 1;
         let mut sink_out = Vec::new();
         'replay: loop {
@@ -584,7 +612,7 @@ pub fn export_traces(
     };
     let mut batch = Batch::new();
     let mut pos = cursor.through;
-    let mut written = cursor.clone();
+    let mut written = cursor;
     let mut closed = Vec::new();
     loop {
         let page: Vec<ExportEvent> = {
@@ -639,6 +667,10 @@ pub fn export_traces(
     }
     report.through = written.through;
     report.open = builder.open_count();
+    *state = Some(TraceState {
+        cursor: written,
+        builder,
+    });
     export_runs(store, sink, opts, &resource, now_ms, report)
 }
 

@@ -158,6 +158,12 @@ fn otlp(a: OtlpArgs) -> CliResult {
     opts.ignore_cursors = a.reset && a.dry_run;
     let want = |s: SignalArg| a.signals.is_empty() || a.signals.contains(&s);
     let mut store = open_store()?;
+    // One exporter at a time per store: two would both send what lies past the cursor.
+    let _lock = if a.dry_run {
+        None
+    } else {
+        Some(exclusive(store.path())?)
+    };
     if a.reset && !a.dry_run {
         for stream in [
             export::TRACES_STREAM,
@@ -181,6 +187,7 @@ fn otlp(a: OtlpArgs) -> CliResult {
     };
     let interval = Duration::from_secs(c.interval_secs);
     let mut last_metrics = 0i64;
+    let mut state = None;
     loop {
         let mut report = Report::default();
         let now = now_ms();
@@ -194,7 +201,14 @@ fn otlp(a: OtlpArgs) -> CliResult {
             };
             (|| -> Result<(), ExportError> {
                 if want(SignalArg::Traces) {
-                    export::export_traces(&mut store, sink, &opts, now, &mut report)?;
+                    export::export_traces_from(
+                        &mut store,
+                        sink,
+                        &opts,
+                        now,
+                        &mut report,
+                        &mut state,
+                    )?;
                 }
                 // Metrics are a snapshot: at most one a minute when following.
                 if want(SignalArg::Metrics) && now - last_metrics >= 60_000 {
@@ -225,6 +239,25 @@ fn otlp(a: OtlpArgs) -> CliResult {
         }
         out.flush()?;
         std::thread::sleep(interval);
+    }
+}
+
+/// Holds `<store>.export.lock` for the process's life, or says who holds it.
+fn exclusive(db: &std::path::Path) -> CliResult<std::fs::File> {
+    let path = db.with_extension("export.lock");
+    let file = agent_harness::private_file::open(&path, agent_harness::private_file::Mode::Write)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CliError::Message(format!(
+            "another `harness export otlp` is running on this store (it holds {}); stop it \
+             first, or let it do the exporting",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(CliError::Message(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
     }
 }
 
