@@ -662,3 +662,118 @@ fn follow_sends_each_turn_once_as_it_closes_and_one_exporter_runs_at_a_time() {
     assert_eq!(dump["duplicates"], 0, "nothing sent twice across rounds");
     assert_eq!(dump["errors"], json!([]));
 }
+
+#[test]
+fn runs_reviews_denials_and_privacy_settings_reach_the_collector_as_asked() {
+    let Some(collector) = Collector::start() else {
+        return;
+    };
+    let env = Env::new("otlp-runs");
+    assert!(
+        env.cmd("harness")
+            .args(["sessions"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let db = env.db();
+    let t0 = 1_700_000_000_000i64; // runs are sent once settled: in the past
+    let secret = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ";
+    let prompt = json!({"prompt": format!("deploy with key {secret}")}).to_string();
+    let ins = |ts: i64, event: &str, tool: Option<&str>, decision: Option<&str>, payload: &str| {
+        db.execute(
+            "INSERT INTO events (ts_ms, session_id, agent, event, tool_name, tool_use_id, file_path, decision, payload) \
+             VALUES (?1, 'priv-1', 'claude', ?2, ?3, ?4, ?5, ?6, ?7)",
+            rusqlite::params![ts, event, tool.map(|_| "Edit"), tool, tool.map(|_| "/home/dev/secret-project/a.rs"), decision, payload],
+        )
+        .unwrap();
+    };
+    db.execute(
+        "INSERT INTO sessions (session_id, agent, first_seen_ms, project_root) VALUES ('priv-1', 'claude', ?1, '/home/dev/secret-project')",
+        [t0],
+    )
+    .unwrap();
+    ins(t0, "UserPromptSubmit", None, None, &prompt);
+    ins(
+        t0 + 10,
+        "PreToolUse",
+        Some("e1"),
+        Some("deny: agent-harness: /home/dev/secret-project/a.rs is held by claude session other"),
+        "{}",
+    );
+    db.execute(
+        "INSERT INTO runs (run_id, requester, task, prompt, mode, status, created_ms, started_ms, finished_ms, input_tokens, output_tokens) \
+         VALUES ('run-1', 'priv-1', 'read the repo', 'read the repo', 'read-only', 'success', ?1, ?2, ?3, 1200, 300)",
+        rusqlite::params![t0 + 20, t0 + 25, t0 + 500],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO reviews (session_id, thread, created_ms, finished_ms, status, trigger, findings) VALUES ('priv-1', 1, ?1, ?2, 'reject', 'command', '[{}, {}]')",
+        rusqlite::params![t0 + 600, t0 + 700],
+    )
+    .unwrap();
+    ins(t0 + 800, "Stop", None, None, "{}");
+    env.config(r#"{"export": {"otlp": {"include_prompts": true, "hash_ids": true, "hash_paths": true, "hash_salt": "team"}}}"#);
+    let out = export(&env, &collector.url(), &["--signal", "traces"]);
+    assert!(out.status.success(), "{out:?}");
+    let dump = collector.dump();
+    assert_eq!(dump["errors"], json!([]));
+    let spans = dump["spans"].as_array().unwrap();
+    assert_eq!(spans.len(), 3, "turn, denied tool, run: {spans:#?}");
+    let text = serde_json::to_string(spans).unwrap();
+    assert!(
+        !text.contains("priv-1") && !text.contains("secret-project") && !text.contains("run-1"),
+        "ids and paths hashed: {text}"
+    );
+    assert!(
+        !text.contains("abcdefghijklmnop"),
+        "the prompt was redacted on its way out"
+    );
+    let turn = spans
+        .iter()
+        .find(|s| s["name"] == "invoke_agent claude-code")
+        .unwrap();
+    assert!(
+        attr_str(turn, "harness.prompt")
+            .unwrap()
+            .starts_with("deploy with key")
+    );
+    let events: Vec<&str> = turn["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["harness.lock.denied", "harness.review"]);
+    let review = &turn["events"][1];
+    assert_eq!(attr_str(review, "harness.review.verdict"), Some("reject"));
+    let denied = spans
+        .iter()
+        .find(|s| s["name"] == "execute_tool Edit")
+        .unwrap();
+    assert_eq!(attr_str(denied, "harness.tool.outcome"), Some("denied"));
+    assert_eq!(denied["parentSpanId"], turn["spanId"]);
+    let run = spans
+        .iter()
+        .find(|s| s["name"] == "invoke_agent gemini-cli")
+        .unwrap();
+    assert_eq!(attr_str(run, "gen_ai.provider.name"), Some("gcp.gemini"));
+    assert_eq!(
+        run["traceId"], turn["traceId"],
+        "the run is in its requester's trace"
+    );
+    assert_eq!(
+        run["parentSpanId"], turn["spanId"],
+        "under the turn that asked for it"
+    );
+    assert_eq!(run["links"][0]["spanId"], turn["spanId"]);
+    assert_eq!(
+        attr(run, "gen_ai.usage.input_tokens").unwrap()["intValue"],
+        "1200"
+    );
+    assert_eq!(
+        nanos(run, "endTimeUnixNano") - nanos(run, "startTimeUnixNano"),
+        475_000_000
+    );
+}

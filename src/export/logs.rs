@@ -60,8 +60,9 @@ pub fn read_lines(
     ))
 }
 
-/// A log line `<time> <source>[pid]: <message>` as a record.
-pub fn problem(line: &str, now_ms: i64) -> LogRecord {
+/// A log line `<time> <source>[pid]: <message>` as a record. Its text names paths and sessions:
+/// with ids or paths hashed, only its source is sent.
+pub fn problem(line: &str, p: &Privacy, now_ms: i64) -> LogRecord {
     let (time, rest) = line.split_once(' ').unwrap_or(("", line));
     let time_ms = chrono::DateTime::parse_from_rfc3339(time)
         .map(|t| t.timestamp_millis())
@@ -72,7 +73,9 @@ pub fn problem(line: &str, now_ms: i64) -> LogRecord {
         observed_ms: now_ms,
         severity: 13,
         severity_text: "WARN",
-        body: rest.to_owned(),
+        body: p
+            .text(rest)
+            .unwrap_or_else(|| format!("{source}: (text withheld: ids or paths are hashed)")),
         attrs: vec![s("harness.log.source", source)],
         trace_id: None,
     }
@@ -90,8 +93,8 @@ pub fn event(ev: &ExportEvent, p: &Privacy, now_ms: i64) -> LogRecord {
     if let Some(t) = &ev.tool_name {
         attrs.push(s("gen_ai.tool.name", t.clone()));
     }
-    if let Some(d) = &ev.decision {
-        attrs.push(s("harness.decision", crate::text::clip(d, 300)));
+    if let Some(d) = ev.decision.as_deref().and_then(|d| p.text(d)) {
+        attrs.push(s("harness.decision", crate::text::clip(&d, 300)));
     }
     LogRecord {
         time_ms: ev.ts_ms,

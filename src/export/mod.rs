@@ -71,6 +71,12 @@ impl Privacy {
         }
     }
 
+    /// Free text the harness or a tool wrote (a denial's reason, a tool's error): it names paths
+    /// and sessions, so it is left out when either is hashed.
+    pub(crate) fn text(&self, t: &str) -> Option<String> {
+        (!self.hash_ids && !self.hash_paths).then(|| t.to_owned())
+    }
+
     fn path(&self, p: &str) -> String {
         if self.hash_paths {
             ids::pseudonym(&self.salt, p)
@@ -327,10 +333,10 @@ fn turn_span(
         .denials
         .iter()
         .map(|d| {
-            let mut a = vec![
-                s("harness.denial.kind", d.kind),
-                s("harness.denial.reason", d.reason.clone()),
-            ];
+            let mut a = vec![s("harness.denial.kind", d.kind)];
+            if let Some(reason) = p.text(&d.reason) {
+                a.push(s("harness.denial.reason", reason));
+            }
             if let Some(tool) = &d.tool_name {
                 a.push(s("gen_ai.tool.name", tool.clone()));
             }
@@ -408,11 +414,17 @@ fn tool_span(p: &Privacy, t: &traces::Tool) -> Span {
         ToolEnd::Success => (otlp::STATUS_OK, None),
         ToolEnd::Failure => {
             attrs.push(s("error.type", "tool_error"));
-            (otlp::STATUS_ERROR, t.error.clone())
+            (
+                otlp::STATUS_ERROR,
+                t.error.as_deref().and_then(|e| p.text(e)),
+            )
         }
         ToolEnd::Denied => {
             attrs.push(s("error.type", "denied"));
-            (otlp::STATUS_ERROR, t.error.clone())
+            (
+                otlp::STATUS_ERROR,
+                t.error.as_deref().and_then(|e| p.text(e)),
+            )
         }
         ToolEnd::Unfinished => {
             attrs.push(s("error.type", "interrupted"));
@@ -818,7 +830,7 @@ pub fn export_logs(
         for chunk in lines.chunks(opts.batch_items) {
             let mut batch = Batch::new();
             for line in chunk {
-                let r = logs::problem(line, now_ms);
+                let r = logs::problem(line, &opts.privacy, now_ms);
                 batch.push(|out| otlp::log_record(out, &r));
             }
             let body = otlp::logs_request(&resource, &batch.json);
