@@ -119,7 +119,7 @@ impl Options {
             batch_bytes: c.batch_bytes,
             open_limit_ms: c.open_turn_secs as i64 * 1000,
             since_ms: None,
-            page: 2000,
+            page: 500,
             service_name: c.service_name.clone(),
             log_events: c.log_events,
             run_settle_ms: 2000,

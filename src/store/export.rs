@@ -25,11 +25,15 @@ pub struct ExportEvent {
 }
 
 /// Up to `limit` events with an id above `after_id`, oldest first (keyset pagination: each page
-/// costs the same however far into the store it is).
+/// costs the same however far into the store it is). The payload is read only for the events
+/// whose payload the exporter looks into (prompts, PreToolUse, failures; `''` for the others): a
+/// PostToolUse payload carries the tool's whole response, and a page must stay small.
 pub fn events_after(conn: &Connection, after_id: i64, limit: usize) -> Result<Vec<ExportEvent>> {
     let mut st = conn.prepare_cached(
         "SELECT id, ts_ms, session_id, agent, event, tool_name, tool_use_id, file_path, decision, \
-         payload FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+         CASE WHEN event IN ('UserPromptSubmit', 'BeforeAgent', 'PreToolUse', 'BeforeTool', \
+         'PostToolUseFailure', 'StopFailure') THEN payload ELSE '' END \
+         FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
     )?;
     let rows = st.query_map(params![after_id, limit as i64], |r| {
         Ok(ExportEvent {

@@ -81,7 +81,7 @@ impl Sink for HttpSink {
                 self.retry,
                 |problem, wait| {
                     eprintln!(
-                        "harness: {} answered {}; trying again in {:.1} s",
+                        "harness: {}: {}; trying again in {:.1} s",
                         agent_harness::text::one_line(&target.url),
                         agent_harness::text::one_line(problem),
                         wait.as_secs_f64()
