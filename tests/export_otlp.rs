@@ -714,13 +714,25 @@ fn runs_reviews_denials_and_privacy_settings_reach_the_collector_as_asked() {
     )
     .unwrap();
     ins(t0 + 800, "Stop", None, None, "{}");
+    // The run's own Gemini session, as Gemini CLI's hooks record it.
+    for (ts, event) in [(t0 + 30, "BeforeAgent"), (t0 + 490, "AfterAgent")] {
+        db.execute(
+            "INSERT INTO events (ts_ms, session_id, agent, event, payload) VALUES (?1, 'run-1', 'gemini', ?2, '{}')",
+            rusqlite::params![ts, event],
+        )
+        .unwrap();
+    }
     env.config(r#"{"export": {"otlp": {"include_prompts": true, "hash_ids": true, "hash_paths": true, "hash_salt": "team"}}}"#);
     let out = export(&env, &collector.url(), &["--signal", "traces"]);
     assert!(out.status.success(), "{out:?}");
     let dump = collector.dump();
     assert_eq!(dump["errors"], json!([]));
     let spans = dump["spans"].as_array().unwrap();
-    assert_eq!(spans.len(), 3, "turn, denied tool, run: {spans:#?}");
+    assert_eq!(
+        spans.len(),
+        4,
+        "turn, denied tool, run, the run's own session: {spans:#?}"
+    );
     let text = serde_json::to_string(spans).unwrap();
     assert!(
         !text.contains("priv-1") && !text.contains("secret-project") && !text.contains("run-1"),
@@ -754,9 +766,17 @@ fn runs_reviews_denials_and_privacy_settings_reach_the_collector_as_asked() {
         .unwrap();
     assert_eq!(attr_str(denied, "harness.tool.outcome"), Some("denied"));
     assert_eq!(denied["parentSpanId"], turn["spanId"]);
+    let gemini_turn = spans
+        .iter()
+        .find(|s| s["name"] == "invoke_agent gemini-cli" && s["kind"] != "SPAN_KIND_CLIENT")
+        .unwrap();
+    assert_eq!(
+        attr_str(gemini_turn, "gen_ai.provider.name"),
+        Some("gcp.gemini")
+    );
     let run = spans
         .iter()
-        .find(|s| s["name"] == "invoke_agent gemini-cli")
+        .find(|s| s["kind"] == "SPAN_KIND_CLIENT")
         .unwrap();
     assert_eq!(attr_str(run, "gen_ai.provider.name"), Some("gcp.gemini"));
     assert_eq!(
@@ -768,6 +788,11 @@ fn runs_reviews_denials_and_privacy_settings_reach_the_collector_as_asked() {
         "under the turn that asked for it"
     );
     assert_eq!(run["links"][0]["spanId"], turn["spanId"]);
+    assert_eq!(
+        run["links"][1]["spanId"], gemini_turn["spanId"],
+        "linked to the run's own trace"
+    );
+    assert_eq!(run["links"][1]["traceId"], gemini_turn["traceId"]);
     assert_eq!(
         attr(run, "gen_ai.usage.input_tokens").unwrap()["intValue"],
         "1200"

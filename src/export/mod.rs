@@ -502,6 +502,16 @@ fn run_span(conn: &Connection, p: &Privacy, r: &FinishedRun) -> rusqlite::Result
             Vec::new(),
         ),
     };
+    let mut links = links;
+    // Gemini's own hooks, when installed, record the run as a session of its own (its id is the
+    // run id): its trace is linked from here.
+    if let Some(first) = q::first_turn(conn, &r.run_id)? {
+        links.push(otlp::Link {
+            trace_id: ids::session_trace(&r.run_id),
+            span_id: turn_span_id(&r.run_id, first),
+            attrs: vec![s("harness.link", "run_session")],
+        });
+    }
     let (status, message) = if r.status == "success" {
         (otlp::STATUS_OK, None)
     } else {

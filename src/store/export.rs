@@ -236,6 +236,17 @@ pub fn turn_at(conn: &Connection, session_id: &str, ts_ms: i64) -> Result<Option
     .optional()
 }
 
+/// The id of a session's first prompt event, if it has one (a Gemini run's own session, which its
+/// hooks record under the run id).
+pub fn first_turn(conn: &Connection, session_id: &str) -> Result<Option<i64>> {
+    conn.prepare_cached(
+        "SELECT id FROM events WHERE session_id = ?1 \
+         AND event IN ('UserPromptSubmit', 'BeforeAgent') ORDER BY id LIMIT 1",
+    )?
+    .query_row([session_id], |r| r.get(0))
+    .optional()
+}
+
 /// Counts for the metrics: (name, attribute value, count).
 pub fn counters(conn: &Connection) -> Result<Vec<(&'static str, String, i64)>> {
     let mut out = Vec::new();
