@@ -587,4 +587,93 @@ mod tests {
         let Closed::Tool(t) = &got[0].1 else { panic!() };
         assert_eq!((t.start_ms, t.end_ms, t.end), (110, 120, ToolEnd::Success));
     }
+
+    /// What a closed item is: (turn or tool, its start event).
+    fn key(c: &Closed) -> (u8, i64) {
+        match c {
+            Closed::Turn(t) => (0, t.start_id),
+            Closed::Tool(t) => (1, t.start_id),
+        }
+    }
+
+    #[test]
+    fn a_resume_from_any_cursor_sends_exactly_what_lies_past_it() {
+        // Random interleavings of three sessions (a fixed xorshift seed per case): prompts, tool
+        // calls and their ends, stops, session ends, gaps past the open-turn limit.
+        let mut resumed_with_open = 0;
+        for seed in 1..40u64 {
+            let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let mut next = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let mut evs = Vec::new();
+            let mut ts = 0;
+            let mut open_tools: Vec<(usize, String)> = Vec::new();
+            for id in 1..=300 {
+                ts += 1 + (next() % 50) as i64;
+                if next() % 40 == 0 {
+                    ts += 2000;
+                }
+                let s = (next() % 3) as usize;
+                let (event, tool) = match next() % 10 {
+                    0 | 1 => ("UserPromptSubmit", None),
+                    2..=4 => {
+                        let call = format!("c{id}");
+                        open_tools.push((s, call.clone()));
+                        ("PreToolUse", Some(call))
+                    }
+                    5..=7 if !open_tools.is_empty() => {
+                        let (_, call) = open_tools.remove((next() as usize) % open_tools.len());
+                        ("PostToolUse", Some(call))
+                    }
+                    8 => ("Stop", None),
+                    9 if next() % 4 == 0 => ("SessionEnd", None),
+                    _ => ("Notification", None),
+                };
+                let mut e = ev(id, ts, event, tool.as_deref().map(|c| ("Bash", c)), None);
+                // A tool call's end comes from the session that started it.
+                e.session_id = Some(format!("s{s}"));
+                evs.push(e);
+            }
+            let full: Vec<(i64, (u8, i64))> = {
+                let mut b = Builder::new(1000, Keep::default());
+                run(&mut b, &evs)
+                    .iter()
+                    .map(|(p, c)| (*p, key(c)))
+                    .collect()
+            };
+            for cut in [0usize, 1, 37, 150, 299] {
+                let mut b = Builder::new(1000, Keep::default());
+                run(&mut b, &evs[..cut]);
+                let open = b.open_starts();
+                let through = if cut == 0 { 0 } else { evs[cut - 1].id };
+                // A new process: replay from the low-water mark without sending, then go on.
+                let mut resumed = Builder::new(1000, Keep::default());
+                if let Some(&low) = open.iter().min() {
+                    resumed_with_open += 1;
+                    let replay: Vec<ExportEvent> = evs
+                        .iter()
+                        .filter(|e| e.id >= low && e.id <= through)
+                        .cloned()
+                        .collect();
+                    run(&mut resumed, &replay);
+                    resumed.retain_starts(&open);
+                }
+                let after: Vec<(i64, (u8, i64))> = run(&mut resumed, &evs[cut..])
+                    .iter()
+                    .map(|(p, c)| (*p, key(c)))
+                    .collect();
+                let want: Vec<(i64, (u8, i64))> =
+                    full.iter().filter(|(p, _)| *p > through).cloned().collect();
+                assert_eq!(after, want, "seed {seed}, cut {cut}");
+            }
+        }
+        assert!(
+            resumed_with_open > 100,
+            "{resumed_with_open} resumes had something open"
+        );
+    }
 }
