@@ -39,6 +39,81 @@ pub struct Config {
     pub review: ReviewConfig,
     /// Delegation advice at UserPromptSubmit.
     pub route: RouteConfig,
+    /// `harness export`: sending what the store holds to a team's backend.
+    pub export: ExportConfig,
+}
+
+/// `"export": {...}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExportConfig {
+    /// `harness export otlp`: OpenTelemetry over OTLP/HTTP (JSON).
+    pub otlp: OtlpConfig,
+}
+
+/// `"export": {"otlp": {...}}`. The standard `OTEL_EXPORTER_OTLP_*` variables win over the file;
+/// `harness export otlp --endpoint/--header` win over both.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// The collector's base URL; `/v1/traces`, `/v1/metrics`, `/v1/logs` are appended. Default:
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4318`.
+    pub endpoint: Option<String>,
+    /// Headers sent with every request (an API key for the backend, ...), before those of
+    /// `OTEL_EXPORTER_OTLP_HEADERS`. Default none.
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// One request may take this long, in seconds. Default 10.
+    pub timeout_secs: u64,
+    /// At most this many spans (or log records) per request. Default 512.
+    pub batch_spans: usize,
+    /// At most about this many bytes of JSON per request. Default 1048576 (1 MiB).
+    pub batch_bytes: usize,
+    /// A turn with no Stop yet is exported (ended at its last activity) once an event is recorded
+    /// this long after that activity; until then the cursor waits before it. Default 3600 s.
+    pub open_turn_secs: u64,
+    /// Retries of one request (429, 5xx, no answer) end after this long, in seconds; the cursor
+    /// stays put and the next run (or `--follow`'s next round) starts again there. Default 300.
+    pub retry_secs: u64,
+    /// `--follow`: how often the store is read for new records, in seconds. Default 5.
+    pub interval_secs: u64,
+    /// Send what people typed (the prompt of each turn, redacted). Default false.
+    pub include_prompts: bool,
+    /// Send tool inputs (`gen_ai.tool.call.arguments`, redacted). Default false.
+    pub include_tool_input: bool,
+    /// Send session, run and agent ids as salted SHA-256 hashes. Default false.
+    pub hash_ids: bool,
+    /// Send file and project paths as salted SHA-256 hashes. Default false.
+    pub hash_paths: bool,
+    /// The salt of those hashes (the same salt gives the same hash on every machine of a team).
+    /// Default `agent-harness`.
+    pub hash_salt: String,
+    /// Also send every hook event as a log record (name, session, tool; no payload). Default false:
+    /// only the problems from the harness log.
+    pub log_events: bool,
+    /// `service.name` of the resource. Default `agent-harness`.
+    pub service_name: String,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        OtlpConfig {
+            endpoint: None,
+            headers: Default::default(),
+            timeout_secs: 10,
+            batch_spans: 512,
+            batch_bytes: 1024 * 1024,
+            open_turn_secs: 3600,
+            retry_secs: 300,
+            interval_secs: 5,
+            include_prompts: false,
+            include_tool_input: false,
+            hash_ids: false,
+            hash_paths: false,
+            hash_salt: "agent-harness".into(),
+            log_events: false,
+            service_name: "agent-harness".into(),
+        }
+    }
 }
 
 /// `"store": {...}`
@@ -454,6 +529,26 @@ impl Config {
                     "route.prefer.{ty} must be gemini, claude or auto (got {pref:?})"
                 ));
             }
+        }
+        let o = &self.export.otlp;
+        if o.batch_spans == 0 || o.batch_spans > 100_000 {
+            return Err("export.otlp.batch_spans must be between 1 and 100000".into());
+        }
+        if o.batch_bytes < 4096 {
+            return Err("export.otlp.batch_bytes must be at least 4096".into());
+        }
+        if o.timeout_secs == 0 || o.interval_secs == 0 || o.open_turn_secs == 0 {
+            return Err(
+                "export.otlp.timeout_secs, interval_secs and open_turn_secs must be at least 1"
+                    .into(),
+            );
+        }
+        if let Some(e) = &o.endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return Err(format!(
+                "export.otlp.endpoint must be an http:// or https:// URL (got {e:?})"
+            ));
         }
         if self.gemini.max_concurrent == 0 || self.gemini.timeout_secs == 0 {
             return Err("gemini.max_concurrent and gemini.timeout_secs must be at least 1".into());

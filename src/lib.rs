@@ -8,6 +8,7 @@ pub mod config;
 pub mod decision;
 pub mod error;
 pub mod event;
+pub mod export;
 pub mod gemini;
 pub mod hook;
 pub mod install;

@@ -262,7 +262,7 @@ fn a_store_made_by_an_older_version_is_recognised_and_migrated() {
     env.db()
         .execute_batch(
             "DROP TABLE IF EXISTS reviews; DROP TABLE IF EXISTS routes; \
-             DROP TABLE IF EXISTS project_sizes; \
+             DROP TABLE IF EXISTS project_sizes; DROP TABLE IF EXISTS export_cursors; \
              PRAGMA application_id = 0; DROP INDEX claims_by_inode; DROP TABLE spool_applied; \
              ALTER TABLE claims DROP COLUMN dev; ALTER TABLE claims DROP COLUMN ino; \
              ALTER TABLE claims DROP COLUMN provisional; \

@@ -32,6 +32,7 @@
 
 mod arena;
 pub mod claims;
+pub mod export;
 pub mod query;
 pub mod quota;
 pub mod record;
@@ -61,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_provisional_claims.sql"),
     include_str!("migrations/0007_reviews.sql"),
     include_str!("migrations/0008_routes.sql"),
+    include_str!("migrations/0010_export.sql"),
 ];
 
 /// `PRAGMA application_id` of every agent-harness store ("AHRS"). Set by migration 5; a store

@@ -9,6 +9,7 @@ mod dashboard;
 mod delegate;
 mod doctor;
 mod events;
+mod export;
 mod install;
 mod locks;
 mod problems;
@@ -121,6 +122,8 @@ enum Command {
     Usage(usage::Args),
     /// List the files agents hold (file locks); `locks release` frees them.
     Locks(locks::Args),
+    /// Send what the store records to an OpenTelemetry collector (`export otlp`), resumably.
+    Export(export::Args),
     /// Check the set-up: store, permissions, hooks on PATH and in settings, gemini, the log.
     Doctor(doctor::Args),
     /// Add the harness's hooks to a project's .claude/settings.json (or the user's).
@@ -146,6 +149,7 @@ fn main() -> ExitCode {
         Command::Review(a) => review::run(a),
         Command::Reviews(a) => review::reviews(a),
         Command::Doctor(a) => doctor::run(a),
+        Command::Export(a) => export::run(a),
         Command::Install(a) => install::run_install(a),
         Command::Uninstall(a) => install::run_uninstall(a),
     };
