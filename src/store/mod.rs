@@ -31,6 +31,7 @@
 //! refused, never migrated.
 
 pub mod claims;
+pub mod memory;
 pub mod query;
 pub mod quota;
 pub mod record;
@@ -60,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_provisional_claims.sql"),
     include_str!("migrations/0007_reviews.sql"),
     include_str!("migrations/0008_routes.sql"),
+    include_str!("migrations/0009_memory.sql"),
 ];
 
 /// `PRAGMA application_id` of every agent-harness store ("AHRS"). Set by migration 5; a store
