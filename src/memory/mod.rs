@@ -38,7 +38,7 @@ pub struct Item {
 }
 
 /// Text made fit to store and hand to a model: secrets redacted, every control and invisible
-/// format character gone, whitespace runs made one space, cut to `chars` characters with `…`.
+/// format character gone, whitespace runs made one space, cut to `chars` characters and `…`.
 pub fn clean(s: &str, chars: usize) -> String {
     // Redacting a 4 MiB message to keep 400 characters of it is wasted work: redact a prefix
     // with ample margin (a secret cut at its end lies far past what is kept).
@@ -46,26 +46,48 @@ pub fn clean(s: &str, chars: usize) -> String {
     let mut out = String::with_capacity(redacted.len().min(chars * 4));
     let mut count = 0;
     let mut space = false;
-    for c in redacted.chars() {
+    let mut input = redacted.chars().peekable();
+    while let Some(c) = input.next() {
+        // A terminal escape goes whole, not just its ESC: `ESC [ ... final`, `ESC ] ... BEL`
+        // (or `ESC \\`), CSI (U+009B) and OSC (U+009D) alike.
+        let kind = match c {
+            '\x1b' => input.next_if(|n| matches!(n, '[' | ']')),
+            '\u{9b}' => Some('['),
+            '\u{9d}' => Some(']'),
+            _ => None,
+        };
+        match kind {
+            Some('[') => {
+                while input
+                    .next()
+                    .is_some_and(|n| !('\x40'..='\x7e').contains(&n))
+                {}
+            }
+            Some(']') => {
+                while let Some(n) = input.next() {
+                    if n == '\x07'
+                        || n == '\u{9c}'
+                        || (n == '\x1b' && input.next_if_eq(&'\\').is_some())
+                    {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
         if c.is_whitespace() || crate::text::is_unsafe(c) {
             space = !out.is_empty();
             continue;
         }
-        if space {
-            if count + 1 >= chars {
+        for c in [' ', c].into_iter().skip(usize::from(!space)) {
+            if count == chars {
                 out.push('…');
                 return out;
             }
-            out.push(' ');
+            out.push(c);
             count += 1;
-            space = false;
         }
-        if count + 1 > chars {
-            out.push('…');
-            return out;
-        }
-        out.push(c);
-        count += 1;
+        space = false;
     }
     out
 }
@@ -170,8 +192,10 @@ pub struct SessionState {
     pub first_prompts: Vec<String>,
     /// Its latest prompt, when it is not among the first.
     pub last_prompt: Option<String>,
-    /// Files it edited, most recent first.
+    /// Files it edited, most recent first (at most a bound the loader sets).
     pub files: Vec<String>,
+    /// How many files it edited in all.
+    pub files_total: usize,
     /// Files it holds now (file locks).
     pub claims: Vec<String>,
     pub findings: Vec<OpenFinding>,
@@ -250,6 +274,27 @@ impl Render {
     }
 }
 
+/// Files as one comma-separated line of at most `bytes` bytes, with `(+N more)` for the rest.
+fn capped_list(files: &[String], total: usize, project: &str, bytes: usize) -> String {
+    let mut out = String::new();
+    let total = total.max(files.len());
+    for (i, f) in files.iter().enumerate() {
+        let name = clean(&short_path(f, project), 200);
+        let more = format!(", (+{} more)", total - i);
+        let sep = if out.is_empty() { "" } else { ", " };
+        if !out.is_empty() && out.len() + sep.len() + name.len() + more.len() > bytes {
+            out.push_str(&more);
+            return out;
+        }
+        out.push_str(sep);
+        out.push_str(&name);
+    }
+    if total > files.len() {
+        out.push_str(&format!(", (+{} more)", total - files.len()));
+    }
+    out
+}
+
 fn finding_line(f: &OpenFinding, project: &str) -> String {
     let place = match (&f.file, f.line) {
         (Some(file), Some(line)) => format!("{}:{line}: ", short_path(file, project)),
@@ -292,24 +337,14 @@ pub fn snapshot(s: &SessionState, budget: usize) -> String {
         task.push(format!("latest: {}", clean(last, 240)));
     }
     r.section("Task (what the user asked)", &task);
-    let files: Vec<String> = s
-        .files
-        .iter()
-        .map(|f| clean(&short_path(f, &s.project), 200))
-        .collect();
-    if !files.is_empty() {
-        r.section("Files edited", &[files.join(", ")]);
+    // The lists get a share of the budget each, so that findings and notes still fit.
+    if !s.files.is_empty() {
+        let line = capped_list(&s.files, s.files_total, &s.project, budget / 3);
+        r.section("Files edited (most recent first)", &[line]);
     }
-    let claims: Vec<String> = s
-        .claims
-        .iter()
-        .map(|f| clean(&short_path(f, &s.project), 200))
-        .collect();
-    if !claims.is_empty() {
-        r.section(
-            "Files you hold (other agents' writes are refused)",
-            &[claims.join(", ")],
-        );
+    if !s.claims.is_empty() {
+        let line = capped_list(&s.claims, s.claims.len(), &s.project, budget / 8);
+        r.section("Files you hold (other agents' writes are refused)", &[line]);
     }
     let findings: Vec<String> = s
         .findings
@@ -514,8 +549,12 @@ mod tests {
 
     #[test]
     fn clean_strips_controls_redacts_and_caps() {
-        assert_eq!(clean("a\x1b[31mb\n\n c", 100), "a[31mb c");
-        assert_eq!(clean("abcdef", 4), "abc…");
+        assert_eq!(clean("a\x1b[31mb\n\n c", 100), "a b c");
+        assert_eq!(
+            clean("x\x1b]52;c;ZXZpbA==\x07y \x1b]0;t\x1b\\z", 100),
+            "x y z"
+        );
+        assert_eq!(clean("abcdef", 4), "abcd…");
         assert_eq!(clean("ab cd", 5), "ab cd");
         let s = clean(
             "key sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789 here",

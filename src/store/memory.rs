@@ -263,6 +263,12 @@ pub fn session_state(
             r.get(0)
         })?
         .collect::<Result<_>>()?;
+    let files_total: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(DISTINCT file_path) FROM tool_calls WHERE session_id = ?1 \
+             AND file_path IS NOT NULL AND tool_name IN {WRITE_TOOLS} AND outcome = 'success'"
+        ))?
+        .query_row([session_id], |r| r.get(0))?;
     let claims: Vec<String> = conn
         .prepare_cached(
             "SELECT path FROM claims WHERE session_id = ?1 AND expires_ms > ?2 \
@@ -305,6 +311,7 @@ pub fn session_state(
         first_prompts: prompts,
         last_prompt: last,
         files,
+        files_total: files_total as usize,
         claims,
         findings,
         runs,
