@@ -248,6 +248,34 @@ fn a_new_session_gets_the_projects_brief_and_an_empty_project_gets_nothing() {
         g.contains("add a CSV importer") && g.contains("quoted commas"),
         "{g}"
     );
+    assert_eq!(g, brief, "one brief, kept, for both providers");
+
+    // The kept brief is made again once the project's memory changes, and once a review does.
+    p.turn(
+        later,
+        "parse quoted fields",
+        &["src/quote.rs".into()],
+        "Quotes parse.",
+    );
+    p.reject(
+        later,
+        &p.root.join("src/quote.rs").to_string_lossy(),
+        "escaped quotes are doubled",
+    );
+    let third = "9d1e2f30-0000-4000-8000-000000000002";
+    let again = p
+        .context(p.recorded("SessionStart-startup", third, json!({})))
+        .expect("a brief");
+    assert!(
+        again.contains("parse quoted fields") && again.contains("src/quote.rs"),
+        "{again}"
+    );
+    assert!(again.contains("escaped quotes are doubled"), "{again}");
+    assert_eq!(
+        p.env
+            .count("SELECT count(*) FROM meta WHERE key LIKE 'brief:%'"),
+        1
+    );
 }
 
 #[test]

@@ -747,10 +747,31 @@ fn remember(
         Kind::SessionStart
             if config.memory.brief && matches!(p.source, Some("startup" | "resume") | None) =>
         {
-            let q = quota::load(tx, &config.quota, now_ms)?;
-            let lines = memory::quota_lines(&q, now_ms);
-            let state = store::project_state(tx, &project, session, lines)?;
-            Ok(memory::brief(&state, budget, now_ms).map_or(Decision::Pass, Decision::Context))
+            // One seek tells whether the project has memory at all, and whether the brief kept
+            // from the last time is still current; only then is it made again (and kept), with
+            // the quota as it is then (the brief says when: the quota policy gives the live
+            // advice at the next prompt).
+            let (Some(newest), kept) = store::brief_state(tx, &project)? else {
+                return Ok(Decision::Pass);
+            };
+            let text = match kept {
+                Some((upto, text)) if upto == newest => text,
+                _ => {
+                    let lines = || {
+                        let q = quota::load(tx, &config.quota, now_ms)?;
+                        Ok(memory::quota_lines(&q, now_ms))
+                    };
+                    let text = store::project_state(tx, &project, "", lines)?
+                        .and_then(|s| memory::brief(&s, budget, now_ms))
+                        .unwrap_or_default();
+                    store::put_brief(tx, &project, newest, &text)?;
+                    text
+                }
+            };
+            Ok(match text.is_empty() {
+                true => Decision::Pass,
+                false => Decision::Context(text),
+            })
         }
         Kind::PromptSubmit if event.agent == Agent::Gemini => {
             let Some(prompt) = p.prompt else {

@@ -410,13 +410,16 @@ fn who(agent: &str) -> &'static str {
 /// The brief for a session starting in a project, within `budget` bytes: what the last sessions
 /// did (and by whom), unresolved findings, runs pending or unread, notes, quota. None when there
 /// is nothing to say (quota alone is not worth a brief).
+///
+/// A brief is kept and handed out again until the project's memory changes, so its times are
+/// absolute, and the quota says when it was read.
 pub fn brief(p: &ProjectState, budget: usize, now_ms: i64) -> Option<String> {
     if p.sessions.is_empty() && p.findings.is_empty() && p.runs.is_empty() && p.notes.is_empty() {
         return None;
     }
     let mut r = Render::new(
-        "agent-harness memory: what happened in this project before this session (Claude Code \
-         and Gemini CLI sessions share it). Add a note for later sessions with \
+        "agent-harness memory: what happened in this project lately (Claude Code and Gemini CLI \
+         sessions share it). Add a note for later sessions with \
          `harness memory add \"...\"`; search with `harness memory search WORDS`.",
         budget,
     );
@@ -435,7 +438,7 @@ pub fn brief(p: &ProjectState, budget: usize, now_ms: i64) -> Option<String> {
                     "{} session {} ({}, {} turn{}): {}",
                     who(&s.agent),
                     s.session_id.get(..8).unwrap_or(&s.session_id),
-                    ago(now_ms, s.last_ms),
+                    utc(s.last_ms),
                     s.turns,
                     if s.turns == 1 { "" } else { "s" },
                     s.latest
@@ -449,8 +452,14 @@ pub fn brief(p: &ProjectState, budget: usize, now_ms: i64) -> Option<String> {
     r.section("Gemini runs pending or not yet read", &runs);
     let notes: Vec<String> = p.notes.iter().map(|n| clean(n, 300)).collect();
     r.section("Notes", &notes);
-    r.section("Quota", &p.quota);
+    r.section(&format!("Quota (as of {})", utc(now_ms)), &p.quota);
     Some(r.finish())
+}
+
+/// `2026-12-02 00:41 UTC`: a time that stays true in a brief kept for later.
+pub fn utc(ts_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ts_ms)
+        .map_or_else(String::new, |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
 /// Memory found relevant to a prompt (for Gemini's BeforeAgent), within `budget` bytes.

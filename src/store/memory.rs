@@ -55,6 +55,7 @@ pub fn forget(conn: &Connection, id: i64) -> Result<bool> {
         params![id, text],
     )?;
     conn.execute("DELETE FROM memory WHERE id = ?1", [id])?;
+    forget_briefs(conn)?;
     Ok(true)
 }
 
@@ -183,6 +184,23 @@ pub fn turn_so_far(conn: &Connection, session_id: &str) -> Result<(Option<String
     Ok((None, files))
 }
 
+/// The open findings a review's JSON lists (at most 10).
+fn parse_findings(review_id: i64, findings: Option<String>) -> Vec<OpenFinding> {
+    let list: Vec<crate::policy::review_gate::Finding> = findings
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    list.into_iter()
+        .take(10)
+        .map(|f| OpenFinding {
+            review_id,
+            file: Some(f.file).filter(|f| !f.is_empty()),
+            line: f.line.map(|l| l as i64),
+            severity: Some(f.severity).filter(|s| !s.is_empty()),
+            problem: f.problem,
+        })
+        .collect()
+}
+
 fn open_findings(
     conn: &Connection,
     review_ids_sql: &str,
@@ -192,22 +210,10 @@ fn open_findings(
         .prepare_cached(review_ids_sql)?
         .query_map(p, |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_>>()?;
-    let mut out = Vec::new();
-    for (id, findings) in rows {
-        let list: Vec<crate::policy::review_gate::Finding> = findings
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
-        for f in list.into_iter().take(10) {
-            out.push(OpenFinding {
-                review_id: id,
-                file: Some(f.file).filter(|f| !f.is_empty()),
-                line: f.line.map(|l| l as i64),
-                severity: Some(f.severity).filter(|s| !s.is_empty()),
-                problem: f.problem,
-            });
-        }
-    }
-    Ok(out)
+    Ok(rows
+        .into_iter()
+        .flat_map(|(id, f)| parse_findings(id, f))
+        .collect())
 }
 
 fn pending_runs(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<PendingRun>> {
@@ -320,16 +326,23 @@ pub fn session_state(
     })
 }
 
-/// What a project's brief is made of, leaving out the session that asks. `quota` is worded by
-/// the caller.
+/// What a project's brief is made of, leaving out the session that asks; None when there is
+/// nothing to say (no other session, note or run of this project in memory), found with one
+/// indexed read. `quota` words the quota lines, asked only when there is a brief to give.
+///
+/// Reviews and runs are read as the newest few rows of their tables in the simplest query there
+/// is, and matched to the project here: a hook compiles every statement it runs, and a join
+/// costs more to compile than to run.
 pub fn project_state(
     conn: &Connection,
     project: &str,
     except_session: &str,
-    quota: Vec<String>,
-) -> Result<ProjectState> {
+    quota: impl FnOnce() -> Result<Vec<String>>,
+) -> Result<Option<ProjectState>> {
     let mut sessions: Vec<PastSession> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
     let mut notes = Vec::new();
+    let mut any = false;
     let mut stmt = conn.prepare_cached(
         "SELECT kind, session_id, agent, created_ms, text FROM memory WHERE project = ?1 \
          ORDER BY id DESC LIMIT ?2",
@@ -340,6 +353,12 @@ pub fn project_state(
         let owner: Option<String> = r.get(1)?;
         if owner.as_deref() == Some(except_session) {
             continue;
+        }
+        any = true;
+        if let Some(o) = &owner
+            && !seen.contains(o)
+        {
+            seen.push(o.clone());
         }
         match (kind.as_str(), owner) {
             ("note", _) if notes.len() < 5 => notes.push(r.get(4)?),
@@ -360,31 +379,98 @@ pub fn project_state(
             _ => {}
         }
     }
-    // The project's reviews and runs: the newest few of the whole store, kept when they belong
-    // here (reviews through their session's project, runs through their directory).
-    let findings = open_findings(
-        conn,
-        "SELECT r.id, r.findings FROM (SELECT * FROM reviews ORDER BY id DESC LIMIT 50) r \
-         JOIN sessions s ON s.session_id = r.session_id \
-         WHERE coalesce(s.project_root, s.cwd) = ?1 AND r.status = 'reject' \
-         AND r.handed_off_ms IS NULL \
-         AND r.id = (SELECT max(id) FROM reviews WHERE session_id = r.session_id) \
-         ORDER BY r.id DESC LIMIT 3",
-        [project],
+    drop(rows);
+    if !any {
+        return Ok(None);
+    }
+    // Each session's newest review, when it is an open REJECT of a session seen here.
+    let mut findings = Vec::new();
+    let mut judged: Vec<String> = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, session_id, status, handed_off_ms IS NULL, findings FROM reviews \
+         ORDER BY id DESC LIMIT 30",
     )?;
-    let runs = pending_runs(
-        conn,
-        "SELECT run_id, status, task FROM (SELECT * FROM runs ORDER BY created_ms DESC LIMIT 50) \
-         WHERE (cwd = ?1 OR substr(cwd, 1, length(?1) + 1) = ?1 || '/') \
-         AND (status IN ('queued', 'running') OR waiter = 'gone') LIMIT 5",
-        [project],
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let session: String = r.get(1)?;
+        if judged.contains(&session) {
+            continue;
+        }
+        judged.push(session.clone());
+        let status: String = r.get(2)?;
+        if status == "reject" && r.get::<_, bool>(3)? && seen.contains(&session) {
+            findings.extend(parse_findings(r.get(0)?, r.get(4)?));
+        }
+    }
+    drop(rows);
+    let mut runs = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT run_id, status, task, cwd, waiter FROM runs ORDER BY created_ms DESC LIMIT 30",
     )?;
-    Ok(ProjectState {
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let cwd: Option<String> = r.get(3)?;
+        let here = cwd.as_deref().is_some_and(|c| {
+            c == project
+                || c.strip_prefix(project)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        });
+        let status: String = r.get(1)?;
+        let waiter: String = r.get(4)?;
+        if here && (matches!(status.as_str(), "queued" | "running") || waiter == "gone") {
+            runs.push(PendingRun {
+                run_id: r.get(0)?,
+                status,
+                task: r.get(2)?,
+            });
+        }
+        if runs.len() == 5 {
+            break;
+        }
+    }
+    drop(rows);
+    Ok(Some(ProjectState {
         project: project.to_owned(),
         sessions,
         findings,
         runs,
         notes,
-        quota,
-    })
+        quota: quota()?,
+    }))
+}
+
+/// Where a project's brief stands, in one statement (a hook compiles each one it runs): the
+/// newest memory id of the project (one seek in `memory_by_project`; None when it has no
+/// memory), and the brief as last made with the newest id it saw. The brief is kept in `meta`
+/// under `brief:<project>` (no table of its own: every table is schema each hook parses); an
+/// empty text means there was nothing to say.
+pub fn brief_state(
+    conn: &Connection,
+    project: &str,
+) -> Result<(Option<i64>, Option<(i64, String)>)> {
+    let (newest, value): (Option<i64>, Option<String>) = conn
+        .prepare_cached(
+            "SELECT (SELECT max(id) FROM memory WHERE project = ?1), \
+             (SELECT value FROM meta WHERE key = 'brief:' || ?1)",
+        )?
+        .query_row([project], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let kept = value.and_then(|v| {
+        let (upto, text) = v.split_once('\n')?;
+        Some((upto.parse().ok()?, text.to_owned()))
+    });
+    Ok((newest, kept))
+}
+
+/// Keeps the brief made from the project's memory up to `upto`.
+pub fn put_brief(conn: &Connection, project: &str, upto: i64, text: &str) -> Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+        .execute([format!("brief:{project}"), format!("{upto}\n{text}")])?;
+    Ok(())
+}
+
+/// Drops every cached brief (reviews, runs or memory changed in a way ids do not show).
+pub fn forget_briefs(conn: &Connection) -> Result<()> {
+    conn.prepare_cached("DELETE FROM meta WHERE key >= 'brief:' AND key < 'brief;'")?
+        .execute([])?;
+    Ok(())
 }
