@@ -721,28 +721,29 @@ fn remember(
         }
         Kind::PreCompact => {
             let state = store::session_state(tx, session, agent, &project, now_ms)?;
-            let text = memory::snapshot(&state, budget);
-            store::add(
-                tx,
-                "snapshot",
-                Some(session),
-                agent,
-                &project,
-                now_ms,
-                &text,
-            )?;
+            if let Some(text) = memory::snapshot(&state, budget) {
+                store::add(
+                    tx,
+                    "snapshot",
+                    Some(session),
+                    agent,
+                    &project,
+                    now_ms,
+                    &text,
+                )?;
+            }
             Ok(Decision::Pass)
         }
         Kind::SessionStart if p.source == Some("compact") => {
             let text = match store::latest_snapshot(tx, &project, session)? {
-                Some(text) => text,
+                Some(text) => Some(text),
                 // No PreCompact was seen (a hook not installed, or it failed): built now.
                 None => {
                     let state = store::session_state(tx, session, agent, &project, now_ms)?;
                     memory::snapshot(&state, budget)
                 }
             };
-            Ok(Decision::Context(text))
+            Ok(text.map_or(Decision::Pass, Decision::Context))
         }
         Kind::SessionStart
             if config.memory.brief && matches!(p.source, Some("startup" | "resume") | None) =>

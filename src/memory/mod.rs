@@ -212,6 +212,8 @@ struct Render {
     out: String,
     budget: usize,
     full: bool,
+    /// Whether any section was added (a title alone says nothing).
+    said: bool,
 }
 
 impl Render {
@@ -220,6 +222,7 @@ impl Render {
             out: format!("{title}\n"),
             budget,
             full: false,
+            said: false,
         }
     }
 
@@ -236,6 +239,7 @@ impl Render {
             return;
         }
         self.out.push_str(&head);
+        self.said = true;
         for (i, item) in items.iter().enumerate() {
             let line = format!("- {item}\n");
             let left = items.len() - i - 1;
@@ -325,8 +329,9 @@ fn run_line(r: &PendingRun) -> String {
 }
 
 /// The snapshot of a session, within `budget` bytes: the task, files edited, open claims,
-/// unresolved findings, pending runs, notes, and what the last turns did.
-pub fn snapshot(s: &SessionState, budget: usize) -> String {
+/// unresolved findings, pending runs, notes, and what the last turns did. None when there is
+/// nothing to say.
+pub fn snapshot(s: &SessionState, budget: usize) -> Option<String> {
     let mut r = Render::new(
         "agent-harness memory: where this session stood before the compaction (from the \
          harness's record; the harness keeps it, not you).",
@@ -361,7 +366,7 @@ pub fn snapshot(s: &SessionState, budget: usize) -> String {
     r.section("Notes", &notes);
     let turns: Vec<String> = s.turns.iter().map(|t| clean(t, 400)).collect();
     r.section("Last turns (newest first)", &turns);
-    r.finish()
+    r.said.then(|| r.finish())
 }
 
 /// One earlier session of the project, for the brief.
@@ -605,12 +610,13 @@ mod tests {
             ..Default::default()
         };
         for budget in [600, 2048, 4096] {
-            let text = snapshot(&s, budget);
+            let text = snapshot(&s, budget).unwrap();
             assert!(text.len() <= budget, "{budget}: {}", text.len());
             assert!(text.contains("build the parser"));
             assert!(text.contains("src/f0.rs"), "{text}");
         }
-        let text = snapshot(&s, 2048);
+        assert_eq!(snapshot(&SessionState::default(), 2048), None);
+        let text = snapshot(&s, 2048).unwrap();
         assert!(text.contains("src/f1.rs:10: [high]") || text.contains("[high] src/f1.rs:10"));
         assert!(text.contains("more)"), "{text}");
         assert!(!text.chars().any(|c| c.is_control() && c != '\n'));
