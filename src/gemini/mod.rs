@@ -516,6 +516,24 @@ fn retry_delay_ms(error: &str) -> Option<i64> {
     (ms.is_finite() && ms > 0.0 && ms <= 86_400_000.0).then(|| ms.ceil() as i64)
 }
 
+/// What a finished run leaves in memory: its task, how it ended, and the start of its answer.
+fn run_memory(run: &Run) -> Option<String> {
+    use crate::memory::clean;
+    let task = clean(&run.task, 300);
+    if task.is_empty() {
+        return None;
+    }
+    let end = match (run.status.as_str(), &run.result, &run.error) {
+        ("success", Some(result), _) => format!("answered: {}", clean(result, 500)),
+        (_, _, Some(error)) => format!("failed: {}", clean(error, 200)),
+        (status, _, _) => status.to_owned(),
+    };
+    Some(format!(
+        "Gemini run {}: asked: {task} | {end}",
+        run.run_id.get(..8).unwrap_or(&run.run_id)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -591,22 +609,4 @@ mod tests {
         );
         assert!(r.contains("set GEMINI_API_KEY (an AI Studio key)"), "{r}");
     }
-}
-
-/// What a finished run leaves in memory: its task, how it ended, and the start of its answer.
-fn run_memory(run: &Run) -> Option<String> {
-    use crate::memory::clean;
-    let task = clean(&run.task, 300);
-    if task.is_empty() {
-        return None;
-    }
-    let end = match (run.status.as_str(), &run.result, &run.error) {
-        ("success", Some(result), _) => format!("answered: {}", clean(result, 500)),
-        (_, _, Some(error)) => format!("failed: {}", clean(error, 200)),
-        (status, _, _) => status.to_owned(),
-    };
-    Some(format!(
-        "Gemini run {}: asked: {task} | {end}",
-        run.run_id.get(..8).unwrap_or(&run.run_id)
-    ))
 }

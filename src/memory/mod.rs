@@ -334,7 +334,7 @@ fn run_line(r: &PendingRun) -> String {
 pub fn snapshot(s: &SessionState, budget: usize) -> Option<String> {
     let mut r = Render::new(
         "agent-harness memory: where this session stood before the compaction (from the \
-         harness's record; the harness keeps it, not you).",
+         harness's record). Keep a fact for later with `harness memory add \"...\"`.",
         budget,
     );
     let mut task: Vec<String> = s.first_prompts.iter().map(|p| clean(p, 240)).collect();

@@ -439,15 +439,15 @@ pub fn project_state(
     }))
 }
 
+/// A brief as it was kept: the newest memory id it saw, and its text.
+pub type KeptBrief = (i64, String);
+
 /// Where a project's brief stands, in one statement (a hook compiles each one it runs): the
 /// newest memory id of the project (one seek in `memory_by_project`; None when it has no
 /// memory), and the brief as last made with the newest id it saw. The brief is kept in `meta`
 /// under `brief:<project>` (no table of its own: every table is schema each hook parses); an
 /// empty text means there was nothing to say.
-pub fn brief_state(
-    conn: &Connection,
-    project: &str,
-) -> Result<(Option<i64>, Option<(i64, String)>)> {
+pub fn brief_state(conn: &Connection, project: &str) -> Result<(Option<i64>, Option<KeptBrief>)> {
     let (newest, value): (Option<i64>, Option<String>) = conn
         .prepare_cached(
             "SELECT (SELECT max(id) FROM memory WHERE project = ?1), \
