@@ -778,16 +778,13 @@ fn remember(
             let Some(prompt) = p.prompt else {
                 return Ok(Decision::Pass);
             };
-            let filter = store::Filter {
-                project: Some(&project),
-                ..Default::default()
-            };
-            let found: Vec<memory::Item> = store::search(tx, prompt, &filter, 6)?
+            // Ranked here over the project's newest items, not through the full-text index:
+            // a common word's postings over a large store are unbounded work for a hook.
+            let items: Vec<memory::Item> = store::newest(tx, &project, memory::SEARCH_REACH)?
                 .into_iter()
-                .map(|(item, _)| item)
                 .filter(|i| i.session_id.as_deref() != Some(session) && i.kind != "snapshot")
-                .take(3)
                 .collect();
+            let found = memory::rank(prompt, items, 3);
             Ok(memory::relevant(&found, budget, now_ms).map_or(Decision::Pass, Decision::Context))
         }
         _ => Ok(Decision::Pass),

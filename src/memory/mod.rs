@@ -20,6 +20,8 @@ pub const REPLY_CHARS: usize = 400;
 pub const NOTE_CHARS: usize = 2000;
 /// The most of a stored snapshot, in bytes (the hand-back is cut to its own budget).
 pub const SNAPSHOT_BYTES: usize = 8 * 1024;
+/// How many of a project's newest remembered items a hook ranks against a prompt.
+pub const SEARCH_REACH: usize = 300;
 /// Files named in one turn summary or snapshot.
 pub const MAX_FILES: usize = 15;
 
@@ -515,6 +517,70 @@ pub fn quota_lines(q: &crate::quota::Quota, now_ms: i64) -> Vec<String> {
         .collect()
 }
 
+/// The words of a text as a hook compares them: lower case, stop words and words under three
+/// letters dropped, a plural or tense ending taken off (`locks`, `locking`, `locked`: `lock`).
+pub fn terms(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in text.split(|c: char| !c.is_alphanumeric()) {
+        let w = w.to_lowercase();
+        if w.chars().count() < 3 || STOP_WORDS.contains(&w.as_str()) {
+            continue;
+        }
+        let stem = ["ing", "ed", "es", "s"]
+            .iter()
+            .find_map(|suffix| w.strip_suffix(suffix).filter(|s| s.chars().count() >= 3))
+            .unwrap_or(&w)
+            .to_owned();
+        if !out.contains(&stem) {
+            out.push(stem);
+        }
+    }
+    out
+}
+
+/// The items that match a prompt best, at most `n`: each prompt word an item shares scores by
+/// how rare it is among the items (inverse document frequency); ties go to the newer item
+/// (items come newest first). An item sharing no word is never returned.
+pub fn rank(prompt: &str, items: Vec<Item>, n: usize) -> Vec<Item> {
+    let want: Vec<String> = terms(prompt).into_iter().take(16).collect();
+    if want.is_empty() || items.is_empty() {
+        return Vec::new();
+    }
+    let has: Vec<Vec<bool>> = items
+        .iter()
+        .map(|i| {
+            let t = terms(&i.text);
+            want.iter().map(|w| t.contains(w)).collect()
+        })
+        .collect();
+    let total = items.len() as f64;
+    let idf: Vec<f64> = (0..want.len())
+        .map(|k| {
+            let df = has.iter().filter(|h| h[k]).count() as f64;
+            (1.0 + total / (1.0 + df)).ln()
+        })
+        .collect();
+    let mut scored: Vec<(f64, usize)> = has
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            (
+                h.iter()
+                    .zip(&idf)
+                    .filter(|(m, _)| **m)
+                    .map(|(_, w)| w)
+                    .sum(),
+                i,
+            )
+        })
+        .filter(|(score, _)| *score > 0.0)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let keep: Vec<usize> = scored.into_iter().take(n).map(|(_, i)| i).collect();
+    let mut items: Vec<Option<Item>> = items.into_iter().map(Some).collect();
+    keep.into_iter().filter_map(|i| items[i].take()).collect()
+}
+
 /// Words too common to search on.
 const STOP_WORDS: &[&str] = &[
     "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "for", "from", "how", "i", "in",
@@ -523,10 +589,10 @@ const STOP_WORDS: &[&str] = &[
 ];
 
 /// A person's words as an FTS5 query: each word quoted (nothing they type is query syntax),
-/// stop words dropped, words of three letters or more also matched as prefixes; the terms
-/// OR-ed so that the best match (most terms, rarest terms) ranks first. None when no word is
-/// left. At most `max_terms` words.
-pub fn fts_query(text: &str, max_terms: usize) -> Option<String> {
+/// stop words dropped, words of three letters or more also matched as prefixes when `prefix`;
+/// the terms OR-ed so that the best match (most terms, rarest terms) ranks first. None when no
+/// word is left. At most `max_terms` words.
+pub fn fts_query(text: &str, max_terms: usize, prefix: bool) -> Option<String> {
     let mut words: Vec<String> = Vec::new();
     for w in text
         .split(|c: char| !c.is_alphanumeric())
@@ -547,7 +613,7 @@ pub fn fts_query(text: &str, max_terms: usize) -> Option<String> {
     let terms: Vec<String> = words
         .iter()
         .map(|w| {
-            if w.chars().count() >= 3 {
+            if prefix && w.chars().count() >= 3 {
                 format!("\"{w}\" OR \"{w}\"*")
             } else {
                 format!("\"{w}\"")
@@ -633,12 +699,41 @@ mod tests {
     }
 
     #[test]
+    fn a_hook_ranks_items_by_the_rare_words_they_share() {
+        let item = |id: i64, text: &str| Item {
+            id,
+            kind: "turn".into(),
+            session_id: None,
+            agent: "claude".into(),
+            project: "/p".into(),
+            created_ms: 0,
+            text: text.into(),
+        };
+        let items = vec![
+            item(3, "asked: tidy the config loader"),
+            item(
+                2,
+                "asked: make the exporter stream rows | edited: src/export.rs",
+            ),
+            item(1, "asked: the config exporter"),
+        ];
+        let found = rank("why does the exporter stream?", items.clone(), 2);
+        assert_eq!(found.iter().map(|i| i.id).collect::<Vec<_>>(), [2, 1]);
+        assert!(rank("zebra giraffe", items.clone(), 3).is_empty());
+        assert_eq!(terms("Locking the locks, locked!"), ["lock"]);
+    }
+
+    #[test]
     fn queries_are_quoted_words() {
         assert_eq!(
-            fts_query("the \"DB\" OR lock*", 8).unwrap(),
+            fts_query("the \"DB\" OR lock*", 8, true).unwrap(),
             "\"db\" OR \"lock\" OR \"lock\"*"
         );
-        assert_eq!(fts_query("the of", 8), None);
-        assert_eq!(fts_query("", 8), None);
+        assert_eq!(
+            fts_query("locks, a b", 8, false).unwrap(),
+            "\"locks\" OR \"b\""
+        );
+        assert_eq!(fts_query("the of", 8, true), None);
+        assert_eq!(fts_query("", 8, true), None);
     }
 }

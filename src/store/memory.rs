@@ -118,18 +118,32 @@ pub fn search(
     f: &Filter<'_>,
     limit: usize,
 ) -> Result<Vec<(Item, f64)>> {
-    let Some(query) = memory::fts_query(words, 16) else {
+    let Some(query) = memory::fts_query(words, 16, true) else {
         return Ok(Vec::new());
     };
+    // Not for hooks: a common word's postings over a large store make this slow (see
+    // `newest`).
     conn.prepare_cached(&format!(
         "SELECT m.id, m.kind, m.session_id, m.agent, m.project, m.created_ms, m.text, \
          bm25(memory_fts) AS score FROM memory_fts JOIN memory m ON m.id = memory_fts.rowid \
-         WHERE memory_fts MATCH ?6 AND {FILTER} ORDER BY score, m.id DESC LIMIT ?5"
+         WHERE memory_fts MATCH ?6 AND {FILTER} \
+         ORDER BY score, m.id DESC LIMIT ?5"
     ))?
     .query_map(
         params![f.project, f.session, f.agent, f.kind, limit as i64, query],
         |r| Ok((item(r)?, r.get(7)?)),
     )?
+    .collect()
+}
+
+/// A project's newest `n` items, newest first: what a hook ranks against a prompt
+/// (`memory::rank`), bounded however much is stored.
+pub fn newest(conn: &Connection, project: &str, n: usize) -> Result<Vec<Item>> {
+    conn.prepare_cached(
+        "SELECT id, kind, session_id, agent, project, created_ms, text FROM memory \
+         WHERE project = ?1 ORDER BY id DESC LIMIT ?2",
+    )?
+    .query_map(params![project, n as i64], item)?
     .collect()
 }
 

@@ -180,7 +180,7 @@ pub fn run(args: Args) -> CliResult {
             json,
         } => {
             let words = query.join(" ");
-            if memory::fts_query(&words, 16).is_none() {
+            if memory::fts_query(&words, 16, true).is_none() {
                 return Err(CliError::Message(
                     "give words to search for: harness memory search WORDS".into(),
                 ));
