@@ -85,6 +85,7 @@ const FLOORS: usize = 3;
 
 const BIG_STORE_EVENTS: usize = 1_000_000;
 const CLAIMS: usize = 10_000;
+const NOTES: usize = 100_000;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -100,8 +101,12 @@ fn main() {
     let scratch = target.join(format!("bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();
 
+    // A filter that names no 1M target spares building (and copying) the 1M-event store.
+    let want_big = std::env::var("BENCH_FILTER").map_or(true, |f| f.contains("1M"));
     let big = target.join("bench-store-1m.db");
-    ensure_big_store(&big, root);
+    if want_big {
+        ensure_big_store(&big, root);
+    }
 
     let me = std::env::current_exe().unwrap();
     let mut targets: Vec<Target> = Vec::new();
@@ -132,8 +137,13 @@ fn main() {
     // Every 1M target writes one shared copy of the big store (as every hook shares one store);
     // each 0 target starts from its own empty one.
     let big_copy = scratch.join("shared-1M.db");
-    std::fs::copy(&big, &big_copy).unwrap();
-    for label in ["0", "1M"] {
+    let sizes: &[&str] = if want_big {
+        std::fs::copy(&big, &big_copy).unwrap();
+        &["0", "1M"]
+    } else {
+        &["0"]
+    };
+    for &label in sizes {
         for (bin, rel) in FIXTURES {
             let db = match label {
                 "0" => scratch.join(format!("{bin}-0.db")),
@@ -158,7 +168,7 @@ fn main() {
     status["rate_limits"] = serde_json::json!({
         "five_hour": {"used_percentage": 42, "resets_at": 1_900_000_000},
         "seven_day": {"used_percentage": 12, "resets_at": 1_900_500_000}});
-    for label in ["0", "1M"] {
+    for &label in sizes {
         let db = match label {
             "0" => scratch.join("statusline-0.db"),
             _ => big_copy.clone(),
@@ -234,6 +244,31 @@ fn main() {
             );
             t.config = config;
             targets.push(t);
+        }
+    }
+    // Memory: SessionStart (the project brief) and UserPromptSubmit on a store holding 100,000
+    // remembered items of the fixtures' own project, beside the same on a store with none.
+    let no_notes = scratch.join("notes-0.db");
+    let many_notes = scratch.join("notes-100k.db");
+    fill_memory(&many_notes, NOTES);
+    for (bin, rel) in [
+        (
+            "harness-session-start",
+            "claude-code-2.1.197/SessionStart-startup.json",
+        ),
+        (
+            "harness-user-prompt-submit",
+            "claude-code-2.1.197/UserPromptSubmit.json",
+        ),
+    ] {
+        for (label, db) in [("0 notes", &no_notes), ("100k notes", &many_notes)] {
+            targets.push(Target::new(
+                &format!("{bin}, {label}"),
+                &bin_path(bin),
+                &[],
+                fixture(root, rel),
+                Some(db.clone()),
+            ));
         }
     }
     if let Ok(filter) = std::env::var("BENCH_FILTER") {
@@ -328,6 +363,17 @@ fn main() {
                 "UserPromptSubmit ({label} prompt) p50 with delegation advice / without: {:.2}x \
                  (aim: at most 1.20x)",
                 on / off
+            );
+        }
+    }
+    for bin in ["harness-session-start", "harness-user-prompt-submit"] {
+        if let (Some(none), Some(many)) = (
+            p50(&format!("{bin}, 0 notes")),
+            p50(&format!("{bin}, 100k notes")),
+        ) {
+            println!(
+                "{bin} p50 with 100,000 remembered items / with none: {:.2}x (aim: at most 1.20x)",
+                many / none
             );
         }
     }
@@ -441,6 +487,76 @@ fn fill_claims(path: &Path, n: usize) {
                 };
                 claims::put(tx, &claim)
                     .map_err(|e| agent_harness::error::Error::db("bench claims", path, e))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+/// A store holding `n` remembered items of the fixtures' project (`/home/dev/project`): turn
+/// summaries of 2,000 sessions and notes, each about 200 characters of project words.
+fn fill_memory(path: &Path, n: usize) {
+    const WORDS: &[&str] = &[
+        "parser",
+        "lock",
+        "table",
+        "importer",
+        "export",
+        "stream",
+        "quota",
+        "gemini",
+        "claude",
+        "review",
+        "finding",
+        "snapshot",
+        "compaction",
+        "brief",
+        "session",
+        "store",
+        "migration",
+        "hook",
+        "event",
+        "payload",
+        "redact",
+        "token",
+        "config",
+        "budget",
+        "route",
+        "file",
+        "inode",
+        "wal",
+        "checkpoint",
+        "spool",
+        "status",
+        "cache",
+    ];
+    let mut store = Store::open(path, Duration::from_secs(5)).unwrap();
+    let mut seed = 7u64;
+    store
+        .write(|tx| {
+            for i in 0..n {
+                let text: Vec<&str> = (0..30)
+                    .map(|_| {
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        WORDS[(seed >> 33) as usize % WORDS.len()]
+                    })
+                    .collect();
+                let (kind, session) = match i % 10 {
+                    0..7 => ("turn", Some(format!("bench-session-{:04}", i / 50))),
+                    _ => ("note", None),
+                };
+                agent_harness::store::memory::add(
+                    tx,
+                    kind,
+                    session.as_deref(),
+                    "claude",
+                    "/home/dev/project",
+                    1_790_000_000_000 + i as i64,
+                    &text.join(" "),
+                )
+                .map_err(|e| agent_harness::error::Error::db("bench memory", path, e))?;
             }
             Ok(())
         })

@@ -41,6 +41,8 @@ pub struct Config {
     pub route: RouteConfig,
     /// `harness export`: sending what the store holds to a team's backend.
     pub export: ExportConfig,
+    /// Memory across compaction, sessions and providers.
+    pub memory: MemoryConfig,
 }
 
 /// `"export": {...}`.
@@ -335,6 +337,34 @@ impl Default for RouteConfig {
         }
     }
 }
+
+/// `"memory": {...}`: what the harness remembers (turn summaries, snapshots before a compaction,
+/// notes) and hands back: after a compaction (the snapshot), at the start of a session (a brief of
+/// the project), and to Gemini CLI at each prompt (what matches it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Remember and hand back at all. Default true. When false nothing is captured or handed
+    /// back; `harness memory` still reads and edits what is stored.
+    pub enabled: bool,
+    /// The most a hand-back adds to the model's context, in bytes. Default 2048; 256 to 16384.
+    pub budget_bytes: usize,
+    /// Give a new or resumed session the project's brief. Default true.
+    pub brief: bool,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            enabled: true,
+            budget_bytes: 2048,
+            brief: true,
+        }
+    }
+}
+
+/// The range `memory.budget_bytes` may take.
+pub const MEMORY_BUDGET_RANGE: std::ops::RangeInclusive<usize> = 256..=16_384;
 
 /// `"review": {...}`: `harness review` sends the session's change to Gemini against acceptance
 /// criteria; while its verdict is an unresolved REJECT, the session's Stop is blocked (at most

@@ -13,6 +13,7 @@ pub mod gemini;
 pub mod hook;
 pub mod install;
 pub mod log;
+pub mod memory;
 pub mod paths;
 pub mod payload;
 pub mod policy;

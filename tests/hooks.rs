@@ -135,6 +135,9 @@ const SESSION_ORDER: &[&str] = &[
 #[test]
 fn a_whole_session_gives_sessions_events_and_joined_tool_calls() {
     let env = Env::new("session");
+    // This checks what is recorded, quietly: the hand-backs memory gives at the resume and the
+    // compact restart are tests/memory.rs's business.
+    env.config(r#"{"memory": {"enabled": false}}"#);
     for rel in SESSION_ORDER {
         record(&env, &fixture(rel));
     }

@@ -86,6 +86,32 @@ pub fn brief(
             list.join(", ")
         ));
     }
+    // The project's memory (shared by every session and both providers): notes, what other
+    // sessions did last, findings still open.
+    let memory = crate::store::memory::project_state(conn, &root, requester.unwrap_or(""), || {
+        Ok(Vec::new())
+    })?
+    .unwrap_or_default();
+    for n in memory.notes.iter().take(3) {
+        out.push_str(&format!("- Note kept for this project: {}\n", clip(n, 300)));
+    }
+    for s in memory.sessions.iter().take(2) {
+        out.push_str(&format!(
+            "- Another {} session here ({}) last did: {}\n",
+            s.agent,
+            crate::memory::ago(now_ms, s.last_ms),
+            clip(&s.latest, 300)
+        ));
+    }
+    for f in memory.findings.iter().take(3) {
+        out.push_str(&format!(
+            "- Open review finding: {}{}\n",
+            f.file
+                .as_deref()
+                .map_or(String::new(), |f| format!("{f}: ")),
+            clip(&f.problem, 200)
+        ));
+    }
     out.push_str(match mode {
         Mode::ReadOnly => {
             "- This run is read-only: you can read and search files but not edit them or run \
@@ -145,6 +171,56 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("c.rs") && !text.contains("d.rs"), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_brief_carries_the_projects_memory() {
+        let dir = std::env::temp_dir().join(format!("ah-brief-mem-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let project = dir.join("proj");
+        std::fs::create_dir_all(project.join(".git")).unwrap();
+        let project = std::fs::canonicalize(&project).unwrap();
+        let p = project.to_string_lossy().into_owned();
+        let mut store = Store::open(&dir.join("h.db"), std::time::Duration::from_secs(1)).unwrap();
+        let text = store
+            .write(|tx| {
+                use crate::store::memory::add;
+                add(tx, "note", None, "user", &p, 1, "dates are UTC everywhere").unwrap();
+                add(
+                    tx,
+                    "turn",
+                    Some("gem-1"),
+                    "gemini",
+                    &p,
+                    1,
+                    "asked: map the parser",
+                )
+                .unwrap();
+                add(
+                    tx,
+                    "turn",
+                    Some("asker"),
+                    "claude",
+                    &p,
+                    1,
+                    "asked: my own work",
+                )
+                .unwrap();
+                add(tx, "note", None, "user", "/other", 1, "not this project").unwrap();
+                Ok(brief(tx, Some("asker"), &p, Mode::ReadOnly, 2).unwrap())
+            })
+            .unwrap();
+        assert!(
+            text.contains("Note kept for this project: dates are UTC"),
+            "{text}"
+        );
+        assert!(text.contains("Another gemini session here"), "{text}");
+        assert!(text.contains("map the parser"), "{text}");
+        assert!(
+            !text.contains("my own work") && !text.contains("not this project"),
+            "{text}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

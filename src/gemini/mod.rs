@@ -218,6 +218,24 @@ pub fn execute(db: &Path, run_id: &str, config: &Config) -> Result<Run> {
                 }
                 _ => {}
             }
+            // Remembered for both providers' later sessions (and `harness memory search`).
+            if config.memory.enabled
+                && let Some(text) = run_memory(run)
+            {
+                let cwd = run.cwd.as_deref().unwrap_or("");
+                let project = crate::paths::project_root(std::path::Path::new(cwd))
+                    .map_or_else(|| cwd.to_owned(), |r| r.to_string_lossy().into_owned());
+                crate::store::memory::add(
+                    tx,
+                    "run",
+                    run.requester.as_deref(),
+                    "gemini",
+                    &project,
+                    now,
+                    &text,
+                )
+                .map_err(wrap)?;
+            }
             // Nobody waits for the answer any more: it goes to the requester's next hook.
             if run.waiter == "gone"
                 && let Some(requester) = &run.requester
@@ -496,6 +514,24 @@ fn retry_delay_ms(error: &str) -> Option<i64> {
     let ms = n * unit;
     // A suggestion beyond a day is not a per-minute limit's: leave it to the daily rule.
     (ms.is_finite() && ms > 0.0 && ms <= 86_400_000.0).then(|| ms.ceil() as i64)
+}
+
+/// What a finished run leaves in memory: its task, how it ended, and the start of its answer.
+fn run_memory(run: &Run) -> Option<String> {
+    use crate::memory::clean;
+    let task = clean(&run.task, 300);
+    if task.is_empty() {
+        return None;
+    }
+    let end = match (run.status.as_str(), &run.result, &run.error) {
+        ("success", Some(result), _) => format!("answered: {}", clean(result, 500)),
+        (_, _, Some(error)) => format!("failed: {}", clean(error, 200)),
+        (status, _, _) => status.to_owned(),
+    };
+    Some(format!(
+        "Gemini run {}: asked: {task} | {end}",
+        run.run_id.get(..8).unwrap_or(&run.run_id)
+    ))
 }
 
 #[cfg(test)]

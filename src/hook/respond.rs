@@ -628,6 +628,10 @@ pub fn respond(
         decision = decision.and(advice);
     }
 
+    if config.memory.enabled && event.payload.agent_id.is_none() {
+        decision = decision.and(remember(tx, event, session, project_root, config, now_ms)?);
+    }
+
     // Notices waiting for this agent ride on the first hook that can carry context to it: to
     // the session's main agent, never to a subagent (whose context, and the notice, end with it).
     if matches!(decision, Decision::Pass | Decision::Context(_))
@@ -756,4 +760,112 @@ fn route_prompt(
     Ok(advice
         .note
         .map(|n| Decision::Context(crate::redact::redact_str(&n).into_owned())))
+}
+
+/// Memory, for the session's main agent: the turn summary at Stop, the snapshot at PreCompact
+/// (both captured where the session cannot lose them, never left for SessionEnd), and the
+/// hand-backs: the snapshot after a compaction, the project's brief at a new or resumed session,
+/// and for Gemini CLI what matches each prompt. Reads are bounded (see `store::memory`).
+fn remember(
+    tx: &Transaction<'_>,
+    event: &Event<'_>,
+    session: &str,
+    project_root: Option<&str>,
+    config: &Config,
+    now_ms: i64,
+) -> rusqlite::Result<Decision> {
+    use crate::memory;
+    use crate::store::memory as store;
+    let p = event.payload;
+    let project = store::project_of(project_root, p.cwd);
+    let agent = event.agent.as_str();
+    let budget = config.memory.budget_bytes;
+    match event.kind {
+        Kind::Stop => {
+            let (prompt, files) = store::turn_so_far(tx, session)?;
+            // Gemini's AfterAgent carries its turn's prompt and answer; Claude's Stop the answer.
+            let prompt = p.prompt.map(str::to_owned).or(prompt);
+            let reply = p.last_assistant_message.or(p.prompt_response);
+            let turn = memory::Turn {
+                prompt: prompt
+                    .as_deref()
+                    .filter(|p| !crate::event::is_synthetic_prompt(p)),
+                files,
+                reply,
+            };
+            if let Some(text) = memory::turn_text(&turn, &project) {
+                store::add(tx, "turn", Some(session), agent, &project, now_ms, &text)?;
+            }
+            Ok(Decision::Pass)
+        }
+        Kind::PreCompact => {
+            let state = store::session_state(tx, session, agent, &project, now_ms)?;
+            if let Some(text) = memory::snapshot(&state, budget) {
+                store::add(
+                    tx,
+                    "snapshot",
+                    Some(session),
+                    agent,
+                    &project,
+                    now_ms,
+                    &text,
+                )?;
+            }
+            Ok(Decision::Pass)
+        }
+        Kind::SessionStart if p.source == Some("compact") => {
+            let text = match store::latest_snapshot(tx, &project, session)? {
+                Some(text) => Some(text),
+                // No PreCompact was seen (a hook not installed, or it failed): built now.
+                None => {
+                    let state = store::session_state(tx, session, agent, &project, now_ms)?;
+                    memory::snapshot(&state, budget)
+                }
+            };
+            Ok(text.map_or(Decision::Pass, Decision::Context))
+        }
+        Kind::SessionStart
+            if config.memory.brief && matches!(p.source, Some("startup" | "resume") | None) =>
+        {
+            // One seek tells whether the project has memory at all, and whether the brief kept
+            // from the last time is still current; only then is it made again (and kept), with
+            // the quota as it is then (the brief says when: the quota policy gives the live
+            // advice at the next prompt).
+            let (Some(newest), kept) = store::brief_state(tx, &project)? else {
+                return Ok(Decision::Pass);
+            };
+            let text = match kept {
+                Some((upto, text)) if upto == newest => text,
+                _ => {
+                    let lines = || {
+                        let q = quota::load(tx, &config.quota, now_ms)?;
+                        Ok(memory::quota_lines(&q, now_ms))
+                    };
+                    let text = store::project_state(tx, &project, "", lines)?
+                        .and_then(|s| memory::brief(&s, budget, now_ms))
+                        .unwrap_or_default();
+                    store::put_brief(tx, &project, newest, &text)?;
+                    text
+                }
+            };
+            Ok(match text.is_empty() {
+                true => Decision::Pass,
+                false => Decision::Context(text),
+            })
+        }
+        Kind::PromptSubmit if event.agent == Agent::Gemini => {
+            let Some(prompt) = p.prompt else {
+                return Ok(Decision::Pass);
+            };
+            // Ranked here over the project's newest items, not through the full-text index:
+            // a common word's postings over a large store are unbounded work for a hook.
+            let items: Vec<memory::Item> = store::newest(tx, &project, memory::SEARCH_REACH)?
+                .into_iter()
+                .filter(|i| i.session_id.as_deref() != Some(session) && i.kind != "snapshot")
+                .collect();
+            let found = memory::rank(prompt, items, 3);
+            Ok(memory::relevant(&found, budget, now_ms).map_or(Decision::Pass, Decision::Context))
+        }
+        _ => Ok(Decision::Pass),
+    }
 }

@@ -33,6 +33,7 @@
 mod arena;
 pub mod claims;
 pub mod export;
+pub mod memory;
 pub mod query;
 pub mod quota;
 pub mod record;
@@ -62,6 +63,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_provisional_claims.sql"),
     include_str!("migrations/0007_reviews.sql"),
     include_str!("migrations/0008_routes.sql"),
+    include_str!("migrations/0009_memory.sql"),
     include_str!("migrations/0010_export.sql"),
 ];
 

@@ -148,6 +148,8 @@ pub fn finish(
     error: Option<&str>,
     run_ids: &[String],
 ) -> Result<()> {
+    // The project briefs cached in `meta` read reviews and runs: made again when next asked.
+    crate::store::memory::forget_briefs(conn)?;
     conn.execute(
         "UPDATE reviews SET status = ?2, finished_ms = ?3, summary = ?4, findings = ?5, \
          error = ?6, run_ids = ?7 WHERE id = ?1",
@@ -221,6 +223,8 @@ pub fn count_block(conn: &Connection, id: i64, kind: BlockKind) -> Result<()> {
 
 /// The gate is done with review `id`'s thread.
 pub fn hand_off(conn: &Connection, id: i64, now_ms: i64) -> Result<()> {
+    // The project briefs cached in `meta` read reviews and runs: made again when next asked.
+    crate::store::memory::forget_briefs(conn)?;
     conn.prepare_cached("UPDATE reviews SET handed_off_ms = ?2 WHERE thread = (SELECT thread FROM reviews WHERE id = ?1)")?
         .execute(params![id, now_ms])?;
     Ok(())
@@ -233,6 +237,8 @@ pub fn waive(
     reason: Option<&str>,
     now_ms: i64,
 ) -> Result<Option<i64>> {
+    // The project briefs cached in `meta` read reviews and runs: made again when next asked.
+    crate::store::memory::forget_briefs(conn)?;
     let Some(r) = latest(conn, session_id)? else {
         return Ok(None);
     };

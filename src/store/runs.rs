@@ -73,6 +73,8 @@ fn run_row(r: &Row<'_>) -> Result<Run> {
 
 /// Writes a run row (insert or replace).
 pub fn put(conn: &Connection, r: &Run) -> Result<()> {
+    // The project briefs cached in `meta` read reviews and runs: made again when next asked.
+    crate::store::memory::forget_briefs(conn)?;
     conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO runs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
          ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"
@@ -112,6 +114,8 @@ pub fn put(conn: &Connection, r: &Run) -> Result<()> {
 /// A queued run started: its status, start and worker, and nothing else (the waiter column is
 /// the waiting process's to set).
 pub fn mark_running(conn: &Connection, run_id: &str, started_ms: i64, pid: i64) -> Result<()> {
+    // The project briefs cached in `meta` read reviews and runs: made again when next asked.
+    crate::store::memory::forget_briefs(conn)?;
     conn.execute(
         "UPDATE runs SET status = 'running', started_ms = ?2, worker_pid = ?3 WHERE run_id = ?1",
         params![run_id, started_ms, pid],

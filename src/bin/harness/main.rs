@@ -12,6 +12,7 @@ mod events;
 mod export;
 mod install;
 mod locks;
+mod memory;
 mod problems;
 mod progress;
 mod quota;
@@ -114,6 +115,9 @@ enum Command {
     Quota(quota::Args),
     /// Delegation advice given at prompts: list, explain one (`routes ID`), `--stats` per type.
     Routes(routes::Args),
+    /// What the harness remembers across compaction, sessions and providers: add a note,
+    /// search, list, forget.
+    Memory(memory::Args),
     /// The status line command for Claude Code (reads its JSON on stdin, prints one line).
     Statusline(quota::StatuslineArgs),
     /// Serve the live web page (activity, routing, rate limits, costs, reviews) on 127.0.0.1.
@@ -144,6 +148,7 @@ fn main() -> ExitCode {
         Command::Quota(a) => quota::run(a),
         Command::Statusline(a) => quota::statusline(a),
         Command::Routes(a) => routes::run(a),
+        Command::Memory(a) => memory::run(a),
         Command::Delegate(a) => delegate::run(a),
         Command::Runs(a) => delegate::runs(a),
         Command::Review(a) => review::run(a),
