@@ -580,6 +580,14 @@ impl Config {
                 "export.otlp.endpoint must be an http:// or https:// URL (got {e:?})"
             ));
         }
+        if !MEMORY_BUDGET_RANGE.contains(&self.memory.budget_bytes) {
+            return Err(format!(
+                "memory.budget_bytes must be between {} and {} (got {})",
+                MEMORY_BUDGET_RANGE.start(),
+                MEMORY_BUDGET_RANGE.end(),
+                self.memory.budget_bytes
+            ));
+        }
         if self.gemini.max_concurrent == 0 || self.gemini.timeout_secs == 0 {
             return Err("gemini.max_concurrent and gemini.timeout_secs must be at least 1".into());
         }
