@@ -660,3 +660,49 @@ fn base64_decodes() {
     assert_eq!(browser::base64_decode("aGVsbG8h"), b"hello!");
     assert_eq!(browser::base64_decode("aGk"), b"hi");
 }
+
+/// A client that trickles its request a byte at a time is cut off once the whole request has had
+/// its few seconds, not kept as long as each byte comes within a per-read timeout (slowloris).
+#[test]
+fn a_request_trickled_byte_by_byte_is_cut_off() {
+    let env = Env::new("dashboard-slow");
+    seed(&env);
+    let dash = Dashboard::start(&env);
+    let mut s = TcpStream::connect(("127.0.0.1", dash.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
+    s.write_all(b"GET /api/snapshot HTTP/1.1\r\n").unwrap();
+    let started = Instant::now();
+    let closed = loop {
+        if started.elapsed() > Duration::from_secs(20) {
+            break None;
+        }
+        // A header byte every 250 ms: well inside any per-read timeout.
+        if s.write_all(b"x").is_err() {
+            break Some(started.elapsed());
+        }
+        let mut buf = [0u8; 256];
+        match s.read(&mut buf) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            _ => break Some(started.elapsed()),
+        }
+    };
+    let closed = closed.expect("still open after 20 s of trickling");
+    assert!(
+        closed < Duration::from_secs(8),
+        "closed only after {closed:?}"
+    );
+    // The server itself is fine for the next client.
+    let snap = request(
+        dash.port,
+        "GET",
+        "/api/snapshot",
+        &[("X-Harness-Token", &dash.token)],
+        b"",
+    );
+    assert_eq!(snap.status, 200);
+}

@@ -174,7 +174,6 @@ impl Server {
 }
 
 fn serve(server: &Server, stream: &TcpStream) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
     let req = match http::read(stream) {
         Ok(r) => r,
