@@ -116,6 +116,14 @@ pub fn run(args: Args) -> CliResult {
     }
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
+        if stream
+            .peer_addr()
+            .is_ok_and(|peer| other_user(peer.port(), port))
+        {
+            // Another account on this machine: it could not read anything without the token,
+            // but its idle connections could fill every slot. Closed before it takes one.
+            continue;
+        }
         if server.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
             server.connections.fetch_sub(1, Ordering::SeqCst);
             let _ = http::error(&stream, 503, "too many connections");
@@ -133,6 +141,36 @@ pub fn run(args: Args) -> CliResult {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// Whether the local socket connected from `peer_port` to our `port` belongs to another user, as
+/// the kernel's socket tables say (Linux). Anything unknown (no /proc, the peer already gone)
+/// answers no: the token still guards every request.
+fn other_user(peer_port: u16, port: u16) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return false;
+    };
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table)
+            .ok()
+            .and_then(|t| socket_owner(&t, peer_port, port))
+            .is_some_and(|uid| uid != me)
+    })
+}
+
+/// The uid owning the socket from local port `from` to remote port `to` in a /proc/net/tcp table.
+fn socket_owner(table: &str, from: u16, to: u16) -> Option<u32> {
+    let port = |addr: &str| {
+        addr.rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+    };
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.len() > 7 && port(f[1]) == Some(from) && port(f[2]) == Some(to))
+            .then(|| f[7].parse().ok())
+            .flatten()
+    })
 }
 
 /// 32 random hex digits (128 bits) from the kernel.
@@ -368,7 +406,22 @@ fn events(server: &Server, stream: &TcpStream, req: &http::Request) -> std::io::
 
 #[cfg(test)]
 mod tests {
-    use super::same;
+    use super::{same, socket_owner};
+
+    #[test]
+    fn a_socket_owner_is_read_from_the_kernel_table() {
+        // Real /proc/net/tcp lines: the listener on 0x894B (35147), its accepted end, and the
+        // client's end (local port 0xE0A2 = 57506) owned by uid 1001.
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:894B 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 493656 1
+   1: 0100007F:894B 0100007F:E0A2 01 00000000:00000000 00:00000000 00000000  1000        0 639 1
+   2: 0100007F:E0A2 0100007F:894B 01 00000000:00000000 00:00000000 00000000  1001        0 640 1
+";
+        assert_eq!(socket_owner(table, 57506, 35147), Some(1001));
+        assert_eq!(socket_owner(table, 35147, 57506), Some(1000));
+        assert_eq!(socket_owner(table, 57507, 35147), None);
+        assert_eq!(socket_owner("", 1, 2), None);
+    }
 
     #[test]
     fn tokens_compare_whole() {
