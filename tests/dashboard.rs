@@ -706,3 +706,63 @@ fn a_request_trickled_byte_by_byte_is_cut_off() {
     );
     assert_eq!(snap.status, 200);
 }
+
+/// `--open` hands xdg-open an owner-only file that redirects to the page: the token never sits on
+/// a command line, where any user on the machine could read it with `ps`.
+#[test]
+fn open_keeps_the_token_off_the_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new("dashboard-open");
+    seed(&env);
+    let bin = env.home.join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = env.home.join("xdg-open-args");
+    let script = bin.join("xdg-open");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > '{0}.tmp'\n\
+             cat \"$1\" > '{0}.page'\nmv '{0}.tmp' '{0}'\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new(support::bin("harness"));
+    cmd.env_clear();
+    env.apply_std(&mut cmd);
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = cmd
+        .env("PATH", path)
+        .args(["dashboard", "--port", "0", "--open"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let token = first.trim().rsplit("token=").next().unwrap().to_owned();
+    assert_eq!(token.len(), 32, "{first}");
+    let started = Instant::now();
+    while !record.exists() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let args = std::fs::read_to_string(&record).expect("xdg-open was not run");
+    let page = std::fs::read_to_string(record.with_extension("page")).unwrap();
+    let opened = std::path::PathBuf::from(args.trim());
+    let mode = std::fs::metadata(&opened).map(|m| m.permissions().mode() & 0o777);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        !args.contains(&token),
+        "token on xdg-open's command line: {args}"
+    );
+    assert!(page.contains(&format!("?token={token}")), "{page}");
+    assert_eq!(mode.unwrap(), 0o600, "{}", opened.display());
+}

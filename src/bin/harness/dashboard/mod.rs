@@ -104,15 +104,7 @@ pub fn run(args: Args) -> CliResult {
         .and_then(|()| out.flush());
     }
     if args.open {
-        // No shell: the URL is one argument. A missing xdg-open is only a note.
-        if let Err(e) = std::process::Command::new("xdg-open")
-            .arg(&url)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-        {
-            eprintln!("harness: could not run xdg-open ({e}); open the URL above by hand");
-        }
+        open(&server.db, &url);
     }
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
@@ -141,6 +133,58 @@ pub fn run(args: Args) -> CliResult {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// Opens the page in the default browser without putting the token on a command line (any user
+/// can read another's with `ps`, and a browser started by xdg-open keeps its arguments for as long
+/// as it runs): xdg-open gets an owner-only file that redirects to the URL, removed after a minute.
+/// No shell: the path is one argument. A missing xdg-open is only a note.
+fn open(db: &std::path::Path, url: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let file = dir.join(format!(".dashboard-open-{}.html", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let page = format!(
+        "<!doctype html><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\">\
+         <meta http-equiv=\"refresh\" content=\"0;url={url}\"><a href=\"{url}\">agent-harness \
+         dashboard</a>\n"
+    );
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .and_then(|mut f| f.write_all(page.as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "harness: could not write {} ({e}); open the URL above by hand",
+            file.display()
+        );
+        return;
+    }
+    match std::process::Command::new("xdg-open")
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(mut child) => {
+            let _ = std::thread::Builder::new()
+                .name("dashboard-open".into())
+                .spawn(move || {
+                    let _ = child.wait();
+                    std::thread::sleep(Duration::from_secs(60));
+                    let _ = std::fs::remove_file(&file);
+                });
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&file);
+            eprintln!("harness: could not run xdg-open ({e}); open the URL above by hand");
+        }
+    }
 }
 
 /// Whether the local socket connected from `peer_port` to our `port` belongs to another user, as
