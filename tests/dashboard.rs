@@ -365,6 +365,16 @@ fn every_request_needs_the_token_and_actions_need_it_in_a_header_from_this_origi
     assert_eq!(cross_site.status, 403);
     let not_json = request(p, "POST", release, &[("X-Harness-Token", tok)], body);
     assert_eq!(not_json.status, 415);
+    // A page showing an older holder does not release the claim someone holds now.
+    let stale = request(
+        p,
+        "POST",
+        release,
+        &[json_type, ("X-Harness-Token", tok)],
+        br#"{"path": "/home/dev/project/held.rs", "session_id": "another-session"}"#,
+    );
+    assert_eq!(stale.status, 409, "{}", stale.text());
+    assert!(stale.text().contains("reload"), "{}", stale.text());
     assert_eq!(env.count(HELD), 1, "nothing released yet");
     let ok = request(
         p,

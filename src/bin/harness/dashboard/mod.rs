@@ -388,11 +388,28 @@ fn release(server: &Server, body: &serde_json::Value) -> (u16, serde_json::Value
     let Some(path) = body["path"].as_str() else {
         return (400, json!({"error": "name the file: {\"path\": ...}"}));
     };
-    match write(server, |tx| claims::release_path(tx, path, ACTOR, now_ms())) {
-        Ok(Some(c)) => (200, json!({"released": c.path, "holder": c.session_id})),
-        Ok(None) => (409, json!({"error": "no agent holds that file"})),
+    // The holder the page showed: a page that is a few seconds old must not release a claim
+    // another agent has taken since (two agents would then edit the file at once).
+    let seen = body["session_id"].as_str();
+    let released = write(server, |tx| match claims::get(tx, path)? {
+        Some(c) if seen.is_some_and(|s| s != c.session_id) => Ok(Err(c.session_id)),
+        Some(_) => claims::release_path(tx, path, ACTOR, now_ms()).map(Ok),
+        None => Ok(Ok(None)),
+    });
+    match released {
+        Ok(Ok(Some(c))) => (200, json!({"released": c.path, "holder": c.session_id})),
+        Ok(Ok(None)) => (409, json!({"error": "no agent holds that file"})),
+        Ok(Err(holder)) => (
+            409,
+            json!({"error": format!("another session ({}) holds that file now: reload", short(&holder))}),
+        ),
         Err(e) => (500, json!({"error": e})),
     }
+}
+
+/// A session id's first 8 characters, as the page shows it.
+fn short(id: &str) -> &str {
+    id.char_indices().nth(8).map_or(id, |(i, _)| &id[..i])
 }
 
 /// The live stream: `events` batches (id = the batch's last event id) and a `changed` note after
