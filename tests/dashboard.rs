@@ -365,6 +365,16 @@ fn every_request_needs_the_token_and_actions_need_it_in_a_header_from_this_origi
     assert_eq!(cross_site.status, 403);
     let not_json = request(p, "POST", release, &[("X-Harness-Token", tok)], body);
     assert_eq!(not_json.status, 415);
+    // A page showing an older holder does not release the claim someone holds now.
+    let stale = request(
+        p,
+        "POST",
+        release,
+        &[json_type, ("X-Harness-Token", tok)],
+        br#"{"path": "/home/dev/project/held.rs", "session_id": "another-session"}"#,
+    );
+    assert_eq!(stale.status, 409, "{}", stale.text());
+    assert!(stale.text().contains("reload"), "{}", stale.text());
     assert_eq!(env.count(HELD), 1, "nothing released yet");
     let ok = request(
         p,
@@ -659,4 +669,110 @@ fn base64_decodes() {
     assert_eq!(browser::base64_decode("aGVsbG8="), b"hello");
     assert_eq!(browser::base64_decode("aGVsbG8h"), b"hello!");
     assert_eq!(browser::base64_decode("aGk"), b"hi");
+}
+
+/// A client that trickles its request a byte at a time is cut off once the whole request has had
+/// its few seconds, not kept as long as each byte comes within a per-read timeout (slowloris).
+#[test]
+fn a_request_trickled_byte_by_byte_is_cut_off() {
+    let env = Env::new("dashboard-slow");
+    seed(&env);
+    let dash = Dashboard::start(&env);
+    let mut s = TcpStream::connect(("127.0.0.1", dash.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
+    s.write_all(b"GET /api/snapshot HTTP/1.1\r\n").unwrap();
+    let started = Instant::now();
+    let closed = loop {
+        if started.elapsed() > Duration::from_secs(20) {
+            break None;
+        }
+        // A header byte every 250 ms: well inside any per-read timeout.
+        if s.write_all(b"x").is_err() {
+            break Some(started.elapsed());
+        }
+        let mut buf = [0u8; 256];
+        match s.read(&mut buf) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            _ => break Some(started.elapsed()),
+        }
+    };
+    let closed = closed.expect("still open after 20 s of trickling");
+    assert!(
+        closed < Duration::from_secs(8),
+        "closed only after {closed:?}"
+    );
+    // The server itself is fine for the next client.
+    let snap = request(
+        dash.port,
+        "GET",
+        "/api/snapshot",
+        &[("X-Harness-Token", &dash.token)],
+        b"",
+    );
+    assert_eq!(snap.status, 200);
+}
+
+/// `--open` hands xdg-open an owner-only file that redirects to the page: the token never sits on
+/// a command line, where any user on the machine could read it with `ps`.
+#[test]
+fn open_keeps_the_token_off_the_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new("dashboard-open");
+    seed(&env);
+    let bin = env.home.join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = env.home.join("xdg-open-args");
+    let script = bin.join("xdg-open");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > '{0}.tmp'\n\
+             cat \"$1\" > '{0}.page'\nmv '{0}.tmp' '{0}'\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new(support::bin("harness"));
+    cmd.env_clear();
+    env.apply_std(&mut cmd);
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = cmd
+        .env("PATH", path)
+        .args(["dashboard", "--port", "0", "--open"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let token = first.trim().rsplit("token=").next().unwrap().to_owned();
+    assert_eq!(token.len(), 32, "{first}");
+    let started = Instant::now();
+    while !record.exists() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let args = std::fs::read_to_string(&record).expect("xdg-open was not run");
+    let page = std::fs::read_to_string(record.with_extension("page")).unwrap();
+    let opened = std::path::PathBuf::from(args.trim());
+    let mode = std::fs::metadata(&opened).map(|m| m.permissions().mode() & 0o777);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        !args.contains(&token),
+        "token on xdg-open's command line: {args}"
+    );
+    assert!(page.contains(&format!("?token={token}")), "{page}");
+    assert_eq!(mode.unwrap(), 0o600, "{}", opened.display());
 }

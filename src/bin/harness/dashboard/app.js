@@ -255,7 +255,7 @@ function renderLocks(locks) {
   fill("locks", locks.map((l) => {
     const b = el("button", "release", "release");
     b.dataset.path = l.path;
-    b.addEventListener("click", () => post("/api/locks/release", { path: l.path }));
+    b.addEventListener("click", () => post("/api/locks/release", { path: l.path, session_id: l.session_id }));
     const action = el("td");
     action.append(b);
     return row([l.path, short(l.session_id) + " " + l.agent + " (" + l.holder + ")",

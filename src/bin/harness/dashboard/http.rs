@@ -4,11 +4,15 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 /// The longest request head (request line and headers) accepted.
 const MAX_HEAD: usize = 16 * 1024;
 /// The longest request body accepted (the two actions send a few hundred bytes).
 pub const MAX_BODY: usize = 16 * 1024;
+/// How long a whole request (head and body) may take to arrive. A per-read timeout alone lets a
+/// client that sends one byte every few seconds hold its connection (and a slot) for hours.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 
 /// One parsed request.
 #[derive(Debug, Default)]
@@ -54,9 +58,30 @@ impl From<io::Error> for ReadError {
     }
 }
 
-/// Reads one request from `stream` (the caller sets its timeouts).
+/// A stream whose reads all end by one instant: each read waits only for what is left of it.
+struct Deadline<'a> {
+    stream: &'a TcpStream,
+    until: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+/// Reads one request from `stream`, all of it within [`REQUEST_DEADLINE`].
 pub fn read(stream: &TcpStream) -> Result<Request, ReadError> {
-    let mut reader = BufReader::new(stream.take((MAX_HEAD + MAX_BODY) as u64));
+    let deadline = Deadline {
+        stream,
+        until: Instant::now() + REQUEST_DEADLINE,
+    };
+    let mut reader = BufReader::new(deadline.take((MAX_HEAD + MAX_BODY) as u64));
     let mut head_len = 0;
     let mut line = String::new();
     let mut next_line = |reader: &mut BufReader<_>, line: &mut String| -> Result<(), ReadError> {

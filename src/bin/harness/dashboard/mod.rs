@@ -104,18 +104,18 @@ pub fn run(args: Args) -> CliResult {
         .and_then(|()| out.flush());
     }
     if args.open {
-        // No shell: the URL is one argument. A missing xdg-open is only a note.
-        if let Err(e) = std::process::Command::new("xdg-open")
-            .arg(&url)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-        {
-            eprintln!("harness: could not run xdg-open ({e}); open the URL above by hand");
-        }
+        open(&server.db, &url);
     }
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
+        if stream
+            .peer_addr()
+            .is_ok_and(|peer| other_user(peer.port(), port))
+        {
+            // Another account on this machine: it could not read anything without the token,
+            // but its idle connections could fill every slot. Closed before it takes one.
+            continue;
+        }
         if server.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
             server.connections.fetch_sub(1, Ordering::SeqCst);
             let _ = http::error(&stream, 503, "too many connections");
@@ -133,6 +133,88 @@ pub fn run(args: Args) -> CliResult {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// Opens the page in the default browser without putting the token on a command line (any user
+/// can read another's with `ps`, and a browser started by xdg-open keeps its arguments for as long
+/// as it runs): xdg-open gets an owner-only file that redirects to the URL, removed after a minute.
+/// No shell: the path is one argument. A missing xdg-open is only a note.
+fn open(db: &std::path::Path, url: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let file = dir.join(format!(".dashboard-open-{}.html", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let page = format!(
+        "<!doctype html><meta charset=\"utf-8\"><meta name=\"referrer\" content=\"no-referrer\">\
+         <meta http-equiv=\"refresh\" content=\"0;url={url}\"><a href=\"{url}\">agent-harness \
+         dashboard</a>\n"
+    );
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .and_then(|mut f| f.write_all(page.as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "harness: could not write {} ({e}); open the URL above by hand",
+            file.display()
+        );
+        return;
+    }
+    match std::process::Command::new("xdg-open")
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(mut child) => {
+            let _ = std::thread::Builder::new()
+                .name("dashboard-open".into())
+                .spawn(move || {
+                    let _ = child.wait();
+                    std::thread::sleep(Duration::from_secs(60));
+                    let _ = std::fs::remove_file(&file);
+                });
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&file);
+            eprintln!("harness: could not run xdg-open ({e}); open the URL above by hand");
+        }
+    }
+}
+
+/// Whether the local socket connected from `peer_port` to our `port` belongs to another user, as
+/// the kernel's socket tables say (Linux). Anything unknown (no /proc, the peer already gone)
+/// answers no: the token still guards every request.
+fn other_user(peer_port: u16, port: u16) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return false;
+    };
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table)
+            .ok()
+            .and_then(|t| socket_owner(&t, peer_port, port))
+            .is_some_and(|uid| uid != me)
+    })
+}
+
+/// The uid owning the socket from local port `from` to remote port `to` in a /proc/net/tcp table.
+fn socket_owner(table: &str, from: u16, to: u16) -> Option<u32> {
+    let port = |addr: &str| {
+        addr.rsplit_once(':')
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+    };
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.len() > 7 && port(f[1]) == Some(from) && port(f[2]) == Some(to))
+            .then(|| f[7].parse().ok())
+            .flatten()
+    })
 }
 
 /// 32 random hex digits (128 bits) from the kernel.
@@ -174,7 +256,6 @@ impl Server {
 }
 
 fn serve(server: &Server, stream: &TcpStream) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
     let req = match http::read(stream) {
         Ok(r) => r,
@@ -307,11 +388,28 @@ fn release(server: &Server, body: &serde_json::Value) -> (u16, serde_json::Value
     let Some(path) = body["path"].as_str() else {
         return (400, json!({"error": "name the file: {\"path\": ...}"}));
     };
-    match write(server, |tx| claims::release_path(tx, path, ACTOR, now_ms())) {
-        Ok(Some(c)) => (200, json!({"released": c.path, "holder": c.session_id})),
-        Ok(None) => (409, json!({"error": "no agent holds that file"})),
+    // The holder the page showed: a page that is a few seconds old must not release a claim
+    // another agent has taken since (two agents would then edit the file at once).
+    let seen = body["session_id"].as_str();
+    let released = write(server, |tx| match claims::get(tx, path)? {
+        Some(c) if seen.is_some_and(|s| s != c.session_id) => Ok(Err(c.session_id)),
+        Some(_) => claims::release_path(tx, path, ACTOR, now_ms()).map(Ok),
+        None => Ok(Ok(None)),
+    });
+    match released {
+        Ok(Ok(Some(c))) => (200, json!({"released": c.path, "holder": c.session_id})),
+        Ok(Ok(None)) => (409, json!({"error": "no agent holds that file"})),
+        Ok(Err(holder)) => (
+            409,
+            json!({"error": format!("another session ({}) holds that file now: reload", short(&holder))}),
+        ),
         Err(e) => (500, json!({"error": e})),
     }
+}
+
+/// A session id's first 8 characters, as the page shows it.
+fn short(id: &str) -> &str {
+    id.char_indices().nth(8).map_or(id, |(i, _)| &id[..i])
 }
 
 /// The live stream: `events` batches (id = the batch's last event id) and a `changed` note after
@@ -369,7 +467,22 @@ fn events(server: &Server, stream: &TcpStream, req: &http::Request) -> std::io::
 
 #[cfg(test)]
 mod tests {
-    use super::same;
+    use super::{same, socket_owner};
+
+    #[test]
+    fn a_socket_owner_is_read_from_the_kernel_table() {
+        // Real /proc/net/tcp lines: the listener on 0x894B (35147), its accepted end, and the
+        // client's end (local port 0xE0A2 = 57506) owned by uid 1001.
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:894B 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 493656 1
+   1: 0100007F:894B 0100007F:E0A2 01 00000000:00000000 00:00000000 00000000  1000        0 639 1
+   2: 0100007F:E0A2 0100007F:894B 01 00000000:00000000 00:00000000 00000000  1001        0 640 1
+";
+        assert_eq!(socket_owner(table, 57506, 35147), Some(1001));
+        assert_eq!(socket_owner(table, 35147, 57506), Some(1000));
+        assert_eq!(socket_owner(table, 57507, 35147), None);
+        assert_eq!(socket_owner("", 1, 2), None);
+    }
 
     #[test]
     fn tokens_compare_whole() {
