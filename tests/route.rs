@@ -350,3 +350,46 @@ fn routing_can_be_switched_off() {
     assert_eq!(context(&out), "");
     assert_eq!(env.count("SELECT count(*) FROM routes"), 0);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 400, ..Default::default() })]
+
+    /// The hook reads the history only when `history_matters` says it could change the pick: so
+    /// for every prompt, quota and history, a pick made without it must equal the pick with it
+    /// whenever `history_matters` is false.
+    #[test]
+    fn history_is_skipped_only_where_it_cannot_change_the_pick(
+        line in 0usize..846,
+        advised in 0u32..40,
+        followed in 0u32..40,
+        succeeded in 0u32..40,
+        claude_used in proptest::option::of(0.0f64..100.0),
+        gemini_used in proptest::option::of(0.0f64..100.0),
+        threshold in 0.2f64..0.9,
+    ) {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/route/train.jsonl"),
+        )
+        .unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let v: Value = serde_json::from_str(lines[line % lines.len()]).unwrap();
+        let prompt = v["prompt"].as_str().unwrap();
+        let prefer = BTreeMap::new();
+        let s = Settings { threshold, ..settings(&prefer, &[]) };
+        let headroom = Headroom {
+            claude_used_pct: claude_used,
+            gemini_used_pct: gemini_used,
+            ..Headroom::default()
+        };
+        let followed = followed.min(advised);
+        let past = Past { advised, followed, succeeded: succeeded.min(followed) };
+        let without = decide(prompt, headroom, Past::default(), &s);
+        let with = decide(prompt, headroom, past, &s);
+        if !route::history_matters(&without) {
+            proptest::prop_assert_eq!(with.selected, without.selected, "{}", prompt);
+        }
+        // And the reach bounds what history moves.
+        let moved = (with.score - without.score).abs() + (with.bar - without.bar).abs();
+        proptest::prop_assert!(moved <= route::HISTORY_REACH + 1e-9, "moved {}", moved);
+    }
+}

@@ -700,14 +700,13 @@ fn route_prompt(
         gemini_used_pct: q.gemini.tightest().and_then(|w| w.used_pct),
         gemini_out_until_ms: q.gemini.exhausted.as_ref().map(|e| e.until_ms),
     };
-    let past = routes::past(tx, scores.top_gemini().as_str())?;
-    let input = Input {
+    let mut input = Input {
         prompt,
         features,
         scores,
         project_files,
         headroom,
-        past,
+        past: Default::default(),
     };
     let settings = Settings {
         threshold: config.route.threshold,
@@ -715,7 +714,12 @@ fn route_prompt(
         keep_on_claude: &config.route.keep_on_claude,
         warn_pct: config.quota.warn_pct,
     };
-    let advice = route_policy::advise(&input, &settings, now_ms);
+    // History is read only where it could change the pick (a score near the bar).
+    let mut advice = route_policy::advise(&input, &settings, now_ms);
+    if route_policy::history_matters(&advice) {
+        input.past = routes::past(tx, scores.top_gemini().as_str())?;
+        advice = route_policy::advise(&input, &settings, now_ms);
+    }
     let model_factors: serde_json::Map<String, serde_json::Value> = crate::route::TaskType::ALL
         .iter()
         .zip(scores.probs)

@@ -371,6 +371,17 @@ pub fn advise(input: &Input<'_>, settings: &Settings<'_>, now_ms: i64) -> Advice
     }
 }
 
+/// The most that history ([`Past`]) moves a prompt's score and bar apart or together: the
+/// success adjustment (at most 0.1 either way) plus the bar raised for ignored advice (0.1).
+pub const HISTORY_REACH: f64 = 0.2;
+
+/// Whether the history could change `neutral`, the advice given with no history: only when its
+/// score is within [`HISTORY_REACH`] of its bar. Elsewhere every history gives the same pick, so
+/// the hook reads none (the store's query is a fifth of the advice's cost).
+pub fn history_matters(neutral: &Advice) -> bool {
+    (neutral.score - neutral.bar).abs() <= HISTORY_REACH + 1e-9
+}
+
 /// True when a prompt was typed by a person and is worth scoring: not a `<task-notification>`
 /// after a background agent, not a slash command (its expansion is the client's, and
 /// `/delegate-gemini` already is the delegation), not empty, and not from a `source` other than
