@@ -284,10 +284,89 @@ fn the_hook_notes_a_broad_task_stores_every_decision_and_never_blocks() {
         ),
         1
     );
-    // The first turn ended with the second prompt, with no delegation run: kept on Claude.
+    // The hook only stores: outcomes are settled by the readers.
+    assert_eq!(
+        env.count("SELECT count(*) FROM routes WHERE outcome IS NOT NULL"),
+        0
+    );
+    let out = env.cmd("harness").args(["routes"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The first turn ended with the second prompt, with no delegation run: kept on Claude. The
+    // second, the session's newest, may still be running: open.
     assert_eq!(
         env.count("SELECT count(*) FROM routes WHERE id = 1 AND outcome = 'kept'"),
         1
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM routes WHERE id = 2 AND outcome IS NULL"),
+        1
+    );
+}
+
+#[test]
+fn readers_settle_every_ended_turn_in_pages_and_the_newest_only_when_followed() {
+    let env = Env::new("route-settle");
+    // The store, created by its first reader.
+    assert!(
+        env.cmd("harness")
+            .args(["routes"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let conn = env.db();
+    let now = agent_harness::time::now_ms();
+    // Session a: 45 decisions a minute apart, the newest a minute old, followed by a run; session
+    // b: one decision two hours old.
+    for i in 0..45i64 {
+        conn.execute(
+            "INSERT INTO routes (session_id, decided_ms, task, task_type, complexity, score, bar, \
+             selected, reason, factors) VALUES ('a', ?1, 't', 'codebase', 'small', 0.9, 0.5, \
+             'gemini', 'r', '{}')",
+            [now - (45 - i) * 60_000],
+        )
+        .unwrap();
+    }
+    conn.execute(
+        "INSERT INTO runs (run_id, requester, task, prompt, mode, status, created_ms) \
+         VALUES ('run-a', 'a', 't', 'p', 'read-only', 'success', ?1)",
+        [now - 30_000],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO routes (session_id, decided_ms, task, task_type, complexity, score, bar, \
+         selected, reason, factors) VALUES ('b', ?1, 't', 'edit', 'small', 0.1, 0.5, 'claude', \
+         'r', '{}')",
+        [now - 2 * 3_600_000],
+    )
+    .unwrap();
+    let out = env
+        .cmd("harness")
+        .args(["routes", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM routes WHERE outcome IS NULL"),
+        0
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM routes WHERE outcome = 'delegated' AND run_id = 'run-a'"),
+        1,
+        "only the newest turn of a, in which the run started, followed the advice"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM routes WHERE outcome = 'kept'"),
+        45
     );
 }
 

@@ -668,7 +668,6 @@ fn route_prompt(
     let Some(prompt) = event.payload.prompt else {
         return Ok(None);
     };
-    routes::settle_session(tx, session, now_ms, now_ms)?;
     let PromptScores {
         features,
         scores,
@@ -717,7 +716,7 @@ fn route_prompt(
     // History is read only where it could change the pick (a score near the bar).
     let mut advice = route_policy::advise(&input, &settings, now_ms);
     if route_policy::history_matters(&advice) {
-        input.past = routes::past(tx, scores.top_gemini().as_str())?;
+        input.past = routes::past(tx, scores.top_gemini().as_str(), now_ms)?;
         advice = route_policy::advise(&input, &settings, now_ms);
     }
     let model_factors: serde_json::Map<String, serde_json::Value> = crate::route::TaskType::ALL

@@ -1,8 +1,9 @@
 //! Routing decisions (`routes`) and the cached project sizes they use (`project_sizes`).
 //!
 //! Owns the SQL: storing a decision, settling its outcome (was a delegation run started in that
-//! session before its next prompt, or within [`FOLLOW_WINDOW_MS`]; what the turn cost on Claude),
-//! the history the policy weighs, and the listings of `harness routes`. Must not decide.
+//! session before its next prompt, or within [`FOLLOW_WINDOW_MS`]; what the turn cost on Claude)
+//! when a reader asks ([`settle_all`]: the hook only stores), the history the policy weighs, and
+//! the listings of `harness routes`. Must not decide.
 
 use rusqlite::{Connection, OptionalExtension, Result, params};
 
@@ -12,6 +13,9 @@ use crate::route::prices::{self, Tokens};
 /// How long after a decision a delegation run still counts as following it (when no later
 /// prompt of the session ends the turn first).
 pub const FOLLOW_WINDOW_MS: i64 = 30 * 60_000;
+
+/// Open decisions of one session read at a time when settling.
+const SETTLE_PAGE: usize = 20;
 /// How many recent decisions of a type the history looks at.
 const HISTORY_ROWS: i64 = 200;
 
@@ -63,42 +67,83 @@ pub fn put(conn: &Connection, r: &Route) -> Result<i64> {
     Ok(conn.last_insert_rowid())
 }
 
-/// How advice of `task_type` went: over its last `HISTORY_ROWS` (200) settled pieces of advice.
-pub fn past(conn: &Connection, task_type: &str) -> Result<Past> {
+/// How advice of `task_type` went: over its last `HISTORY_ROWS` (200) pieces of advice whose
+/// outcome is known, settled or not. The hook settles nothing (the readers do, see
+/// [`settle_all`]), so a decision not settled yet counts once its follow window has passed, with
+/// the first delegation run of its session in that window; `now_ms` places the window.
+pub fn past(conn: &Connection, task_type: &str, now_ms: i64) -> Result<Past> {
     conn.prepare_cached(
-        "SELECT count(*), coalesce(sum(r.outcome = 'delegated'), 0), \
+        "SELECT count(*), coalesce(sum(x.run IS NOT NULL), 0), \
                 coalesce(sum(runs.status = 'success'), 0) \
-         FROM (SELECT outcome, run_id FROM routes INDEXED BY routes_by_type \
-               WHERE task_type = ?1 AND selected = 'gemini' AND outcome IS NOT NULL \
-               ORDER BY decided_ms DESC LIMIT ?2) r \
-         LEFT JOIN runs ON runs.run_id = r.run_id",
+         FROM (SELECT CASE WHEN r.outcome IS NOT NULL THEN r.run_id ELSE \
+                        (SELECT run_id FROM runs INDEXED BY runs_by_requester \
+                         WHERE requester = r.session_id AND created_ms >= r.decided_ms \
+                           AND created_ms <= r.decided_ms + ?3 \
+                         ORDER BY created_ms LIMIT 1) END AS run \
+               FROM routes r INDEXED BY routes_by_type \
+               WHERE r.task_type = ?1 AND r.selected = 'gemini' \
+                 AND (r.outcome IS NOT NULL OR r.decided_ms <= ?4) \
+               ORDER BY r.decided_ms DESC LIMIT ?2) x \
+         LEFT JOIN runs ON runs.run_id = x.run",
     )?
-    .query_row(params![task_type, HISTORY_ROWS], |row| {
-        Ok(Past {
-            advised: row.get::<_, i64>(0)? as u32,
-            followed: row.get::<_, i64>(1)? as u32,
-            succeeded: row.get::<_, i64>(2)? as u32,
-        })
-    })
+    .query_row(
+        params![
+            task_type,
+            HISTORY_ROWS,
+            FOLLOW_WINDOW_MS,
+            now_ms - FOLLOW_WINDOW_MS
+        ],
+        |row| {
+            Ok(Past {
+                advised: row.get::<_, i64>(0)? as u32,
+                followed: row.get::<_, i64>(1)? as u32,
+                succeeded: row.get::<_, i64>(2)? as u32,
+            })
+        },
+    )
 }
 
-/// Settles the open decisions of `session` made before `end_ms` (the session's next prompt):
-/// each turn ends at the next decision, at `end_ms`, or after [`FOLLOW_WINDOW_MS`].
-pub fn settle_session(conn: &Connection, session: &str, end_ms: i64, now_ms: i64) -> Result<()> {
-    settle_within(conn, session, end_ms, now_ms, true)
-}
-
-/// Settles, for `harness routes`, the open decisions already followed by a delegation run; the
-/// others stay open until their turn ends.
-pub fn settle_followed(conn: &Connection, now_ms: i64) -> Result<()> {
-    let open: Vec<String> = conn
-        .prepare("SELECT DISTINCT session_id FROM routes WHERE outcome IS NULL")?
-        .query_map([], |r| r.get(0))?
+/// Settles every decision whose turn has ended, for the readers (`harness routes`, the
+/// dashboard): the hook leaves this to them, so that a prompt pays only for its own decision. A
+/// turn ends at the session's next decision or after [`FOLLOW_WINDOW_MS`]; a session's newest
+/// decision is settled sooner only when a delegation run already followed it.
+///
+/// Settles at most about `max_rows` decisions per call (each takes a few statements inside the
+/// caller's write transaction, so a reader beside busy hooks keeps its transaction short); returns
+/// how many it settled. `harness routes` calls it until none is left.
+pub fn settle_all(conn: &Connection, now_ms: i64, max_rows: usize) -> Result<usize> {
+    let sessions: Vec<(String, i64)> = conn
+        .prepare(
+            "SELECT session_id, max(decided_ms) FROM routes WHERE session_id IN \
+             (SELECT DISTINCT session_id FROM routes WHERE outcome IS NULL) GROUP BY session_id",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_>>()?;
-    for session in open {
-        settle_within(conn, &session, now_ms, now_ms, false)?;
+    let mut settled = 0;
+    for (session, newest) in sessions {
+        if settled >= max_rows {
+            break;
+        }
+        // Every turn of the session has ended (its last by the window), or every turn before
+        // the newest (at the next decision), a page at a time.
+        let ended = if newest + FOLLOW_WINDOW_MS <= now_ms {
+            newest + FOLLOW_WINDOW_MS
+        } else {
+            newest
+        };
+        loop {
+            let n = settle_within(conn, &session, ended, now_ms, true)?;
+            settled += n;
+            if n < SETTLE_PAGE || settled >= max_rows {
+                break;
+            }
+        }
+        if ended == newest {
+            // The newest turn may still be running: settled now only if a run followed it.
+            settled += settle_within(conn, &session, now_ms, now_ms, false)?;
+        }
     }
-    Ok(())
+    Ok(settled)
 }
 
 fn settle_within(
@@ -107,15 +152,18 @@ fn settle_within(
     end_ms: i64,
     now_ms: i64,
     last: bool,
-) -> Result<()> {
+) -> Result<usize> {
     let open: Vec<(i64, i64)> = conn
         .prepare_cached(
             "SELECT id, decided_ms FROM routes INDEXED BY routes_by_session \
              WHERE session_id = ?1 AND decided_ms < ?2 AND outcome IS NULL \
-             ORDER BY decided_ms LIMIT 20",
+             ORDER BY decided_ms LIMIT ?3",
         )?
-        .query_map(params![session, end_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map(params![session, end_ms, SETTLE_PAGE as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
         .collect::<Result<_>>()?;
+    let mut settled = 0;
     for (id, decided) in open {
         let next: Option<i64> = conn
             .prepare_cached(
@@ -127,24 +175,9 @@ fn settle_within(
             .unwrap_or(end_ms)
             .min(end_ms)
             .min(decided + FOLLOW_WINDOW_MS);
-        settle_one(conn, id, session, decided, end, now_ms, last)?;
+        settled += settle_one(conn, id, session, decided, end, now_ms, last)? as usize;
     }
-    Ok(())
-}
-
-/// Settles decisions whose follow window has passed (sessions that never prompted again).
-pub fn settle_stale(conn: &Connection, now_ms: i64) -> Result<()> {
-    let stale: Vec<(String, i64)> = conn
-        .prepare(
-            "SELECT DISTINCT session_id, max(decided_ms) FROM routes \
-             WHERE outcome IS NULL AND decided_ms < ?1 GROUP BY session_id",
-        )?
-        .query_map([now_ms - FOLLOW_WINDOW_MS], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_>>()?;
-    for (session, last) in stale {
-        settle_session(conn, &session, last + FOLLOW_WINDOW_MS, now_ms)?;
-    }
-    Ok(())
+    Ok(settled)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -156,7 +189,7 @@ fn settle_one(
     to_ms: i64,
     now_ms: i64,
     last: bool,
-) -> Result<()> {
+) -> Result<bool> {
     let run: Option<String> = conn
         .prepare_cached(
             "SELECT run_id FROM runs INDEXED BY runs_by_requester \
@@ -166,7 +199,7 @@ fn settle_one(
         .query_row(params![session, from_ms, to_ms], |r| r.get(0))
         .optional()?;
     if run.is_none() && !last {
-        return Ok(());
+        return Ok(false);
     }
     let mut st = conn.prepare_cached(
         "SELECT model, sum(input_tokens), sum(output_tokens), sum(cache_creation_tokens), \
@@ -209,7 +242,7 @@ fn settle_one(
         (tokens > 0).then_some(gemini),
         now_ms
     ])?;
-    Ok(())
+    Ok(true)
 }
 
 const COLUMNS: &str = "r.id, r.session_id, r.decided_ms, r.project_root, r.task, r.task_type, \

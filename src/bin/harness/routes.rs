@@ -46,16 +46,19 @@ fn json(r: &Route) -> serde_json::Value {
     v
 }
 
+/// Decisions settled per write transaction.
+const SETTLE_BATCH: usize = 200;
+
 pub fn run(args: Args) -> CliResult {
     let mut store = open_store()?;
     let db = store.path().to_path_buf();
     let now = now_ms();
-    // Settle what can be settled, so the outcomes shown are current.
-    store.write(|tx| {
-        routes::settle_stale(tx, now)
-            .and_then(|_| routes::settle_followed(tx, now))
-            .map_err(|e| Error::db("settle routes in", &db, e))
-    })?;
+    // Settle what can be settled (the hooks leave it to the readers), so the outcomes shown are
+    // current: in short transactions, beside hooks that may be writing.
+    while store.write(|tx| {
+        routes::settle_all(tx, now, SETTLE_BATCH).map_err(|e| Error::db("settle routes in", &db, e))
+    })? >= SETTLE_BATCH
+    {}
     let conn = store.reader()?;
     let mut out = std::io::stdout().lock();
     if args.stats {

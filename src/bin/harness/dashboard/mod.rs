@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use agent_harness::config::Config;
 use agent_harness::error::Error;
-use agent_harness::store::{Store, claims, reviews};
+use agent_harness::store::{Store, claims, reviews, routes};
 use agent_harness::time::now_ms;
 use rusqlite::Connection;
 use serde_json::json;
@@ -343,7 +343,24 @@ fn route(server: &Server, stream: &TcpStream, req: &http::Request) -> std::io::R
     }
 }
 
+/// When the routing decisions were last settled (the hooks leave that to readers).
+static SETTLED_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+/// How often the page settles routing decisions, and how many at most each time (a short write
+/// transaction beside busy hooks).
+const SETTLE_EVERY_MS: i64 = 30_000;
+const SETTLE_ROWS: usize = 100;
+
 fn read_snapshot(server: &Server) -> Result<serde_json::Value, String> {
+    let now = now_ms();
+    let last = SETTLED_MS.load(Ordering::Relaxed);
+    if now - last >= SETTLE_EVERY_MS
+        && SETTLED_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        // The outcomes the Routing panel shows. A failure only leaves them pending.
+        let _ = write(server, |tx| routes::settle_all(tx, now, SETTLE_ROWS));
+    }
     let conn = server.reader()?;
     api::snapshot(&conn, &server.config, &server.db, now_ms(), 10).map_err(|e| e.to_string())
 }
