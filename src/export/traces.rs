@@ -462,6 +462,7 @@ mod tests {
             tool_name: tool.map(|t| t.0.into()),
             tool_use_id: tool.map(|t| t.1.into()).filter(|t: &String| !t.is_empty()),
             file_path: None,
+            truncated: false,
             decision: decision.map(str::to_owned),
             payload: r#"{"prompt":"hi","error":"boom"}"#.into(),
         }

@@ -9,20 +9,9 @@ use rusqlite::{Connection, OptionalExtension, Result, params};
 
 use super::Store;
 
-/// One event, as the exporter reads it.
-#[derive(Debug, Clone)]
-pub struct ExportEvent {
-    pub id: i64,
-    pub ts_ms: i64,
-    pub session_id: Option<String>,
-    pub agent: String,
-    pub event: String,
-    pub tool_name: Option<String>,
-    pub tool_use_id: Option<String>,
-    pub file_path: Option<String>,
-    pub decision: Option<String>,
-    pub payload: String,
-}
+/// One event, as the exporter reads it: a row of `events` (its payload left empty where the
+/// exporter does not look into it, see [`events_after`]).
+pub type ExportEvent = super::query::EventRow;
 
 /// Up to `limit` events with an id above `after_id`, oldest first (keyset pagination: each page
 /// costs the same however far into the store it is). The payload is read only for the events
@@ -30,25 +19,12 @@ pub struct ExportEvent {
 /// PostToolUse payload carries the tool's whole response, and a page must stay small.
 pub fn events_after(conn: &Connection, after_id: i64, limit: usize) -> Result<Vec<ExportEvent>> {
     let mut st = conn.prepare_cached(
-        "SELECT id, ts_ms, session_id, agent, event, tool_name, tool_use_id, file_path, decision, \
+        "SELECT id, ts_ms, session_id, agent, event, tool_name, tool_use_id, file_path, truncated, \
          CASE WHEN event IN ('UserPromptSubmit', 'BeforeAgent', 'PreToolUse', 'BeforeTool', \
-         'PostToolUseFailure', 'StopFailure') THEN payload ELSE '' END \
+         'PostToolUseFailure', 'StopFailure') THEN payload ELSE '' END, decision \
          FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
     )?;
-    let rows = st.query_map(params![after_id, limit as i64], |r| {
-        Ok(ExportEvent {
-            id: r.get(0)?,
-            ts_ms: r.get(1)?,
-            session_id: r.get(2)?,
-            agent: r.get(3)?,
-            event: r.get(4)?,
-            tool_name: r.get(5)?,
-            tool_use_id: r.get(6)?,
-            file_path: r.get(7)?,
-            decision: r.get(8)?,
-            payload: r.get(9)?,
-        })
-    })?;
+    let rows = st.query_map(params![after_id, limit as i64], super::query::event_row)?;
     rows.collect()
 }
 

@@ -104,7 +104,7 @@ pub struct EventFilter {
 const EVENT_COLUMNS: &str = "id, ts_ms, session_id, agent, event, tool_name, tool_use_id, \
      file_path, truncated, payload, decision";
 
-fn event_row(r: &Row<'_>) -> Result<EventRow> {
+pub(crate) fn event_row(r: &Row<'_>) -> Result<EventRow> {
     Ok(EventRow {
         id: r.get(0)?,
         ts_ms: r.get(1)?,
