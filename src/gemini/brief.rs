@@ -134,15 +134,21 @@ mod tests {
     use crate::store::Store;
     use crate::store::claims::{self, Claim};
 
-    #[test]
-    fn the_brief_names_this_projects_held_files_only() {
-        let dir = std::env::temp_dir().join(format!("ah-brief-{}", std::process::id()));
+    /// A fresh temp dir holding a git project and a store: (dir, the project's path, the store).
+    fn project(name: &str) -> (std::path::PathBuf, String, Store) {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let project = dir.join("proj");
         std::fs::create_dir_all(project.join(".git")).unwrap();
         let project = std::fs::canonicalize(&project).unwrap();
         let p = project.to_string_lossy().into_owned();
-        let mut store = Store::open(&dir.join("h.db"), std::time::Duration::from_secs(1)).unwrap();
+        let store = Store::open(&dir.join("h.db"), std::time::Duration::from_secs(1)).unwrap();
+        (dir, p, store)
+    }
+
+    #[test]
+    fn the_brief_names_this_projects_held_files_only() {
+        let (dir, p, mut store) = project("ah-brief");
         let text = store
             .write(|tx| {
                 let claim = |path: String, root: Option<String>| Claim {
@@ -176,13 +182,7 @@ mod tests {
 
     #[test]
     fn the_brief_carries_the_projects_memory() {
-        let dir = std::env::temp_dir().join(format!("ah-brief-mem-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let project = dir.join("proj");
-        std::fs::create_dir_all(project.join(".git")).unwrap();
-        let project = std::fs::canonicalize(&project).unwrap();
-        let p = project.to_string_lossy().into_owned();
-        let mut store = Store::open(&dir.join("h.db"), std::time::Duration::from_secs(1)).unwrap();
+        let (dir, p, mut store) = project("ah-brief-mem");
         let text = store
             .write(|tx| {
                 use crate::store::memory::add;
