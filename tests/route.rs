@@ -308,6 +308,55 @@ fn the_hook_notes_a_broad_task_stores_every_decision_and_never_blocks() {
 }
 
 #[test]
+fn the_history_counts_an_unsettled_decision_as_its_settlement_will() {
+    use agent_harness::store::routes;
+    let env = Env::new("route-past");
+    assert!(
+        env.cmd("harness")
+            .args(["routes"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let conn = env.db();
+    let now = agent_harness::time::now_ms();
+    let min = 60_000;
+    // Session a: two pieces of advice 5 minutes apart, then a run a minute after the second
+    // (inside the first one's window, but in the second one's turn); session b: one, followed.
+    for (session, ago) in [("a", 50), ("a", 45), ("b", 40)] {
+        conn.execute(
+            "INSERT INTO routes (session_id, decided_ms, task, task_type, complexity, score, bar, \
+             selected, reason, factors) VALUES (?1, ?2, 't', 'codebase', 'small', 0.9, 0.5, \
+             'gemini', 'r', '{}')",
+            rusqlite::params![session, now - ago * min],
+        )
+        .unwrap();
+    }
+    for (run, session, ago) in [("run-a", "a", 44), ("run-b", "b", 35)] {
+        conn.execute(
+            "INSERT INTO runs (run_id, requester, task, prompt, mode, status, created_ms) \
+             VALUES (?1, ?2, 't', 'p', 'read-only', 'success', ?3)",
+            rusqlite::params![run, session, now - ago * min],
+        )
+        .unwrap();
+    }
+    let before = routes::past(&conn, "codebase", now).unwrap();
+    assert!(routes::settle_all(&conn, now, 100).unwrap() == 3);
+    let after = routes::past(&conn, "codebase", now).unwrap();
+    assert_eq!(
+        (after.advised, after.followed, after.succeeded),
+        (3, 2, 2),
+        "a's first turn was kept: the run followed the second prompt"
+    );
+    assert_eq!(
+        (before.advised, before.followed, before.succeeded),
+        (after.advised, after.followed, after.succeeded),
+        "the hook's history before settlement is the one after it"
+    );
+}
+
+#[test]
 fn readers_settle_every_ended_turn_in_pages_and_the_newest_only_when_followed() {
     let env = Env::new("route-settle");
     // The store, created by its first reader.

@@ -649,8 +649,9 @@ pub fn respond(
     Ok(Response::Decide(decision))
 }
 
-/// Delegation advice for a prompt a person typed: settles the session's earlier decisions, scores
-/// this prompt, stores the decision, and returns the note when Gemini is selected.
+/// Delegation advice for a prompt a person typed, scored before the transaction: stores the
+/// decision (its outcome is settled later by the readers) and returns the note when Gemini is
+/// selected.
 #[allow(clippy::too_many_arguments)]
 fn route_prompt(
     tx: &Transaction<'_>,

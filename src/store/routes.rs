@@ -70,7 +70,8 @@ pub fn put(conn: &Connection, r: &Route) -> Result<i64> {
 /// How advice of `task_type` went: over its last `HISTORY_ROWS` (200) pieces of advice whose
 /// outcome is known, settled or not. The hook settles nothing (the readers do, see
 /// [`settle_all`]), so a decision not settled yet counts once its follow window has passed, with
-/// the first delegation run of its session in that window; `now_ms` places the window.
+/// the run [`settle_all`] would give it: the first delegation run of its session in its turn
+/// (up to the session's next decision, within the window); `now_ms` places the window.
 pub fn past(conn: &Connection, task_type: &str, now_ms: i64) -> Result<Past> {
     conn.prepare_cached(
         "SELECT count(*), coalesce(sum(x.run IS NOT NULL), 0), \
@@ -79,6 +80,9 @@ pub fn past(conn: &Connection, task_type: &str, now_ms: i64) -> Result<Past> {
                         (SELECT run_id FROM runs INDEXED BY runs_by_requester \
                          WHERE requester = r.session_id AND created_ms >= r.decided_ms \
                            AND created_ms <= r.decided_ms + ?3 \
+                           AND NOT EXISTS (SELECT 1 FROM routes n INDEXED BY routes_by_session \
+                             WHERE n.session_id = r.session_id AND n.decided_ms > r.decided_ms \
+                               AND n.decided_ms < runs.created_ms) \
                          ORDER BY created_ms LIMIT 1) END AS run \
                FROM routes r INDEXED BY routes_by_type \
                WHERE r.task_type = ?1 AND r.selected = 'gemini' \
