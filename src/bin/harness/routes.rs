@@ -47,7 +47,7 @@ fn json(r: &Route) -> serde_json::Value {
 }
 
 /// Decisions settled per write transaction.
-const SETTLE_BATCH: usize = 200;
+const SETTLE_BATCH: usize = 50;
 
 pub fn run(args: Args) -> CliResult {
     let mut store = open_store()?;

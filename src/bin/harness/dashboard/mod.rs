@@ -348,7 +348,7 @@ static SETTLED_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::
 /// How often the page settles routing decisions, and how many at most each time (a short write
 /// transaction beside busy hooks).
 const SETTLE_EVERY_MS: i64 = 30_000;
-const SETTLE_ROWS: usize = 100;
+const SETTLE_ROWS: usize = 20;
 
 fn read_snapshot(server: &Server) -> Result<serde_json::Value, String> {
     let now = now_ms();
