@@ -117,7 +117,10 @@ fn broad_reading_is_handed_to_gemini_and_a_precise_edit_is_not() {
         note.contains("/delegate-gemini Summarise the whole repo"),
         "{note}"
     );
-    assert!(note.contains("harness delegate \""), "{note}");
+    assert!(
+        note.contains("harness delegate 'Summarise the whole repo"),
+        "{note}"
+    );
     assert!(note.lines().count() <= 3, "{note}");
     let e = neutral("In src/config.rs rename `timeout` to `timeout_secs`.");
     assert_eq!(e.selected, Pick::Claude);
@@ -520,4 +523,23 @@ proptest::proptest! {
         let moved = (with.score - without.score).abs() + (with.bar - without.bar).abs();
         proptest::prop_assert!(moved <= route::HISTORY_REACH + 1e-9, "moved {}", moved);
     }
+}
+
+/// The note's Bash form is one shell word holding the task exactly as typed: `$(...)`, backticks,
+/// quotes and backslashes neither run nor get mangled (a real `sh` reads it back).
+#[test]
+fn the_notes_shell_form_carries_the_task_as_typed_and_runs_nothing() {
+    let task = r#"Summarise the whole repo, incl. $(touch /tmp/x) `id` "quoted" it's \n done"#;
+    let a = neutral(task);
+    assert_eq!(a.selected, Pick::Gemini, "{a:?}");
+    assert_eq!(a.task, task);
+    let note = a.note.unwrap();
+    let start = note.find("harness delegate ").unwrap() + "harness delegate ".len();
+    let end = note[start..].find("` with Bash").unwrap() + start;
+    let word = &note[start..end];
+    let out = std::process::Command::new("sh")
+        .args(["-c", &format!("printf %s {word}")])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), task, "{word}");
 }

@@ -132,7 +132,7 @@ const TOKENS_PER_FILE: u64 = 400;
 /// The most a codebase-wide read is estimated at.
 const MAX_TREE_TOKENS: u64 = 2_000_000;
 
-/// The task as one line of at most 160 characters, with nothing that could end a shell quote.
+/// The task as one line of at most 160 characters, as typed but for control characters.
 pub fn task_line(features: &Features) -> String {
     let line = features
         .instruction
@@ -141,13 +141,11 @@ pub fn task_line(features: &Features) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
+    // The words as typed (the shell form of the note quotes them, see `advise`); only control
+    // characters go, so that the note stays two or three lines.
     let clean: String = line
         .chars()
-        .map(|c| match c {
-            '"' | '`' | '$' | '\\' => '\'',
-            c if c.is_control() => ' ',
-            c => c,
-        })
+        .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     let mut out: String = clean.chars().take(160).collect();
     if clean.chars().count() > 160 {
@@ -341,6 +339,8 @@ pub fn advise(input: &Input<'_>, settings: &Settings<'_>, now_ms: i64) -> Advice
     let reason = format!("{why}; {}", top_factors.join(", "));
     let task = task_line(f);
     let note = (selected == Pick::Gemini).then(|| {
+        // For the model's Bash tool: one POSIX word, whatever the task holds.
+        let quoted = crate::shell::quote(&task);
         let saving = if claude.cost_usd > gemini.cost_usd {
             format!(", about ${:.2} on Gemini against ${:.2} on Claude", gemini.cost_usd, claude.cost_usd)
         } else {
@@ -349,7 +349,7 @@ pub fn advise(input: &Input<'_>, settings: &Settings<'_>, now_ms: i64) -> Advice
         format!(
             "agent-harness route: hand this to Gemini: {} ({}; {}).\n\
              Why: {}{saving}.\n\
-             How: the user can type `/delegate-gemini {task}`; you can run `harness delegate \"{task}\"` \
+             How: the user can type `/delegate-gemini {task}`; you can run `harness delegate {quoted}` \
              with Bash and work from its answer. Keep it here if it needs edits Gemini should not make.",
             gemini_type.describe(),
             gemini_type.gemini_strength(),
