@@ -247,6 +247,17 @@ fn a_lapsed_claim_is_free_and_a_bounded_wait_outlasts_a_lapse() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     allowed(&p.write(B, "Edit", &file));
     assert!(p.log().iter().any(|(_, s, a, _)| s == B && a == "lapse"));
+    // For people, the take-over is one row, not a take-over and then a "taken".
+    let out = p
+        .env
+        .cmd("harness")
+        .args(["locks", "--history"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let b_rows: Vec<&str> = text.lines().filter(|l| l.contains(&B[..8])).collect();
+    assert_eq!(b_rows.len(), 2, "a denial and one take-over: {text}");
+    assert!(b_rows[1].contains("taken over"), "{text}");
 
     // B holds it now, for one second; with a 3 s wait A gets it once that second is up.
     p.env

@@ -162,7 +162,15 @@ fn history(args: &Args) -> CliResult {
         return Ok(Exit::Ok);
     }
     let mut table = Table::new(&HISTORY_COLUMNS);
-    for r in &rows {
+    for (i, r) in rows.iter().enumerate() {
+        // A take-over is logged as itself and then as the grant it led to: one row for people.
+        let took_over = |p: &LockLogRow| {
+            matches!(p.action.as_str(), "lapse" | "orphan")
+                && (p.ts_ms, &p.path, &p.session_id) == (r.ts_ms, &r.path, &r.session_id)
+        };
+        if r.action == "grant" && i > 0 && took_over(&rows[i - 1]) {
+            continue;
+        }
         let (action, session, note) = describe(r);
         table.row(vec![
             fmt::clock(r.ts_ms),
