@@ -487,7 +487,7 @@ impl Config {
         }
         let config: Config = serde_json::from_str(&text).map_err(|e| Error::Config {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: explain(&text, &e),
         })?;
         config.validate().map_err(|message| Error::Config {
             path: path.to_path_buf(),
@@ -643,6 +643,94 @@ pub fn default_db_path() -> Result<PathBuf> {
         .ok_or(Error::NoStateDir)
 }
 
+/// A config parse error for people: the key it is about (`locks.ttl_secs`) before serde's
+/// message, and the types in words (`a whole number`, not `u64`).
+fn explain(text: &str, e: &serde_json::Error) -> String {
+    let mut message = e.to_string();
+    for (rust, words) in [
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u16", "expected a whole number"),
+        ("expected u8", "expected a whole number"),
+        ("expected usize", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a sequence", "expected a list"),
+        ("expected a map", "expected an object"),
+    ] {
+        message = message.replace(rust, words);
+    }
+    if e.is_data()
+        && let Some(key) = key_at(text, e.line(), e.column())
+    {
+        return format!("{key}: {message}");
+    }
+    message
+}
+
+/// The dotted key whose value sits at `line`:`column` (1-based, as serde_json counts) of a JSON
+/// text, found by a small scan that tracks objects, arrays and the last key read.
+fn key_at(text: &str, line: usize, column: usize) -> Option<String> {
+    // Byte offset of the position.
+    let mut offset = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            offset += column.min(l.len());
+            break;
+        }
+        offset += l.len();
+    }
+    enum Frame {
+        Object(Option<String>),
+        Array(usize),
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    let mut last_string: Option<String> = None;
+    while i < bytes.len() && i < offset {
+        match bytes[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                last_string = text.get(start..i.min(bytes.len())).map(str::to_owned);
+            }
+            b':' => {
+                if let Some(Frame::Object(key)) = stack.last_mut() {
+                    *key = last_string.take();
+                }
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Object(key)) => *key = None,
+                Some(Frame::Array(n)) => *n += 1,
+                None => {}
+            },
+            b'{' => stack.push(Frame::Object(None)),
+            b'[' => stack.push(Frame::Array(0)),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let parts: Vec<String> = stack
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Object(Some(k)) => Some(k.clone()),
+            Frame::Object(None) => None,
+            Frame::Array(n) => Some(n.to_string()),
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("."))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -736,5 +824,25 @@ mod tests {
         let msg = Config::load_from(&p).unwrap_err().to_string();
         assert!(msg.contains("config file"), "{msg}");
         assert!(msg.contains("line 1"), "{msg}");
+    }
+
+    #[test]
+    fn a_type_error_names_its_key_in_words() {
+        let text = r#"{"store": {"busy_timeout_ms": 5}, "locks": {"ttl_secs": "15m"}}"#;
+        let e = serde_json::from_str::<Config>(text).unwrap_err();
+        let m = explain(text, &e);
+        assert!(m.starts_with("locks.ttl_secs: invalid type: string"), "{m}");
+        assert!(m.contains("expected a whole number"), "{m}");
+        let text = "{\n  \"locks\": {\n    \"ttl\": 3\n  }\n}";
+        let e = serde_json::from_str::<Config>(text).unwrap_err();
+        assert!(
+            explain(text, &e).starts_with("locks: unknown field `ttl`"),
+            "{}",
+            explain(text, &e)
+        );
+        assert_eq!(
+            key_at(r#"{"a": [1, {"b": "x"}]}"#, 1, 18).as_deref(),
+            Some("a.1.b")
+        );
     }
 }
