@@ -38,6 +38,8 @@ pub enum Exit {
     Ok = 0,
     /// Something failed, or `doctor` found a problem.
     Failure = 1,
+    /// The command cannot tell what it was asked (clap's own usage errors exit 2 too).
+    Usage = 2,
 }
 
 /// The CLI's error: a message for the user that already says what to do, or a closed stdout.
