@@ -34,6 +34,27 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("review.md", include_str!("../commands/review.md")),
 ];
 
+/// The shipped slash command `body` with its `harness` program named `harness`: a bare name when
+/// the binaries are on PATH, else the absolute path (shell-quoted if need be) that the hooks use
+/// too. Rewrites the `!` line, the `allowed-tools` pattern and the commands Claude is told to run.
+pub fn command_file(body: &str, harness: &str) -> String {
+    if harness == "harness" {
+        return body.to_owned();
+    }
+    body.replace("Bash(harness ", &format!("Bash({harness} "))
+        .replace("`harness ", &format!("`{harness} "))
+}
+
+/// The `harness` program a command file written from `body` by [`command_file`] names, or None
+/// when `existing` is not such a file (the user changed it, or it is someone else's).
+pub fn shipped_command_program(body: &str, existing: &str) -> Option<String> {
+    let bang = body.lines().find_map(|l| l.strip_prefix("!`harness"))?;
+    let program = existing
+        .lines()
+        .find_map(|l| l.strip_prefix("!`")?.strip_suffix(bang))?;
+    (!program.is_empty() && command_file(body, program) == existing).then(|| program.to_owned())
+}
+
 /// The hook binaries, one per event the harness registers.
 pub const HOOK_BINARIES: &[&str] = &[
     "harness-session-start",
@@ -548,6 +569,30 @@ mod tests {
         );
         assert!(!unmerge_statusline(&mut users));
         assert_eq!(users, before);
+    }
+
+    #[test]
+    fn command_files_name_the_harness_the_hooks_use_and_are_recognised_again() {
+        for (_, body) in COMMANDS {
+            assert_eq!(command_file(body, "harness"), *body);
+            assert_eq!(
+                shipped_command_program(body, body).as_deref(),
+                Some("harness")
+            );
+            for program in ["/x/bin/harness", "'/a b/harness'"] {
+                let text = command_file(body, program);
+                assert!(text.contains(&format!("!`{program} ")), "{text}");
+                assert!(text.contains(&format!("Bash({program} ")), "{text}");
+                assert!(!text.contains("`harness "), "{text}");
+                assert!(!text.contains("Bash(harness "), "{text}");
+                assert_eq!(
+                    shipped_command_program(body, &text).as_deref(),
+                    Some(program)
+                );
+            }
+            let changed = body.replace("agent-harness", "my harness");
+            assert_eq!(shipped_command_program(body, &changed), None);
+        }
     }
 
     #[test]

@@ -205,6 +205,24 @@ fn an_empty_store_says_how_to_start() {
     let (code, out, _) = harness(&env, &["status"]);
     assert_eq!(code, 0);
     assert!(out.contains("Live sessions (0)"), "{out}");
+    // Install is user-wide by default: nothing says to run it "in a project".
+    assert!(out.contains("`--project DIR` for one"), "{out}");
+    let (code, help, _) = harness(&env, &["--help"]);
+    assert_eq!(code, 0);
+    for out in [&out, &help] {
+        assert!(!out.contains("in a project"), "{out}");
+        assert!(!out.contains("a project's .claude"), "{out}");
+    }
+    assert!(
+        help.contains("~/.claude/settings.json (every project)"),
+        "{help}"
+    );
+    let (_, doctor, _) = harness(&env, &["doctor"]);
+    assert!(!doctor.contains("in your project"), "{doctor}");
+    assert!(
+        doctor.contains("`--project DIR` for one project"),
+        "{doctor}"
+    );
 }
 
 const A: &str = "aaaaaaaa-0000-4000-8000-000000000001";

@@ -248,7 +248,7 @@ fn a_quota_error_is_retried_once_on_the_fallback_model() {
 #[test]
 fn failures_are_classified_with_advice() {
     let cases = [
-        ("auth", "auth", "set GEMINI_API_KEY (an AI Studio key)"),
+        ("auth", "auth", ". Set GEMINI_API_KEY (an AI Studio key)"),
         ("crash", "no_result", "heap out of memory"),
         ("garbage", "no_result", "stopped without a result"),
     ];
@@ -267,6 +267,34 @@ fn failures_are_classified_with_advice() {
         stdout(&out).contains("npm install -g @google/gemini-cli"),
         "{}",
         stdout(&out)
+    );
+}
+
+/// Gemini names the settings file of the home it ran in; a run's home is the harness's own, made
+/// for the run and gone after it. The report points at the user's Gemini settings instead.
+#[test]
+fn an_auth_failure_names_the_users_gemini_settings_not_the_runs_home() {
+    let s = setup("runner-auth-home", json!({}));
+    let out = s.delegate("auth", &["say hi"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let calls = s.env_lines();
+    assert!(
+        calls.iter().any(|l| l.contains("/home-gr-")),
+        "the run had a home of its own: {calls:?}"
+    );
+    let users = s.env.home.join(".gemini/settings.json");
+    assert!(
+        text.contains(&format!(
+            "Please set an Auth method in your {}",
+            users.display()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("/home-gr-"), "{text}");
+    assert!(
+        text.contains("GOOGLE_GENAI_USE_GCA. Set GEMINI_API_KEY"),
+        "{text}"
     );
 }
 

@@ -436,3 +436,74 @@ fn with_locks_fail_closed_install_sets_on_failure_block_on_the_lock_hook_only() 
         assert_eq!(groups[0]["hooks"][0]["onFailure"].as_str(), want, "{event}");
     }
 }
+
+/// Run from its build directory with that directory not on PATH, install writes absolute paths
+/// for the hooks, and the slash commands run the same absolute `harness`: a bare `harness` there
+/// would fail with "command not found". Uninstall still recognises and removes them.
+#[test]
+fn off_path_the_slash_commands_run_the_absolute_harness_and_uninstall_removes_them() {
+    let env = Env::new("offpath");
+    let dir = bin_dir();
+    let harness = dir.join("harness").to_string_lossy().into_owned();
+    let out = env
+        .cmd("harness")
+        .env("PATH", "/usr/bin:/bin")
+        .arg("install")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("to PATH to use bare names"), "{text}");
+    assert!(!text.contains("cargo install"), "{text}");
+    let commands = env.home.join(".claude/commands");
+    let delegate = std::fs::read_to_string(commands.join("delegate-gemini.md")).unwrap();
+    assert!(
+        delegate.contains(&format!("!`{harness} delegate --pending")),
+        "{delegate}"
+    );
+    assert!(
+        delegate.contains(&format!("allowed-tools: Bash({harness} delegate:*)")),
+        "{delegate}"
+    );
+    let review = std::fs::read_to_string(commands.join("review.md")).unwrap();
+    assert!(
+        review.contains(&format!("!`{harness} review --pending")),
+        "{review}"
+    );
+    assert!(!review.contains("`harness "), "{review}");
+    let settings = read(&env.home.join(".claude/settings.json"));
+    let stop = settings["hooks"]["Stop"][0]["hooks"][0]["command"]
+        .as_str()
+        .unwrap();
+    assert!(stop.starts_with(&*dir.to_string_lossy()), "{stop}");
+
+    // Installed again with the binaries on PATH: the commands are ours, so they are updated.
+    let out = env
+        .cmd("harness")
+        .env("PATH", support::path_with_bins())
+        .arg("install")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("updated /review"), "{}", stdout(&out));
+    let review = std::fs::read_to_string(commands.join("review.md")).unwrap();
+    assert!(review.contains("!`harness review --pending"), "{review}");
+
+    // Back off PATH, then uninstall: both files go.
+    let out = env
+        .cmd("harness")
+        .env("PATH", "/usr/bin:/bin")
+        .arg("install")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env
+        .cmd("harness")
+        .env("PATH", "/usr/bin:/bin")
+        .arg("uninstall")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!commands.join("review.md").exists(), "{}", stdout(&out));
+    assert!(!commands.join("delegate-gemini.md").exists());
+}

@@ -441,3 +441,57 @@ fn status_and_reviews_show_an_open_review_and_its_round() {
     assert_eq!(v["findings"][0]["line"], 3);
     assert_eq!(v["criteria_from"], "prompts");
 }
+
+/// With no --session and neither $CLAUDE_SESSION_ID nor $CLAUDE_CODE_SESSION_ID, there is no one
+/// to gate and nothing to attribute the review to: refused as a usage error, nothing stored.
+#[test]
+fn a_review_without_a_session_is_refused_before_anything_is_stored() {
+    let r = Review::new("rv-nosession");
+    r.answers(&[APPROVE]);
+    let out = r.harness(&["review"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = support::stderr(&out);
+    assert!(
+        err.contains("which session? pass --session ID (Claude Code sets $CLAUDE_CODE_SESSION_ID)"),
+        "{err}"
+    );
+    assert!(r.prompts().is_empty(), "no reviewer ran");
+    let listed = r.harness(&["reviews", "--json"]);
+    assert!(listed.status.success());
+    assert_eq!(stdout(&listed).trim(), "", "no review stored");
+    // An empty $CLAUDE_CODE_SESSION_ID is no session either; a set one is.
+    let out = r
+        .env
+        .cmd("harness")
+        .args(["review"])
+        .current_dir(&r.project)
+        .env("CLAUDE_CODE_SESSION_ID", "")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Outside git, a session that edited nothing has nothing to review, and the report says why in
+/// those terms rather than git's.
+#[test]
+fn outside_git_a_session_that_edited_nothing_is_told_so() {
+    let r = Review::new("rv-nogit");
+    let plain = r.env.dir.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let out = r
+        .env
+        .cmd("harness")
+        .args(["review", "--session", SESSION])
+        .current_dir(&plain)
+        // The temp dir is under this checkout; git must not find it.
+        .env("GIT_CEILING_DIRECTORIES", r.env.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("not a git repository and the session edited no files"),
+        "{text}"
+    );
+    assert!(!text.contains("no file differs from the base"), "{text}");
+}

@@ -438,7 +438,13 @@ pub fn report(run: &Run, cap: usize) -> String {
         }
         _ => {
             let kind = run.error_kind.as_deref().unwrap_or("error");
+            // A sentence of its own, after Gemini's: it starts with a capital.
             let advice = advice_for(kind);
+            let mut first = advice.chars();
+            let advice: String = first
+                .next()
+                .map(|c| c.to_uppercase().chain(first).collect())
+                .unwrap_or_default();
             let when = match run.duration_ms {
                 Some(_) => format!("failed after {took}"),
                 None => "could not start".into(),
@@ -607,6 +613,9 @@ mod tests {
             r.contains("failed after 0s (auth): Please set an Auth method"),
             "{r}"
         );
-        assert!(r.contains("set GEMINI_API_KEY (an AI Studio key)"), "{r}");
+        assert!(
+            r.contains("Please set an Auth method. Set GEMINI_API_KEY (an AI Studio key)"),
+            "{r}"
+        );
     }
 }

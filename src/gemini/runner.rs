@@ -307,6 +307,20 @@ pub fn classify(
     Some((kind, message))
 }
 
+/// Gemini's auth error names the settings file of the home it ran in ("Please set an Auth method
+/// in your <home>/.gemini/settings.json ..."). A run's home is the harness's, made for the run and
+/// removed after it: the user is pointed at their own Gemini home instead (`user_home`:
+/// `$GEMINI_CLI_HOME`, else HOME; `~` when unknown).
+pub fn unmask_run_home(message: &str, run_home: &Path, user_home: Option<&Path>) -> String {
+    let run_home = run_home.to_string_lossy();
+    let run_home = run_home.trim_end_matches('/');
+    if run_home.is_empty() {
+        return message.to_owned();
+    }
+    let user = user_home.map_or_else(|| "~".to_owned(), |h| h.to_string_lossy().into_owned());
+    message.replace(run_home, user.trim_end_matches('/'))
+}
+
 /// Starts the run and waits for it (at most `spec.timeout`).
 pub fn run(spec: &Spec) -> Outcome {
     let started = Instant::now();
@@ -375,7 +389,10 @@ pub fn run(spec: &Spec) -> Outcome {
     let ended = supervise::supervise(child, limits, &mut |line| transcript.push_line(line));
     transcript.oversized_lines = ended.oversized_lines;
     let exit_code = ended.status.and_then(|s| s.code());
-    let error = classify(exit_code, ended.timed_out, &transcript, &ended.stderr_tail);
+    let mut error = classify(exit_code, ended.timed_out, &transcript, &ended.stderr_tail);
+    if let (Some((ErrorKind::Auth, message)), Some(run_home)) = (&mut error, &spec.gemini_home) {
+        *message = unmask_run_home(message, run_home, crate::paths::gemini_home().as_deref());
+    }
     Outcome {
         transcript,
         exit_code,
@@ -405,6 +422,21 @@ mod tests {
             t.push_line(l.as_bytes());
         }
         t
+    }
+
+    #[test]
+    fn an_auth_error_names_the_users_gemini_settings_not_the_runs_home() {
+        let run_home = Path::new("/s/agent-harness/gemini/home-gr-1");
+        let msg = "Please set an Auth method in your /s/agent-harness/gemini/home-gr-1/.gemini/\
+                   settings.json or specify one of the following environment variables";
+        let shown = unmask_run_home(msg, run_home, Some(Path::new("/home/u")));
+        assert_eq!(
+            shown,
+            "Please set an Auth method in your /home/u/.gemini/settings.json or specify one of \
+             the following environment variables"
+        );
+        assert!(unmask_run_home(msg, run_home, None).contains("in your ~/.gemini/settings.json"));
+        assert_eq!(unmask_run_home("other", run_home, None), "other");
     }
 
     #[test]

@@ -262,11 +262,15 @@ pub fn run(db: &Path, config: &Config, req: &Request) -> Result<Review> {
             Status::Unavailable,
             None,
             Vec::new(),
-            Some(
+            Some(if change.git_root.is_some() {
                 "there is no change to review (no file differs from the base, and the session \
                   edited none)"
-                    .to_owned(),
-            ),
+                    .to_owned()
+            } else {
+                "there is no change to review: not a git repository and the session edited no \
+                 files"
+                    .to_owned()
+            }),
             Vec::new(),
         )
     } else {

@@ -460,7 +460,8 @@ fn check_settings(r: &mut Report) {
         r.add(
             Level::Warn,
             "hooks",
-            "no settings file carries the harness hooks: run `harness install` in your project",
+            "no settings file carries the harness hooks: run `harness install` (user-wide; \
+             `--project DIR` for one project)",
         );
     }
 }

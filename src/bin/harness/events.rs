@@ -121,7 +121,7 @@ pub fn run(args: Args) -> CliResult {
         } else {
             say!(
                 out,
-                "No events recorded yet. Run `harness install` in a project, then use claude there."
+                "No events recorded yet. Run `harness install` (every project; `--project DIR` for one), then use claude."
             )?;
         }
         return Ok(Exit::Ok);

@@ -257,9 +257,9 @@ fn command_style(bin_dir: Option<PathBuf>) -> CliResult<(Option<PathBuf>, String
     match exe_dir {
         Some(dir) if missing_in(&dir).is_empty() => {
             let note = format!(
-                "the harness-* binaries are not on PATH, so hook commands run {}/harness-* \
-                 (install them with `cargo install --path .` to use PATH instead)",
-                fmt::path(&dir.to_string_lossy())
+                "the harness-* binaries are not on PATH, so hook and slash commands run \
+                 {dir}/harness-* and {dir}/harness (add {dir} to PATH to use bare names)",
+                dir = fmt::path(&dir.to_string_lossy())
             );
             Ok((Some(dir), note))
         }
@@ -289,6 +289,14 @@ pub fn run_install(args: InstallArgs) -> CliResult {
     let fail_closed = crate::config().is_ok_and(|c| c.locks.fail_closed);
     install::set_fail_closed(client, &mut ours, fail_closed);
     let commands = commands_of(client);
+    // The slash commands run `harness` the way the hooks run theirs: by the same absolute path
+    // when the binaries are not on PATH.
+    let harness = match &bin_dir {
+        Some(dir) if dir.join("harness").is_file() => {
+            agent_harness::shell::quote(&dir.join("harness").to_string_lossy())
+        }
+        _ => "harness".to_owned(),
+    };
     let statusline = match client {
         Client::Claude => {
             let command = match &bin_dir {
@@ -363,24 +371,31 @@ pub fn run_install(args: InstallArgs) -> CliResult {
     }
     for (name, body) in commands {
         let target = claude.join("commands").join(name);
-        match std::fs::read_to_string(&target) {
-            Ok(existing) if existing == *body => {}
-            Ok(_) => writeln!(
-                out,
-                "  kept your {} (it differs from the harness's; delete it and re-run to update)",
-                target.display()
-            )?,
-            Err(_) => {
-                std::fs::create_dir_all(target.parent().expect("has a parent"))?;
-                std::fs::write(&target, body)?;
+        let text = install::command_file(body, &harness);
+        let added = match std::fs::read_to_string(&target) {
+            Ok(existing) if existing == text => continue,
+            // Ours, naming `harness` another way (an earlier install from elsewhere): replaced.
+            Ok(existing) if install::shipped_command_program(body, &existing).is_some() => {
+                "updated"
+            }
+            Ok(_) => {
                 writeln!(
                     out,
-                    "  added /{} ({})",
-                    name.trim_end_matches(".md"),
+                    "  kept your {} (it differs from the harness's; delete it and re-run to update)",
                     target.display()
                 )?;
+                continue;
             }
-        }
+            Err(_) => "added",
+        };
+        std::fs::create_dir_all(target.parent().expect("has a parent"))?;
+        std::fs::write(&target, &text)?;
+        writeln!(
+            out,
+            "  {added} /{} ({})",
+            name.trim_end_matches(".md"),
+            target.display()
+        )?;
     }
 
     // Create the store now, so `harness status` works before the first session.
@@ -458,7 +473,7 @@ pub fn run_uninstall(args: UninstallArgs) -> CliResult {
     for (name, body) in commands_of(client) {
         let target = claude.join("commands").join(name);
         match std::fs::read_to_string(&target) {
-            Ok(existing) if existing == *body => {
+            Ok(existing) if install::shipped_command_program(body, &existing).is_some() => {
                 std::fs::remove_file(&target)?;
                 writeln!(out, "  removed {}", target.display())?;
             }

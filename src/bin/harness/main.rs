@@ -38,6 +38,8 @@ pub enum Exit {
     Ok = 0,
     /// Something failed, or `doctor` found a problem.
     Failure = 1,
+    /// The command cannot tell what it was asked (clap's own usage errors exit 2 too).
+    Usage = 2,
 }
 
 /// The CLI's error: a message for the user that already says what to do, or a closed stdout.
@@ -83,8 +85,8 @@ pub type CliResult<T = Exit> = Result<T, CliError>;
     version,
     about = "agent-harness: Claude Code and Gemini CLI as one team",
     long_about = "agent-harness records every Claude Code and Gemini CLI session in one SQLite \
-                  file through hooks, and shows it back.\n\nStart with `harness install` in a \
-                  project, then use `claude` as always; `harness status` and `harness events \
+                  file through hooks, and shows it back.\n\nStart with `harness install` (user-wide: \
+                  every project; `--project DIR` for one), then use `claude` as always; `harness status` and `harness events \
                   --follow` show what the agents do.",
     after_help = "Store: $HARNESS_DB, else ~/.local/state/agent-harness/harness.db. \
                   Config: $HARNESS_CONFIG, else ~/.config/agent-harness/config.json."
@@ -130,7 +132,8 @@ enum Command {
     Export(export::Args),
     /// Check the set-up: store, permissions, hooks on PATH and in settings, gemini, the log.
     Doctor(doctor::Args),
-    /// Add the harness's hooks to a project's .claude/settings.json (or the user's).
+    /// Add the harness's hooks to ~/.claude/settings.json (every project), or with --project DIR
+    /// to one project's .claude/settings.json.
     Install(install::InstallArgs),
     /// Remove exactly what `harness install` added.
     Uninstall(install::UninstallArgs),

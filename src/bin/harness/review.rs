@@ -19,7 +19,7 @@ pub struct Args {
     /// Limit the review to these paths (git pathspecs).
     paths: Vec<String>,
     /// The Claude Code session whose change it is; default $CLAUDE_SESSION_ID (or
-    /// $CLAUDE_CODE_SESSION_ID).
+    /// $CLAUDE_CODE_SESSION_ID). Required: without one, nothing is reviewed (exit 2).
     #[arg(long)]
     session: Option<String>,
     /// Diff the working tree against this git ref instead of HEAD.
@@ -118,6 +118,14 @@ pub fn run(args: Args) -> CliResult {
             }
         }
     }
+    // Without a session there is nothing to gate, no edits to show outside git, and the stored
+    // review would belong to no one: refused before anything is stored.
+    if session.is_none() {
+        eprintln!(
+            "harness: which session? pass --session ID (Claude Code sets $CLAUDE_CODE_SESSION_ID)"
+        );
+        return Ok(Exit::Usage);
+    }
     let req = Request {
         session_id: session,
         cwd: std::env::current_dir()?,
@@ -133,12 +141,6 @@ pub fn run(args: Args) -> CliResult {
         out.json(&json(&r))?;
     } else {
         writeln!(out, "{}", review::report(&r, config.review.max_rounds))?;
-        if r.session_id.is_empty() && r.status == "reject" {
-            writeln!(
-                out,
-                "(No session was named, so no turn is gated on this verdict: pass --session.)"
-            )?;
-        }
     }
     Ok(Exit::Ok)
 }

@@ -108,7 +108,7 @@ pub fn run(args: Args) -> CliResult {
     if recent.is_empty() {
         say!(
             out,
-            "  nothing recorded yet: run `harness install` in a project and use claude there"
+            "  nothing recorded yet: run `harness install` (every project; `--project DIR` for one) and use claude"
         )?;
     }
     for r in &recent {
