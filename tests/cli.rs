@@ -444,3 +444,17 @@ fn a_closed_stdout_ends_any_command_quietly() {
         assert_eq!(stderr(&out), "", "{args:?}");
     }
 }
+
+/// An empty history costs 0, not -0 (an empty f64 sum is -0.0).
+#[test]
+fn an_empty_usage_history_costs_zero_not_negative_zero() {
+    let env = Env::new("cli-usage-empty");
+    for view in ["blocks", "daily", "sessions"] {
+        let (code, out, err) = harness(&env, &["usage", view, "--json"]);
+        assert_eq!(code, 0, "{view}: {err}");
+        assert!(out.contains("\"totalCost\":0.0"), "{view}: {out}");
+        assert!(!out.contains("-0"), "{view}: {out}");
+        let (_, table, _) = harness(&env, &["usage", view]);
+        assert!(!table.contains("-0.00"), "{view}: {table}");
+    }
+}
