@@ -435,3 +435,44 @@ fn delegate_accepts_a_whole_session_id_the_store_has_not_seen() {
         .unwrap();
     assert_eq!(requester, unseen);
 }
+
+/// `harness ... | head -c 600`: a reader that goes away is not a failure, and says nothing.
+#[test]
+fn a_closed_stdout_ends_any_command_quietly() {
+    let env = filled();
+    for args in [
+        &["export", "otlp", "--dry-run"][..],
+        &["events"],
+        &["events", "--json"],
+        &["sessions"],
+        &["usage", "blocks", "--json"],
+        &["routes"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader); // closed before the first write
+        let mut cmd = Command::new(support::bin("harness"));
+        let out = env
+            .apply_std(cmd.env_clear())
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{args:?}");
+    }
+}
+
+/// An empty history costs 0, not -0 (an empty f64 sum is -0.0).
+#[test]
+fn an_empty_usage_history_costs_zero_not_negative_zero() {
+    let env = Env::new("cli-usage-empty");
+    for view in ["blocks", "daily", "sessions"] {
+        let (code, out, err) = harness(&env, &["usage", view, "--json"]);
+        assert_eq!(code, 0, "{view}: {err}");
+        assert!(out.contains("\"totalCost\":0.0"), "{view}: {out}");
+        assert!(!out.contains("-0"), "{view}: {out}");
+        let (_, table, _) = harness(&env, &["usage", view]);
+        assert!(!table.contains("-0.00"), "{view}: {table}");
+    }
+}

@@ -411,20 +411,20 @@ fn every_span_arrives_after_faults_and_a_killed_exporter() {
     let total = synthetic_store(&env, 6, 10, 4); // 300 spans, 6 batches of 50
     small_batches(&env, "");
 
-    // Collector down: the export fails clearly after its retry budget, the cursor stays.
-    let down = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    // Collector down: the export fails at once, clearly, with no summary, the cursor stays.
+    let down = refused_url();
     let began = Instant::now();
     let out = export(&env, &down, &["--signal", "traces"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("did not take the request") && err.contains("nothing was skipped"),
+        err.contains(&format!("no OTLP collector at {down} (connection refused)"))
+            && err.contains("--endpoint URL")
+            && !err.contains("trying again"),
         "{err}"
     );
-    assert!(began.elapsed() < Duration::from_secs(30));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Exported"));
+    assert!(began.elapsed() < Duration::from_secs(10));
     let cursor: i64 = env.count("SELECT count(*) FROM export_cursors");
     assert_eq!(cursor, 0, "no cursor moved while the collector was down");
 
@@ -587,6 +587,56 @@ fn metrics_and_logs_parse_strictly() {
         collector.dump()["logs"].as_array().unwrap().len(),
         logs.len()
     );
+}
+
+/// A local URL where nothing listens (connection refused).
+fn refused_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+/// No Python needed: nothing listens at the endpoint. A one-shot export says so in one line at
+/// once (it used to retry for minutes, after printing "Exported 0 spans"); `--follow` keeps
+/// trying, since there it means a collector restarting.
+#[test]
+fn no_collector_fails_a_one_shot_export_at_once_but_follow_keeps_trying() {
+    let env = Env::new("otlp-nocollector");
+    synthetic_store(&env, 1, 1, 1);
+    let down = refused_url();
+    let began = Instant::now();
+    let out = export(&env, &down, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "harness: no OTLP collector at {down} (connection refused): start one, pass \
+             --endpoint URL, or set OTEL_EXPORTER_OTLP_ENDPOINT"
+        )),
+        "{err}"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert!(began.elapsed() < Duration::from_secs(10));
+    assert_eq!(env.count("SELECT count(*) FROM export_cursors"), 0);
+
+    let mut child = std::process::Command::new(support::bin("harness"))
+        .env_clear()
+        .env("HOME", &env.home)
+        .env("HARNESS_DB", &env.db)
+        .args(["export", "otlp", "--follow", "--endpoint", &down])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let still_running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(still_running, "{first}");
+    assert!(first.contains("trying again in"), "{first}");
 }
 
 #[test]

@@ -542,4 +542,46 @@ fn the_notes_shell_form_carries_the_task_as_typed_and_runs_nothing() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), task, "{word}");
+
+/// `harness routes` heads its list like `events`, `locks`, `runs` and `reviews`.
+#[test]
+fn the_routes_list_has_a_header_row() {
+    let env = Env::new("route-header");
+    assert!(
+        env.cmd("harness")
+            .args(["routes"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    env.db()
+        .execute(
+            "INSERT INTO routes (session_id, decided_ms, task, task_type, complexity, score, bar, \
+             selected, reason, factors) VALUES ('sess-header', ?1, 'map the codebase', \
+             'codebase', 'small', 0.9, 0.5, 'gemini', 'r', '{}')",
+            [agent_harness::time::now_ms()],
+        )
+        .unwrap();
+    let out = env.cmd("harness").args(["routes"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let heads: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        heads,
+        [
+            "ID", "TIME", "SESSION", "TYPE", "AGENT", "SCORE", "OUTCOME", "TASK"
+        ],
+        "{text}"
+    );
+    assert!(
+        lines[1].contains("codebase") && lines[1].ends_with("map the codebase"),
+        "{text}"
+    );
+    // The columns line up: each heading starts where its cells do (left-aligned ones).
+    let at = |line: &str, s: &str| line.find(s).unwrap();
+    assert_eq!(at(lines[0], "TYPE"), at(lines[1], "codebase"), "{text}");
+    assert_eq!(at(lines[0], "TASK"), at(lines[1], "map the"), "{text}");
 }

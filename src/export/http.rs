@@ -173,6 +173,11 @@ pub struct Retry {
     /// The first wait; doubled each time up to `max_wait`.
     pub first_wait: Duration,
     pub max_wait: Duration,
+    /// No collector listening at all (connection refused, unknown host) ends the request at
+    /// once instead of retrying: for the first request of a one-shot export, where that almost
+    /// always means none was started or the endpoint is wrong. Off for `--follow` and once a
+    /// request got through, where it means a collector restarting.
+    pub unreachable_is_final: bool,
 }
 
 /// A request the collector took.
@@ -192,6 +197,9 @@ pub enum SendError {
     Refused { status: u16, body: String },
     /// Still failing when the retry budget ran out.
     GaveUp { last: String, tries: u32 },
+    /// Nothing listens at the endpoint (only with `Retry::unreachable_is_final`). `endpoint` is
+    /// the base URL, `why` what failed ("connection refused", "host not found").
+    Unreachable { endpoint: String, why: String },
 }
 
 impl std::fmt::Display for SendError {
@@ -207,6 +215,11 @@ impl std::fmt::Display for SendError {
                 f,
                 "the collector did not take the request after {tries} tries ({last}); nothing \
                  was skipped: the next run starts again there"
+            ),
+            SendError::Unreachable { endpoint, why } => write!(
+                f,
+                "no OTLP collector at {endpoint} ({why}): start one, pass --endpoint URL, or \
+                 set OTEL_EXPORTER_OTLP_ENDPOINT; nothing was sent and no cursor moved"
             ),
         }
     }
@@ -277,7 +290,18 @@ impl Client {
                     }
                     (format!("HTTP {status}"), retry_after)
                 }
-                Err(e) => (e.to_string(), None),
+                Err(e) => {
+                    if retry.unreachable_is_final
+                        && tries == 1
+                        && let Some(why) = unreachable(&e)
+                    {
+                        return Err(SendError::Unreachable {
+                            endpoint: base_url(&target.url, signal).to_string(),
+                            why: why.to_string(),
+                        });
+                    }
+                    (e.to_string(), None)
+                }
             };
             let pause = retry_after.unwrap_or(wait).min(Duration::from_secs(600));
             if began.elapsed() + pause > retry.budget {
@@ -291,6 +315,33 @@ impl Client {
             wait = (wait * 2).min(retry.max_wait);
         }
     }
+}
+
+/// Whether `e` says nothing listens at the address (as opposed to a collector that is slow or
+/// failing), and how to say it.
+fn unreachable(e: &ureq::Error) -> Option<&'static str> {
+    match e {
+        ureq::Error::HostNotFound => Some("host not found"),
+        ureq::Error::ConnectionFailed => Some("connection failed"),
+        ureq::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => Some("connection refused"),
+            std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable => {
+                Some("unreachable")
+            }
+            // std's resolver says this with no kind of its own.
+            _ if io.to_string().contains("failed to lookup address") => Some("host not found"),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The base URL a signal URL was made from (the inverse of `signal_url`).
+fn base_url(url: &str, signal: Signal) -> &str {
+    url.strip_suffix(signal.path())
+        .map(|b| b.strip_suffix('/').unwrap_or(b))
+        .filter(|b| !b.is_empty())
+        .unwrap_or(url)
 }
 
 /// `Retry-After`: seconds, or an HTTP date.
@@ -345,6 +396,49 @@ mod tests {
             signal_url("https://h/otlp", Signal::Metrics),
             "https://h/otlp/v1/metrics"
         );
+        // The error for a missing collector names the base URL the user gave.
+        assert_eq!(
+            base_url("http://h:4318/v1/traces", Signal::Traces),
+            "http://h:4318"
+        );
+        assert_eq!(
+            base_url("https://h/otlp/v1/logs", Signal::Logs),
+            "https://h/otlp"
+        );
+        assert_eq!(
+            base_url("https://h/custom", Signal::Logs),
+            "https://h/custom"
+        );
+    }
+
+    #[test]
+    fn an_unknown_host_fails_a_first_request_at_once() {
+        let target = Target {
+            url: "http://nonexistent.invalid:4318/v1/traces".into(),
+            headers: Vec::new(),
+        };
+        let retry = Retry {
+            budget: Duration::from_secs(60),
+            first_wait: Duration::from_secs(30),
+            max_wait: Duration::from_secs(30),
+            unreachable_is_final: true,
+        };
+        let began = Instant::now();
+        let got = Client::new(Duration::from_secs(5)).send(
+            &target,
+            Signal::Traces,
+            b"{}",
+            retry,
+            |p, _| panic!("retried: {p}"),
+        );
+        assert_eq!(
+            got,
+            Err(SendError::Unreachable {
+                endpoint: "http://nonexistent.invalid:4318".into(),
+                why: "host not found".into()
+            })
+        );
+        assert!(began.elapsed() < Duration::from_secs(10));
     }
 
     #[test]

@@ -64,6 +64,9 @@ struct HttpSink {
     client: Client,
     targets: [Target; 3],
     retry: Retry,
+    /// A one-shot export whose first request is still to come: no collector listening then
+    /// fails at once (see `Retry::unreachable_is_final`).
+    first_of_one_shot: bool,
 }
 
 impl Sink for HttpSink {
@@ -73,35 +76,44 @@ impl Sink for HttpSink {
             Signal::Metrics => &self.targets[1],
             Signal::Logs => &self.targets[2],
         };
+        let retry = Retry {
+            unreachable_is_final: std::mem::take(&mut self.first_of_one_shot),
+            ..self.retry
+        };
         self.client
-            .send(
-                target,
-                signal,
-                body.as_bytes(),
-                self.retry,
-                |problem, wait| {
-                    eprintln!(
-                        "harness: {}: {}; trying again in {:.1} s",
-                        agent_harness::text::one_line(&target.url),
-                        agent_harness::text::one_line(problem),
-                        wait.as_secs_f64()
-                    );
-                },
-            )
-            .map_err(|e| format!("{}: {e}", target.url))
+            .send(target, signal, body.as_bytes(), retry, |problem, wait| {
+                eprintln!(
+                    "harness: {}: {}; trying again in {:.1} s",
+                    agent_harness::text::one_line(&target.url),
+                    agent_harness::text::one_line(problem),
+                    wait.as_secs_f64()
+                );
+            })
+            .map_err(|e| match e {
+                // Names the endpoint itself.
+                http::SendError::Unreachable { .. } => e.to_string(),
+                e => format!("{}: {e}", target.url),
+            })
     }
 }
 
 /// `--dry-run`: each request printed as one JSON line.
 struct Print<'a> {
     out: &'a mut Out,
+    /// Set when stdout's reader went away (`| head`): the run ends quietly.
+    closed: &'a mut bool,
 }
 
 impl Sink for Print<'_> {
     fn send(&mut self, signal: Signal, body: &str, items: usize) -> Result<Accepted, String> {
         let v: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
         let line = serde_json::json!({"signal": signal.path(), "items": items, "request": v});
-        self.out.json(&line).map_err(|e| e.to_string())?;
+        self.out.json(&line).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                *self.closed = true;
+            }
+            e.to_string()
+        })?;
         Ok(Accepted::default())
     }
 
@@ -179,12 +191,15 @@ fn otlp(a: OtlpArgs) -> CliResult {
         budget: Duration::from_secs(c.retry_secs),
         first_wait: Duration::from_millis(500),
         max_wait: Duration::from_secs(30),
+        unreachable_is_final: false,
     };
     let mut http_sink = HttpSink {
         client: Client::new(Duration::from_secs(c.timeout_secs)),
         targets: targets.clone(),
         retry,
+        first_of_one_shot: !a.follow,
     };
+    let mut stdout_closed = false;
     let interval = Duration::from_secs(c.interval_secs);
     let mut last_metrics = 0i64;
     let mut state = None;
@@ -194,7 +209,10 @@ fn otlp(a: OtlpArgs) -> CliResult {
         let result = {
             let mut print;
             let sink: &mut dyn Sink = if a.dry_run {
-                print = Print { out: &mut out };
+                print = Print {
+                    out: &mut out,
+                    closed: &mut stdout_closed,
+                };
                 &mut print
             } else {
                 &mut http_sink
@@ -221,18 +239,30 @@ fn otlp(a: OtlpArgs) -> CliResult {
                 Ok(())
             })()
         };
-        if !a.dry_run && (!a.follow || report.requests > 0 || result.is_err()) {
+        if stdout_closed {
+            return Err(CliError::BrokenPipe);
+        }
+        // A failed run says so on its own: a summary first ("Exported 0 spans") reads like
+        // success. What a failed round did send is said in its error line.
+        if !a.dry_run && result.is_ok() && (!a.follow || report.requests > 0) {
             summary(&mut out, &report, &targets[0].url)?;
         }
         match result {
             Ok(()) => {}
-            Err(e) if a.follow => {
-                eprintln!(
-                    "harness: export: {}",
-                    agent_harness::text::one_line(&e.to_string())
-                );
+            Err(e) => {
+                let mut msg = e.to_string();
+                if report.requests > 0 {
+                    msg.push_str(&format!(
+                        " (before that, {} requests were taken: {} spans, {} metric points, {} \
+                         log records; the cursors moved past them)",
+                        report.requests, report.spans, report.metric_points, report.log_records
+                    ));
+                }
+                if !a.follow {
+                    return Err(CliError::Message(msg));
+                }
+                eprintln!("harness: export: {}", agent_harness::text::one_line(&msg));
             }
-            Err(e) => return Err(CliError::Message(e.to_string())),
         }
         if !a.follow {
             return Ok(Exit::Ok);

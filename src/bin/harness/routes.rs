@@ -8,7 +8,20 @@ use agent_harness::hook::now_ms;
 use agent_harness::route::prices::PRICES_DATE;
 use agent_harness::store::routes::{self, Route};
 
+use crate::fmt::{Col, Table, col, num};
 use crate::{CliResult, Exit, fmt, open_store};
+
+/// The list's columns, headed like `events`, `locks`, `runs` and `reviews`.
+const LIST_COLUMNS: [Col; 8] = [
+    num("ID", 6),
+    col("TIME", 11),
+    col("SESSION", 8),
+    col("TYPE", 10),
+    col("AGENT", 6),
+    num("SCORE", 5),
+    col("OUTCOME", 24),
+    col("TASK", 60),
+];
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -160,19 +173,21 @@ pub fn run(args: Args) -> CliResult {
         writeln!(out, "no routing decisions yet")?;
         return Ok(Exit::Ok);
     }
+    let mut table = Table::new(&LIST_COLUMNS);
     for r in &rows {
-        writeln!(
-            out,
-            "{:>4}  {}  {}  {:<9} {:<6} {:.2}  {:<18} {}",
-            r.id,
+        table.row(vec![
+            r.id.to_string(),
             fmt::clock(r.decided_ms),
-            fmt::short(&r.session_id),
-            r.task_type,
-            r.selected,
-            r.score,
+            fmt::short(&r.session_id).to_string(),
+            r.task_type.clone(),
+            r.selected.clone(),
+            format!("{:.2}", r.score),
             outcome(r),
-            plain(&agent_harness::text::clip(&r.task, 60))
-        )?;
+            plain(&agent_harness::text::clip(&r.task, 60)),
+        ]);
+    }
+    for line in table.lines() {
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(Exit::Ok)
 }

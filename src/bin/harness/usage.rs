@@ -119,8 +119,9 @@ fn total(t: PriceTokens) -> u64 {
     t.input + t.output + t.cache_write + t.cache_read
 }
 
+/// To the micro-dollar, and never -0.0 (an empty f64 sum is -0.0, which JSON shows as `-0.0`).
 fn round(usd: f64) -> f64 {
-    (usd * 1_000_000.0).round() / 1_000_000.0
+    (usd * 1_000_000.0).round() / 1_000_000.0 + 0.0
 }
 
 fn local_day(ts_ms: i64) -> String {
