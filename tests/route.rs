@@ -542,6 +542,7 @@ fn the_notes_shell_form_carries_the_task_as_typed_and_runs_nothing() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), task, "{word}");
+}
 
 /// `harness routes` heads its list like `events`, `locks`, `runs` and `reviews`.
 #[test]
