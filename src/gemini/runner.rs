@@ -308,7 +308,7 @@ pub fn classify(
 }
 
 /// Gemini's auth error names the settings file of the home it ran in ("Please set an Auth method
-/// in your <home>/.gemini/settings.json ..."). A run's home is the harness's, made for the run and
+/// in your `<home>/.gemini/settings.json` ..."). A run's home is the harness's, made for the run and
 /// removed after it: the user is pointed at their own Gemini home instead (`user_home`:
 /// `$GEMINI_CLI_HOME`, else HOME; `~` when unknown).
 pub fn unmask_run_home(message: &str, run_home: &Path, user_home: Option<&Path>) -> String {
