@@ -260,6 +260,45 @@ fn context(out: &std::process::Output) -> String {
         .to_string()
 }
 
+/// A test env whose store exists (made by its first reader, `harness routes`).
+fn env_with_store(name: &str) -> Env {
+    let env = Env::new(name);
+    let out = env.cmd("harness").args(["routes"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env
+}
+
+/// Stores a routing decision as the hook would, with a fixed score and bar.
+fn add_route(
+    conn: &rusqlite::Connection,
+    session: &str,
+    decided_ms: i64,
+    task: &str,
+    task_type: &str,
+    selected: &str,
+) {
+    conn.execute(
+        "INSERT INTO routes (session_id, decided_ms, task, task_type, complexity, score, bar, \
+         selected, reason, factors) VALUES (?1, ?2, ?3, ?4, 'small', 0.9, 0.5, ?5, 'r', '{}')",
+        rusqlite::params![session, decided_ms, task, task_type, selected],
+    )
+    .unwrap();
+}
+
+/// Stores a successful delegation run that `session` started at `created_ms`.
+fn add_run(conn: &rusqlite::Connection, run_id: &str, session: &str, created_ms: i64) {
+    conn.execute(
+        "INSERT INTO runs (run_id, requester, task, prompt, mode, status, created_ms) \
+         VALUES (?1, ?2, 't', 'p', 'read-only', 'success', ?3)",
+        rusqlite::params![run_id, session, created_ms],
+    )
+    .unwrap();
+}
+
 #[test]
 fn the_hook_notes_a_broad_task_stores_every_decision_and_never_blocks() {
     let env = Env::new("route-hook");
@@ -313,36 +352,17 @@ fn the_hook_notes_a_broad_task_stores_every_decision_and_never_blocks() {
 #[test]
 fn the_history_counts_an_unsettled_decision_as_its_settlement_will() {
     use agent_harness::store::routes;
-    let env = Env::new("route-past");
-    assert!(
-        env.cmd("harness")
-            .args(["routes"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    let env = env_with_store("route-past");
     let conn = env.db();
     let now = agent_harness::time::now_ms();
     let min = 60_000;
     // Session a: two pieces of advice 5 minutes apart, then a run a minute after the second
     // (inside the first one's window, but in the second one's turn); session b: one, followed.
     for (session, ago) in [("a", 50), ("a", 45), ("b", 40)] {
-        conn.execute(
-            "INSERT INTO routes (session_id, decided_ms, task, task_type, complexity, score, bar, \
-             selected, reason, factors) VALUES (?1, ?2, 't', 'codebase', 'small', 0.9, 0.5, \
-             'gemini', 'r', '{}')",
-            rusqlite::params![session, now - ago * min],
-        )
-        .unwrap();
+        add_route(&conn, session, now - ago * min, "t", "codebase", "gemini");
     }
     for (run, session, ago) in [("run-a", "a", 44), ("run-b", "b", 35)] {
-        conn.execute(
-            "INSERT INTO runs (run_id, requester, task, prompt, mode, status, created_ms) \
-             VALUES (?1, ?2, 't', 'p', 'read-only', 'success', ?3)",
-            rusqlite::params![run, session, now - ago * min],
-        )
-        .unwrap();
+        add_run(&conn, run, session, now - ago * min);
     }
     let before = routes::past(&conn, "codebase", now).unwrap();
     assert!(routes::settle_all(&conn, now, 100).unwrap() == 3);
@@ -361,42 +381,23 @@ fn the_history_counts_an_unsettled_decision_as_its_settlement_will() {
 
 #[test]
 fn readers_settle_every_ended_turn_in_pages_and_the_newest_only_when_followed() {
-    let env = Env::new("route-settle");
-    // The store, created by its first reader.
-    assert!(
-        env.cmd("harness")
-            .args(["routes"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    let env = env_with_store("route-settle");
     let conn = env.db();
     let now = agent_harness::time::now_ms();
     // Session a: 45 decisions a minute apart, the newest a minute old, followed by a run; session
     // b: one decision two hours old.
     for i in 0..45i64 {
-        conn.execute(
-            "INSERT INTO routes (session_id, decided_ms, task, task_type, complexity, score, bar, \
-             selected, reason, factors) VALUES ('a', ?1, 't', 'codebase', 'small', 0.9, 0.5, \
-             'gemini', 'r', '{}')",
-            [now - (45 - i) * 60_000],
-        )
-        .unwrap();
+        add_route(
+            &conn,
+            "a",
+            now - (45 - i) * 60_000,
+            "t",
+            "codebase",
+            "gemini",
+        );
     }
-    conn.execute(
-        "INSERT INTO runs (run_id, requester, task, prompt, mode, status, created_ms) \
-         VALUES ('run-a', 'a', 't', 'p', 'read-only', 'success', ?1)",
-        [now - 30_000],
-    )
-    .unwrap();
-    conn.execute(
-        "INSERT INTO routes (session_id, decided_ms, task, task_type, complexity, score, bar, \
-         selected, reason, factors) VALUES ('b', ?1, 't', 'edit', 'small', 0.1, 0.5, 'claude', \
-         'r', '{}')",
-        [now - 2 * 3_600_000],
-    )
-    .unwrap();
+    add_run(&conn, "run-a", "a", now - 30_000);
+    add_route(&conn, "b", now - 2 * 3_600_000, "t", "edit", "claude");
     let out = env
         .cmd("harness")
         .args(["routes", "--json"])
@@ -547,23 +548,15 @@ fn the_notes_shell_form_carries_the_task_as_typed_and_runs_nothing() {
 /// `harness routes` heads its list like `events`, `locks`, `runs` and `reviews`.
 #[test]
 fn the_routes_list_has_a_header_row() {
-    let env = Env::new("route-header");
-    assert!(
-        env.cmd("harness")
-            .args(["routes"])
-            .output()
-            .unwrap()
-            .status
-            .success()
+    let env = env_with_store("route-header");
+    add_route(
+        &env.db(),
+        "sess-header",
+        agent_harness::time::now_ms(),
+        "map the codebase",
+        "codebase",
+        "gemini",
     );
-    env.db()
-        .execute(
-            "INSERT INTO routes (session_id, decided_ms, task, task_type, complexity, score, bar, \
-             selected, reason, factors) VALUES ('sess-header', ?1, 'map the codebase', \
-             'codebase', 'small', 0.9, 0.5, 'gemini', 'r', '{}')",
-            [agent_harness::time::now_ms()],
-        )
-        .unwrap();
     let out = env.cmd("harness").args(["routes"]).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
