@@ -36,14 +36,6 @@ fn setup(
     c
 }
 
-fn all_text(bodies: &[Value]) -> String {
-    bodies
-        .iter()
-        .map(|b| b.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn delegate_gemini_runs_the_real_gemini_and_its_answer_reaches_claudes_model() {
     let Some(gemini) = support::clients::gemini() else {
@@ -73,11 +65,11 @@ fn delegate_gemini_runs_the_real_gemini_and_its_answer_reaches_claudes_model_on(
     assert_eq!(run.code, Some(0), "{}", run.describe());
 
     // Gemini got the task (with the brief) as its prompt.
-    let asked = all_text(&mock_g.chat_requests());
+    let asked = support::joined(&mock_g.chat_requests());
     assert!(asked.contains("where is the parser?"), "{asked}");
     assert!(asked.contains("Context from agent-harness"), "{asked}");
     // Claude's model got Gemini's answer, fenced.
-    let sent = all_text(&mock_a.message_requests());
+    let sent = support::joined(&mock_a.message_requests());
     assert!(
         sent.contains("GEMINI-FINDING: the parser lives in src/parse.rs"),
         "{sent}"
@@ -127,7 +119,7 @@ fn hostile_arguments_never_reach_a_shell_on(
     assert_eq!(run.code, Some(0), "{}", run.describe());
     assert!(!m.exists(), "part of the arguments ran in a shell");
     // Gemini received them as text.
-    let asked = all_text(&mock_g.chat_requests());
+    let asked = support::joined(&mock_g.chat_requests());
     assert!(
         asked.contains(&format!("$(touch {})", m.display())),
         "{asked}"
@@ -296,7 +288,7 @@ fn a_write_run_obeys_the_file_locks_through_its_own_hooks() {
         "Gemini's\n"
     );
     assert_eq!(run["files_written"], json!(["free.txt"]));
-    let told = all_text(&mock_g.chat_requests());
+    let told = support::joined(&mock_g.chat_requests());
     assert!(told.contains("is being edited by another agent"), "{told}");
     // The run was recorded as a gemini agent that now holds free.txt until its SessionEnd.
     let conn = env.db();

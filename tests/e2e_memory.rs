@@ -14,14 +14,6 @@ use support::gemini_cli::Gemini;
 const HAND_BACK: &str = "where this session stood before the compaction";
 const BRIEF: &str = "what happened in this project lately";
 
-fn sent(bodies: &[serde_json::Value]) -> String {
-    bodies
-        .iter()
-        .map(|b| b.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn a_compacted_session_gets_its_hand_back_and_the_next_sessions_get_the_brief() {
     let gemini = support::clients::gemini();
@@ -77,7 +69,7 @@ fn a_compacted_session_gets_its_hand_back_and_the_next_sessions_get_the_brief_on
     mock.push(vec![Turn::text("Next I will parse quoted fields.")]);
     let run = c.run("what is next?", &["--resume", &session]);
     assert_eq!(run.code, Some(0), "{}", run.describe());
-    let after = sent(&mock.message_requests()[before..]);
+    let after = support::joined(&mock.message_requests()[before..]);
     assert!(after.contains(HAND_BACK), "no hand-back in: {after}");
     assert!(
         after.contains("hello.txt") && after.contains("importer.rs"),
@@ -90,7 +82,7 @@ fn a_compacted_session_gets_its_hand_back_and_the_next_sessions_get_the_brief_on
     mock.push(vec![Turn::text("ok")]);
     let run = c.run("hello", &[]);
     assert_eq!(run.code, Some(0), "{}", run.describe());
-    let text = sent(&mock.message_requests()[before..]);
+    let text = support::joined(&mock.message_requests()[before..]);
     assert!(text.contains(BRIEF), "no brief in: {text}");
     assert!(
         text.contains(&format!("Claude session {}", &session[..8])),
@@ -106,7 +98,7 @@ fn a_compacted_session_gets_its_hand_back_and_the_next_sessions_get_the_brief_on
     let g = Gemini::setup(&c.env, &c.project, gemini, gmock.url());
     let run = g.run("what did Claude do here?");
     assert_eq!(run.code, Some(0), "{}", run.describe());
-    let text = sent(&gmock.chat_requests());
+    let text = support::joined(&gmock.chat_requests());
     assert!(text.contains(BRIEF), "no brief for Gemini in: {text}");
     assert!(text.contains("importer.rs"), "{text}");
 }

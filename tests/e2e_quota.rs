@@ -10,14 +10,6 @@ use serde_json::json;
 use support::anthropic::{AnthropicMock, Turn};
 use support::claude::ClaudeEnv;
 
-fn sent(mock: &AnthropicMock) -> String {
-    mock.message_requests()
-        .iter()
-        .map(|b| b.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn a_429_is_remembered_and_the_next_prompt_is_advised() {
     support::clients::each_claude(a_429_is_remembered_and_the_next_prompt_is_advised_on);
@@ -37,7 +29,7 @@ fn a_429_is_remembered_and_the_next_prompt_is_advised_on(claude: &support::clien
     let ok = AnthropicMock::start(vec![Turn::text("fine now")]);
     let run = c.run_against(&ok.url(), "and now?", &[]);
     assert_eq!(run.code, Some(0), "{}", run.describe());
-    let text = sent(&ok);
+    let text = support::joined(&ok.message_requests());
     assert!(
         text.contains("agent-harness quota: Claude is rate-limited until"),
         "{text}"

@@ -8,7 +8,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use support::anthropic::{AnthropicMock, Turn};
 use support::claude::ClaudeEnv;
 use support::gemini::{GTurn, GeminiMock};
@@ -54,14 +54,6 @@ fn review_call() -> Turn {
         json!({"command": format!("harness review --session {SESSION}"),
                "description": "Cross-model review"}),
     )
-}
-
-fn all_text(bodies: &[Value]) -> String {
-    bodies
-        .iter()
-        .map(|b| b.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The decisions the gate gave at the session's Stops, in order.
@@ -129,14 +121,14 @@ fn a_reject_blocks_stop_the_model_fixes_and_the_re_review_approves_on(
     assert_eq!(mock_a.remaining(), 0, "{}", run.describe());
 
     // Gemini saw the criteria and the change.
-    let asked = all_text(&mock_g.chat_requests());
+    let asked = support::joined(&mock_g.chat_requests());
     assert!(
         asked.contains("implement add() so that it returns the sum"),
         "{asked}"
     );
     assert!(asked.contains("a + b + 1"), "{asked}");
     // The Stop block reached Claude's model, with the findings and the command.
-    let sent = all_text(&mock_a.message_requests());
+    let sent = support::joined(&mock_a.message_requests());
     assert!(sent.contains("REJECTed this change"), "{sent}");
     assert!(sent.contains("src/lib.rs:2"), "{sent}");
     assert!(sent.contains("Return a + b."), "{sent}");

@@ -6,14 +6,6 @@ mod support;
 use support::anthropic::{AnthropicMock, Turn};
 use support::claude::ClaudeEnv;
 
-fn sent(mock: &AnthropicMock) -> String {
-    mock.message_requests()
-        .iter()
-        .map(|b| b.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn a_broad_reading_prompt_gets_the_note_and_a_precise_edit_gets_none() {
     support::clients::each_claude(
@@ -31,7 +23,7 @@ fn a_broad_reading_prompt_gets_the_note_and_a_precise_edit_gets_none_on(
         &[],
     );
     assert_eq!(run.code, Some(0), "{}", run.describe());
-    let text = sent(&broad);
+    let text = support::joined(&broad.message_requests());
     assert!(
         text.contains("agent-harness route: hand this to Gemini"),
         "{text}"
@@ -48,7 +40,7 @@ fn a_broad_reading_prompt_gets_the_note_and_a_precise_edit_gets_none_on(
         &[],
     );
     assert_eq!(run.code, Some(0), "{}", run.describe());
-    let text = sent(&edit);
+    let text = support::joined(&edit.message_requests());
     assert!(!text.contains("agent-harness route"), "{text}");
     assert_eq!(c.env.count_when("SELECT count(*) FROM routes", 2), 2);
     assert_eq!(

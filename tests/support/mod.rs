@@ -17,6 +17,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use assert_cmd::Command;
 use rusqlite::Connection;
 
+/// Requests a mock model server saw, as one text to search (each body's JSON on its own line).
+pub fn joined(bodies: &[serde_json::Value]) -> String {
+    bodies
+        .iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A directory removed when dropped.
 pub struct TempDir(PathBuf);
 
