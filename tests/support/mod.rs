@@ -162,17 +162,25 @@ impl Env {
         cmd
     }
 
+    /// The variables that make a command see this environment: PATH as the test's, HOME, the
+    /// store, the config file and the XDG dirs under HOME.
+    fn vars(&self) -> [(&'static str, std::ffi::OsString); 6] {
+        [
+            ("PATH", std::env::var_os("PATH").unwrap_or_default()),
+            ("HOME", self.home.clone().into()),
+            ("HARNESS_DB", self.db.clone().into()),
+            (
+                "HARNESS_CONFIG",
+                self.home.join(".config/agent-harness/config.json").into(),
+            ),
+            ("XDG_STATE_HOME", self.home.join(".local/state").into()),
+            ("XDG_CONFIG_HOME", self.home.join(".config").into()),
+        ]
+    }
+
     /// Applies this environment to any command.
     pub fn apply<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
-        cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.home)
-            .env("HARNESS_DB", &self.db)
-            .env(
-                "HARNESS_CONFIG",
-                self.home.join(".config/agent-harness/config.json"),
-            )
-            .env("XDG_STATE_HOME", self.home.join(".local/state"))
-            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+        cmd.envs(self.vars())
     }
 
     /// Applies this environment to a `std::process::Command` (for a long-running child).
@@ -180,15 +188,7 @@ impl Env {
         &self,
         cmd: &'a mut std::process::Command,
     ) -> &'a mut std::process::Command {
-        cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &self.home)
-            .env("HARNESS_DB", &self.db)
-            .env(
-                "HARNESS_CONFIG",
-                self.home.join(".config/agent-harness/config.json"),
-            )
-            .env("XDG_STATE_HOME", self.home.join(".local/state"))
-            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+        cmd.envs(self.vars())
     }
 
     /// A real client (`claude`, `gemini`) run in `dir` with only this environment: HOME, the
