@@ -161,6 +161,22 @@ fn record_session(env: &Env, sid: &str) {
     send("Stop", &|_| {});
 }
 
+/// Records a Claude event of `session` directly in the store; `tool` is (name, tool_use_id).
+fn add_event(
+    db: &rusqlite::Connection,
+    session: &str,
+    ts_ms: i64,
+    event: &str,
+    tool: Option<(&str, &str)>,
+) {
+    db.execute(
+        "INSERT INTO events (ts_ms, session_id, agent, event, tool_name, tool_use_id, payload) \
+         VALUES (?1, ?2, 'claude', ?3, ?4, ?5, '{}')",
+        rusqlite::params![ts_ms, session, event, tool.map(|t| t.0), tool.map(|t| t.1)],
+    )
+    .unwrap();
+}
+
 #[test]
 fn a_recorded_session_is_one_trace_of_a_turn_and_its_tool_calls() {
     let Some(collector) = Collector::start() else {
@@ -359,13 +375,8 @@ fn an_open_turn_waits_and_is_sent_once_it_closes() {
     let env = Env::new("otlp-open");
     synthetic_store(&env, 1, 1, 0);
     let db = env.db();
-    let add = |ts: i64, event: &str, tool: Option<&str>| {
-        db.execute(
-            "INSERT INTO events (ts_ms, session_id, agent, event, tool_name, tool_use_id, payload) \
-             VALUES (?1, 'open-1', 'claude', ?2, ?3, ?4, '{}')",
-            rusqlite::params![ts, event, tool.map(|_| "Bash"), tool],
-        )
-        .unwrap();
+    let add = |ts, event, tool: Option<&str>| {
+        add_event(&db, "open-1", ts, event, tool.map(|id| ("Bash", id)))
     };
     let t0 = 1_800_000_000_000i64;
     add(t0, "UserPromptSubmit", None);
@@ -464,20 +475,16 @@ fn every_span_arrives_after_faults_and_a_killed_exporter() {
         let db = env.db();
         let mut ts = 1_900_000_000_000i64;
         for t in 0..20 {
-            db.execute(
-                "INSERT INTO events (ts_ms, session_id, agent, event, payload) VALUES (?1, 'late', 'claude', 'UserPromptSubmit', '{}')",
-                [ts],
-            )
-            .unwrap();
+            add_event(&db, "late", ts, "UserPromptSubmit", None);
             for k in 0..4 {
                 let id = format!("late-{t}-{k}");
                 ts += 5;
-                db.execute("INSERT INTO events (ts_ms, session_id, agent, event, tool_name, tool_use_id, payload) VALUES (?1, 'late', 'claude', 'PreToolUse', 'Read', ?2, '{}')", rusqlite::params![ts, id]).unwrap();
+                add_event(&db, "late", ts, "PreToolUse", Some(("Read", &id)));
                 ts += 5;
-                db.execute("INSERT INTO events (ts_ms, session_id, agent, event, tool_name, tool_use_id, payload) VALUES (?1, 'late', 'claude', 'PostToolUse', 'Read', ?2, '{}')", rusqlite::params![ts, id]).unwrap();
+                add_event(&db, "late", ts, "PostToolUse", Some(("Read", &id)));
             }
             ts += 5;
-            db.execute("INSERT INTO events (ts_ms, session_id, agent, event, payload) VALUES (?1, 'late', 'claude', 'Stop', '{}')", [ts]).unwrap();
+            add_event(&db, "late", ts, "Stop", None);
         }
         100
     };
@@ -688,13 +695,8 @@ fn follow_sends_each_turn_once_as_it_closes_and_one_exporter_runs_at_a_time() {
             .contains("another `harness export otlp` is running")
     );
     let db = env.db();
-    let add = |ts: i64, event: &str, tool: Option<&str>| {
-        db.execute(
-            "INSERT INTO events (ts_ms, session_id, agent, event, tool_name, tool_use_id, payload) \
-             VALUES (?1, 'follow-1', 'claude', ?2, ?3, ?4, '{}')",
-            rusqlite::params![ts, event, tool.map(|_| "Grep"), tool],
-        )
-        .unwrap();
+    let add = |ts, event, tool: Option<&str>| {
+        add_event(&db, "follow-1", ts, event, tool.map(|id| ("Grep", id)))
     };
     let t0 = 1_800_000_000_000i64;
     add(t0, "UserPromptSubmit", None);
