@@ -235,6 +235,7 @@ fn redact_with<'a>(text: &'a str, aws_near: &mut bool) -> Cow<'a, str> {
         last_digit: (usize::MAX, None),
         aws_until: if *aws_near { AWS_WINDOW } else { 0 },
         pflag: PFlag::No,
+        hit_end: 0,
     };
     let out = scan.redact(text);
     *aws_near = scan.aws_until > text.len();
@@ -251,6 +252,7 @@ fn redact_gap(text: &str) -> Cow<'_, str> {
         last_digit: (usize::MAX, None),
         aws_until: 0,
         pflag: PFlag::No,
+        hit_end: 0,
     }
     .redact(text)
 }
@@ -686,6 +688,10 @@ struct Scanner<'a> {
     /// A 40-character base64 run before this offset is an AWS secret key.
     aws_until: usize,
     pflag: PFlag,
+    /// Where the last secret found ends: its replacement ends in `]`, so that offset starts a word
+    /// as it will once redacted (`AKIA…--password x` is `[redacted:aws-key]--password x` to a
+    /// second pass, and both passes must agree).
+    hit_end: usize,
 }
 
 fn starts_ci(b: &[u8], at: usize, p: &[u8]) -> bool {
@@ -714,6 +720,7 @@ impl Scanner<'_> {
             let b = self.b;
             if i >= 2
                 && i >= self.aws_until
+                && i != self.hit_end
                 && b[i].is_ascii_alphanumeric()
                 && b[i - 1].is_ascii_alphanumeric()
                 && b[i - 2] != b'\\'
@@ -742,6 +749,7 @@ impl Scanner<'_> {
                     // Words skipped over still set the context, as they would be seen once
                     // the secret after them is gone (redacting again changes nothing).
                     self.note_context(i + 1, start);
+                    self.hit_end = end;
                     i = end.max(i + 1);
                 }
                 _ => i += 1,
@@ -762,7 +770,7 @@ impl Scanner<'_> {
         let b = self.b;
         let escape = |k: usize| k >= 1 && b[k - 1] == b'\\' && matches!(b[k], b'n' | b't' | b'r');
         // The letter of an escape is not a word start either: `\nAPI_KEY` names `API_KEY`.
-        i == 0 || (!word(b[i - 1]) && !escape(i)) || escape(i - 1)
+        i == 0 || i == self.hit_end || (!word(b[i - 1]) && !escape(i)) || escape(i - 1)
     }
 
     /// Ends the shell segment at a line end or an operator.
@@ -1103,7 +1111,8 @@ impl Scanner<'_> {
     /// `-p x` after `sshpass` or `login`), `-u user:pass` / `--user user:pass`.
     fn flag(&mut self, i: usize) -> Option<Hit> {
         let b = self.b;
-        if i > 0 && (is(Name, b[i - 1]) || !self.boundary(i, |x| is(Name, x))) {
+        if i > 0 && i != self.hit_end && (is(Name, b[i - 1]) || !self.boundary(i, |x| is(Name, x)))
+        {
             return None;
         }
         match b.get(i + 1)? {
