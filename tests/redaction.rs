@@ -871,7 +871,10 @@ fn a_flag_right_after_a_secret_is_redacted_in_the_same_pass() {
         "ghp_0123456789abcdefghijABCDEFGHIJ012345--api-key=hunter2",
     ] {
         let once = redact::redact_str(text).into_owned();
-        assert!(!once.contains("password password") && !once.contains("hunter2"), "{once}");
+        assert!(
+            !once.contains("password password") && !once.contains("hunter2"),
+            "{once}"
+        );
         assert_eq!(redact::redact_str(&once), once, "{text}");
     }
 }
