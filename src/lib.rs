@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod decision;
+pub mod entry;
 pub mod error;
 pub mod event;
 pub mod export;

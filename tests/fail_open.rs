@@ -289,3 +289,78 @@ fn a_newer_schema_is_left_alone_and_the_event_waits() {
     assert!(err.contains("upgrade agent-harness"), "{err}");
     assert_eq!(env.count("SELECT count(*) FROM events"), 1);
 }
+
+#[test]
+fn a_hook_started_with_its_standard_descriptors_closed_records_and_writes_into_no_file() {
+    let env = Env::new("closed-stdio");
+    record_one(&env);
+    // Another session's write to the same file: the hook answers with a deny on stdout, and
+    // stdout, stdin and stderr are all closed.
+    let payload = String::from_utf8(fixture(EDIT)).unwrap();
+    let other = payload.replacen("\"session_id\": \"", "\"session_id\": \"other-", 1);
+    assert_ne!(other, payload);
+    let input = env.dir.path().join("other.json");
+    std::fs::write(&input, &other).unwrap();
+    for closed in ["<&- >&- 2>&-", ">&- 2>&-", ">&-"] {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("exec 3< \"$1\"; exec \"$0\" <&3 3<&- {closed}"))
+            .arg(support::bin("harness-pre-tool-use"))
+            .arg(&input);
+        let out = env.apply_std(cmd.env_clear()).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{closed}: {out:?}");
+    }
+    let db = env.db();
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    // The call with stdin closed read nothing: two events from the file.
+    assert_eq!(env.count("SELECT count(*) FROM events"), 3);
+    assert_eq!(
+        env.count("SELECT count(*) FROM lock_log WHERE action = 'deny'"),
+        2
+    );
+    for entry in std::fs::read_dir(env.db.parent().unwrap()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("\"decision\""),
+            "the answer went into {}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn a_hook_whose_reader_is_gone_exits_0_and_is_not_killed_by_sigpipe() {
+    let env = Env::new("sigpipe");
+    record_one(&env);
+    let payload = String::from_utf8(fixture(EDIT)).unwrap();
+    let other = payload.replacen("\"session_id\": \"", "\"session_id\": \"other-", 1);
+    // The deny goes to a pipe nobody reads any more. (The child starts with SIGPIPE's default
+    // action: std resets it for the programs it spawns.)
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = env
+        .apply_std(std::process::Command::new(support::bin("harness-pre-tool-use")).env_clear())
+        .stdin(Stdio::piped())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(other.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    assert_eq!(
+        env.count("SELECT count(*) FROM lock_log WHERE action = 'deny'"),
+        1
+    );
+}

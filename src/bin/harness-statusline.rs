@@ -1,4 +1,5 @@
 //! Status line command for Claude Code; all behaviour lives in `agent_harness::quota::statusline`.
-fn main() -> std::process::ExitCode {
-    agent_harness::quota::statusline::run()
-}
+//! It starts from C's `main` (see `agent_harness::entry`).
+#![no_main]
+
+agent_harness::short_process_main!(agent_harness::quota::statusline::run());
