@@ -161,7 +161,7 @@ fn drive(binary: &str, out: &mut Outcome) -> Result<()> {
                 input.total_len,
                 payload::MAX_PAYLOAD_BYTES
             ));
-            store_recording(&db, busy, &rec, None, out, |_, _, _| Ok(()));
+            store_recording(&db, busy, &rec, None, &[], out, |_, _, _| Ok(()));
             return Ok(());
         }
     };
@@ -210,7 +210,7 @@ fn drive(binary: &str, out: &mut Outcome) -> Result<()> {
             payload.hook_event_name,
         );
         out.problems.push(problem);
-        store_recording(&db, busy, &rec, None, out, |_, _, _| Ok(()));
+        store_recording(&db, busy, &rec, None, &[], out, |_, _, _| Ok(()));
         return Ok(());
     }
     if inject_panic.as_deref() == Some("lock-check") {
@@ -239,11 +239,20 @@ fn record_and_respond(
 ) -> Decision {
     let project_root = rec.project_root.as_deref();
     let transcript = respond::transcript_to_read(event).map(Path::new);
-    let first = store_recording(db, busy, rec, transcript, out, |tx, event_id, read| {
-        let response = respond::respond(tx, event, project_root, config, now, read, pre)?;
-        note_decision(tx, event_id, &response)?;
-        Ok((response, event_id))
-    });
+    let warm = &pre.statements;
+    let first = store_recording(
+        db,
+        busy,
+        rec,
+        transcript,
+        warm,
+        out,
+        |tx, event_id, read| {
+            let response = respond::respond(tx, event, project_root, config, now, read, pre)?;
+            note_decision(tx, event_id, &response)?;
+            Ok((response, event_id))
+        },
+    );
     let (response, event_id) = match first {
         Some(r) => r,
         None => {
@@ -351,10 +360,11 @@ fn store_recording<T>(
     busy: Duration,
     rec: &Recording,
     transcript: Option<&Path>,
+    warm: &[&'static str],
     out: &mut Outcome,
     then: impl Fn(&rusqlite::Transaction<'_>, i64, Option<ingest::Read>) -> rusqlite::Result<T>,
 ) -> Option<T> {
-    let mut result = write_with_spool(db, busy, rec, transcript, &then);
+    let mut result = write_with_spool(db, busy, rec, transcript, warm, &then);
     if let Err(e) = &result
         && e.is_corrupt()
     {
@@ -367,7 +377,7 @@ fn store_recording<T>(
                         aside.display()
                     ));
                 }
-                result = write_with_spool(db, busy, rec, transcript, &then);
+                result = write_with_spool(db, busy, rec, transcript, warm, &then);
             }
             Err(move_err) => out.problems.push(move_err.to_string()),
         }
@@ -407,12 +417,14 @@ fn store_recording<T>(
 }
 
 /// One write transaction holding the spooled recordings, this one, and `then`, which also gets
-/// what `transcript` gained (read before the transaction). Returns `then`'s value and warnings.
+/// what `transcript` gained (read before the transaction). `warm`: statements `then` runs, to
+/// compile before the lock. Returns `then`'s value and warnings.
 fn write_with_spool<T>(
     db: &Path,
     busy: Duration,
     rec: &Recording,
     transcript: Option<&Path>,
+    warm: &[&'static str],
     then: &impl Fn(&rusqlite::Transaction<'_>, i64, Option<ingest::Read>) -> rusqlite::Result<T>,
 ) -> Result<(T, Vec<String>)> {
     let mut store = Store::open(db, busy)?;
@@ -427,7 +439,8 @@ fn write_with_spool<T>(
     // Claimed once the write lock is held, so that a hook that cannot get it leaves the spool
     // alone.
     let mut claimed = None;
-    let statements = rec.statements();
+    let mut statements = rec.statements();
+    statements.extend_from_slice(warm);
     let result = store.write_prepared(&statements, |tx| {
         let wrap = |e| Error::db("record an event in", db, e);
         claimed = spool::claim(db);

@@ -87,10 +87,13 @@ pub struct PromptScores {
 
 /// What [`respond`] needs that is read before the transaction: the files a shell command writes
 /// ([`shell_writes`]) and a typed prompt's scores ([`prompt_scores`]).
+/// Also the statements `respond` runs for the event whatever the store holds, to compile before
+/// the write lock is taken ([`statements`]).
 #[derive(Default)]
 pub struct Prepared {
     pub shell: Option<shell::Writes>,
     pub prompt: Option<PromptScores>,
+    pub statements: Vec<&'static str>,
 }
 
 impl Prepared {
@@ -99,8 +102,40 @@ impl Prepared {
         Prepared {
             shell: shell_writes(event, config),
             prompt: prompt_scores(event, config, project_root),
+            statements: statements(event, config),
         }
     }
+}
+
+/// The statements [`respond`] runs for `event` whatever the store holds (those that depend on
+/// what it finds are compiled when they run): compiled before the write lock is taken, so that
+/// the lock is held for the work alone (see `Store::write_prepared`). A statement listed here
+/// and not run costs its compilation, so only certain ones are.
+pub fn statements(event: &Event<'_>, config: &Config) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if event.session_id().is_none() {
+        return out;
+    }
+    let class = event.tool.as_ref().map(|t| t.class);
+    let has_file = event.tool.as_ref().is_some_and(|t| t.file.is_some());
+    if config.locks.enabled {
+        if event.kind == Kind::PreTool && event.agent == Agent::Claude {
+            out.push(claims::MOVED_ON_SQL);
+        }
+        let checks_file = matches!(
+            event.kind,
+            Kind::PreTool | Kind::PostTool | Kind::PermissionDenied | Kind::PostToolFailure
+        );
+        if checks_file && class == Some(ToolClass::FileWrite) && has_file {
+            out.push(claims::HELD_SQL);
+        }
+    }
+    // Asked unless the answer is already a deny or a block, which a lock check rarely makes it.
+    if decision::carries_context(event.payload.hook_event_name) && event.payload.agent_id.is_none()
+    {
+        out.push(claims::PENDING_NOTICES_SQL);
+    }
+    out
 }
 
 /// Scores a prompt a person typed to Claude, when delegation advice is on; None otherwise.
@@ -272,6 +307,7 @@ fn apply(
     effect: &Effect,
     config: &Config,
     phase: Phase<'_>,
+    held_provisional: bool,
 ) -> rusqlite::Result<()> {
     let full = file_lock::expiry(w.now_ms, &config.locks);
     let provisional = file_lock::provisional_expiry(w.now_ms, &config.locks);
@@ -288,7 +324,7 @@ fn apply(
             }
             // A confirmed claim stays confirmed for its full TTL; a provisional one only gets
             // the short window again.
-            Phase::Before { .. } if claims::is_provisional(tx, w.path)? => {
+            Phase::Before { .. } if held_provisional => {
                 claims::touch(tx, w.path, w.session_id, w.now_ms, provisional)
             }
             Phase::Before { .. } => claims::touch(tx, w.path, w.session_id, w.now_ms, full),
@@ -433,7 +469,7 @@ pub fn respond(
     match (event.kind, class) {
         (Kind::PreTool, Some(ToolClass::FileWrite)) if config.locks.enabled => {
             if let Some(path) = &file {
-                let held = claims::held(tx, path)?;
+                let held = claims::held(tx, path, session)?;
                 // A claim found through another path to the same file (a hard link) is that
                 // file's claim: act on it under the path it was taken on.
                 let path = held
@@ -444,7 +480,15 @@ pub fn respond(
                 match verdict {
                     Some((Verdict::Allow(effect), w)) => {
                         let agent = event.payload.agent_id.unwrap_or("");
-                        apply(tx, &w, &effect, config, Phase::Before { agent })?
+                        let provisional = held.as_ref().is_some_and(|h| h.provisional);
+                        apply(
+                            tx,
+                            &w,
+                            &effect,
+                            config,
+                            Phase::Before { agent },
+                            provisional,
+                        )?
                     }
                     Some((Verdict::Deny { reason, holder }, _)) => {
                         claims::log(tx, now_ms, path, session, "deny", Some(&holder))?;
@@ -459,13 +503,13 @@ pub fn respond(
         }
         (Kind::PostTool, Some(ToolClass::FileWrite)) if config.locks.enabled => {
             if let Some(path) = &file {
-                let held = claims::held(tx, path)?;
+                let held = claims::held(tx, path, session)?;
                 let path = held
                     .as_ref()
                     .map_or(path.as_str(), |h| h.claim.path.as_str());
                 if let Some(w) = write_of(event, path, now_ms, project_root) {
                     let effect = file_lock::after_write(&w, held.as_ref());
-                    apply(tx, &w, &effect, config, Phase::After)?;
+                    apply(tx, &w, &effect, config, Phase::After, false)?;
                 }
             }
         }
@@ -476,7 +520,7 @@ pub fn respond(
             if config.locks.enabled =>
         {
             if let Some(path) = &file {
-                let held = claims::held(tx, path)?;
+                let held = claims::held(tx, path, session)?;
                 let path = held
                     .as_ref()
                     .map_or(path.as_str(), |h| h.claim.path.as_str());
@@ -494,7 +538,7 @@ pub fn respond(
                 let mut written: Vec<(String, Option<Held>)> = Vec::new();
                 for p in writes.certain() {
                     let p = p.to_string_lossy().into_owned();
-                    let held = claims::held(tx, &p)?;
+                    let held = claims::held(tx, &p, session)?;
                     written.push((p, held));
                 }
                 match file_lock::before_shell(session, &written, &config.locks, now_ms) {
@@ -516,7 +560,7 @@ pub fn respond(
                 let mut written: Vec<(String, Option<Held>)> = Vec::new();
                 for t in &writes.targets {
                     let p = t.path.to_string_lossy().into_owned();
-                    let held = claims::held(tx, &p)?;
+                    let held = claims::held(tx, &p, session)?;
                     written.push((p, held));
                 }
                 let label = format!(

@@ -88,6 +88,7 @@ mod tests {
                 expires_ms: NOW + expires_in,
             },
             gone,
+            provisional: false,
         })
     }
 

@@ -280,6 +280,7 @@ mod tests {
                 expires_ms: NOW + expires_in_ms,
             },
             gone,
+            provisional: false,
         }
     }
 

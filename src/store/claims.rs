@@ -31,12 +31,42 @@ pub enum Gone {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
     pub claim: Claim,
-    /// Set when the holder is known to be gone.
+    /// Set when the holder is known to be gone. Not looked up for the asker's own claim.
     pub gone: Option<Gone>,
+    /// Whether the claim was taken before its write and the write is not yet seen done.
+    pub provisional: bool,
 }
 
-const COLUMNS: &str =
-    "path, session_id, agent, project_root, tool_name, claimed_ms, touched_ms, expires_ms";
+/// The columns of a [`Claim`], in `claim_row`'s order (a macro, for `concat!`).
+macro_rules! columns {
+    () => {
+        "path, session_id, agent, project_root, tool_name, claimed_ms, touched_ms, expires_ms"
+    };
+}
+
+const COLUMNS: &str = columns!();
+
+/// The claim on a path, and whether it is provisional (`held`).
+pub const HELD_SQL: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", provisional FROM claims WHERE path = ?1"
+);
+
+/// A claim on the same file under another path (`held`).
+const HELD_BY_INODE_SQL: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", provisional FROM claims WHERE ino = ?1 AND dev = ?2 LIMIT 1"
+);
+
+/// The provisional claims an agent moved on from (`drop_moved_on`).
+pub const MOVED_ON_SQL: &str = "SELECT path FROM claims WHERE session_id = ?1 AND provisional = 1 \
+     AND provisional_agent = ?2 AND path <> ?3";
+
+/// The notices waiting for a session (`pending_notices`).
+pub const PENDING_NOTICES_SQL: &str =
+    "SELECT id, text FROM notices WHERE session_id = ?1 AND delivered_ms IS NULL ORDER BY id";
 
 fn claim_row(r: &Row<'_>) -> Result<Claim> {
     Ok(Claim {
@@ -88,28 +118,42 @@ fn identity(path: &str) -> Option<(i64, i64)> {
 }
 
 /// The claim on the file at `path`: on that path, or on another path to the same file (a hard
-/// link: same device and inode). The claim returned names the path it was taken on.
-pub fn held(conn: &Connection, path: &str) -> Result<Option<Held>> {
-    let claim = match get(conn, path)? {
-        Some(claim) => claim,
+/// link: same device and inode). The claim returned names the path it was taken on. Whether its
+/// holder is gone is looked up only when the holder is not `asker`, the session asking (it is
+/// sending this event: it is not gone, and no policy asks that of a session's own claim).
+pub fn held(conn: &Connection, path: &str, asker: &str) -> Result<Option<Held>> {
+    let row = |r: &Row<'_>| Ok((claim_row(r)?, r.get::<_, bool>(8)?));
+    let found = match conn
+        .prepare_cached(HELD_SQL)?
+        .query_row([path], row)
+        .optional()?
+    {
+        Some(found) => found,
         None => {
             let Some((dev, ino)) = identity(path) else {
                 return Ok(None);
             };
             let other = conn
-                .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM claims WHERE ino = ?1 AND dev = ?2 LIMIT 1"
-                ))?
-                .query_row(params![ino, dev], claim_row)
+                .prepare_cached(HELD_BY_INODE_SQL)?
+                .query_row(params![ino, dev], row)
                 .optional()?;
             match other {
-                Some(claim) => claim,
+                Some(found) => found,
                 None => return Ok(None),
             }
         }
     };
-    let gone = holder_gone(conn, &claim.session_id)?;
-    Ok(Some(Held { claim, gone }))
+    let (claim, provisional) = found;
+    let gone = if claim.session_id == asker {
+        None
+    } else {
+        holder_gone(conn, &claim.session_id)?
+    };
+    Ok(Some(Held {
+        claim,
+        gone,
+        provisional,
+    }))
 }
 
 /// Writes a claim, replacing any other on the same path; remembers the file's device and inode
@@ -156,10 +200,7 @@ pub fn drop_moved_on(
     now_ms: i64,
 ) -> Result<Vec<String>> {
     let paths: Vec<String> = conn
-        .prepare_cached(
-            "SELECT path FROM claims WHERE session_id = ?1 AND provisional = 1 \
-             AND provisional_agent = ?2 AND path <> ?3",
-        )?
+        .prepare_cached(MOVED_ON_SQL)?
         .query_map(params![session_id, agent, except], |r| r.get(0))?
         .collect::<Result<_>>()?;
     for p in &paths {
@@ -168,15 +209,6 @@ pub fn drop_moved_on(
         log(conn, now_ms, p, session_id, "refused", None)?;
     }
     Ok(paths)
-}
-
-/// Whether the claim on `path` is still provisional (its write not seen done).
-pub fn is_provisional(conn: &Connection, path: &str) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("SELECT provisional FROM claims WHERE path = ?1")?
-        .query_row([path], |r| r.get::<_, bool>(0))
-        .optional()?
-        .unwrap_or(false))
 }
 
 /// Frees `session_id`'s claim on `path` if it is still provisional: the write it was taken for
@@ -305,6 +337,28 @@ pub fn list(conn: &Connection) -> Result<Vec<Claim>> {
     .collect()
 }
 
+/// Every claim, newest first, with what is known about its holder.
+pub fn list_held(conn: &Connection) -> Result<Vec<Held>> {
+    let rows: Vec<(Claim, bool)> = conn
+        .prepare(concat!(
+            "SELECT ",
+            columns!(),
+            ", provisional FROM claims ORDER BY touched_ms DESC"
+        ))?
+        .query_map([], |r| Ok((claim_row(r)?, r.get(8)?)))?
+        .collect::<Result<_>>()?;
+    rows.into_iter()
+        .map(|(claim, provisional)| {
+            let gone = holder_gone(conn, &claim.session_id)?;
+            Ok(Held {
+                claim,
+                gone,
+                provisional,
+            })
+        })
+        .collect()
+}
+
 /// Queues a notice for a session's next hook.
 pub fn notify(conn: &Connection, session_id: &str, now_ms: i64, text: &str) -> Result<()> {
     conn.prepare_cached("INSERT INTO notices (session_id, created_ms, text) VALUES (?1, ?2, ?3)")?
@@ -314,11 +368,9 @@ pub fn notify(conn: &Connection, session_id: &str, now_ms: i64, text: &str) -> R
 
 /// Notices waiting for a session: (id, text), oldest first.
 pub fn pending_notices(conn: &Connection, session_id: &str) -> Result<Vec<(i64, String)>> {
-    conn.prepare_cached(
-        "SELECT id, text FROM notices WHERE session_id = ?1 AND delivered_ms IS NULL ORDER BY id",
-    )?
-    .query_map([session_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-    .collect()
+    conn.prepare_cached(PENDING_NOTICES_SQL)?
+        .query_map([session_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
 }
 
 /// Marks notices delivered.

@@ -65,12 +65,7 @@ fn state(h: &Held, now: i64) -> &'static str {
 }
 
 fn all_held(conn: &rusqlite::Connection) -> CliResult<Vec<Held>> {
-    let mut out = Vec::new();
-    for claim in claims::list(conn)? {
-        let gone = claims::holder_gone(conn, &claim.session_id)?;
-        out.push(Held { claim, gone });
-    }
-    Ok(out)
+    Ok(claims::list_held(conn)?)
 }
 
 pub fn run(args: Args) -> CliResult {
