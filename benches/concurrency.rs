@@ -9,7 +9,7 @@
 //!
 //! Reported per target and N: events/s (all calls / wall time), p50, p99 and max latency of one
 //! call (spawn to exit), calls whose event was spooled (the store was busy past the timeout),
-//! and for the hooks the longest the store's write lock was held by one call (each call prints
+//! and for the hooks how long one call held the store's write lock, p99 and max (each call prints
 //! it with `AGENT_HARNESS_TRACE_HOLD`). Every event is checked to be stored exactly once.
 //!
 //! `BENCH_CLIENTS` (default `1,4,16,64`) and `BENCH_CALLS` (calls per client, default 200; 64
@@ -46,8 +46,17 @@ fn main() {
     let hook = PathBuf::from(env!("CARGO_BIN_EXE_harness-pre-tool-use"));
 
     println!(
-        "{:<22} {:>4} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}",
-        "target", "N", "calls", "events/s", "p50 ms", "p99 ms", "max ms", "spooled", "hold max"
+        "{:<22} {:>4} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}",
+        "target",
+        "N",
+        "calls",
+        "events/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "spooled",
+        "hold p99",
+        "hold max"
     );
     for &n in &clients {
         let m = if n >= 64 { (calls / 4).max(1) } else { calls };
@@ -68,7 +77,7 @@ fn main() {
         let bounded_p50 = results[1].1.p50;
         for (kind, r) in &results {
             println!(
-                "{:<22} {:>4} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9}",
+                "{:<22} {:>4} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9} {:>9}",
                 kind.name(),
                 n,
                 n * m,
@@ -77,6 +86,8 @@ fn main() {
                 ms(r.p99),
                 ms(r.max),
                 r.spooled,
+                r.hold_p99
+                    .map_or("-".into(), |h| format!("{:.2} ms", ms(h))),
                 r.hold_max
                     .map_or("-".into(), |h| format!("{:.2} ms", ms(h)))
             );
@@ -115,6 +126,7 @@ struct Load {
     p99: Duration,
     max: Duration,
     spooled: usize,
+    hold_p99: Option<Duration>,
     hold_max: Option<Duration>,
 }
 
@@ -137,13 +149,13 @@ fn payload(c: usize, i: usize) -> Vec<u8> {
 
 fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
     let started = Instant::now();
-    let per_client: Vec<(Vec<Duration>, usize, Duration)> = std::thread::scope(|s| {
+    let per_client: Vec<(Vec<Duration>, usize, Vec<Duration>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
             .map(|c| {
                 s.spawn(move || {
                     let mut samples = Vec::with_capacity(m);
                     let mut spooled = 0;
-                    let mut hold = Duration::ZERO;
+                    let mut holds = Vec::with_capacity(m);
                     for i in 0..m {
                         let (took, stderr) = call(kind, program, db, &payload(c, i));
                         samples.push(took);
@@ -155,10 +167,10 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
                             .find_map(|l| l.strip_prefix("agent-harness-trace: hold_us="))
                             .and_then(|v| v.trim().parse::<u64>().ok())
                         {
-                            hold = hold.max(Duration::from_micros(us));
+                            holds.push(Duration::from_micros(us));
                         }
                     }
-                    (samples, spooled, hold)
+                    (samples, spooled, holds)
                 })
             })
             .collect();
@@ -168,13 +180,20 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
     let mut all: Vec<Duration> = per_client.iter().flat_map(|p| p.0.clone()).collect();
     all.sort();
     let at = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize];
+    let mut holds: Vec<Duration> = per_client.iter().flat_map(|p| p.2.clone()).collect();
+    holds.sort();
+    let hold_at = |p: f64| {
+        (kind == Kind::Hook && !holds.is_empty())
+            .then(|| holds[((holds.len() as f64 - 1.0) * p).round() as usize])
+    };
     Load {
         rate: all.len() as f64 / wall.as_secs_f64(),
         p50: at(0.5),
         p99: at(0.99),
         max: *all.last().unwrap(),
         spooled: per_client.iter().map(|p| p.1).sum(),
-        hold_max: (kind == Kind::Hook).then(|| per_client.iter().map(|p| p.2).max().unwrap()),
+        hold_p99: hold_at(0.99),
+        hold_max: hold_at(1.0),
     }
 }
 
