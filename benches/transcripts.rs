@@ -240,6 +240,20 @@ fn main() {
         "  after 1 MiB appended, one session:  {:.2} ms (a Stop or prompt hook, the status line)",
         ms(through_store.one)
     );
+    let show = |(k, d): (usize, Option<Duration>)| match d {
+        Some(d) => format!("{k} round(s), median {:.2} ms", ms(d)),
+        None => format!("{k} rounds"),
+    };
+    println!(
+        "    writes that checkpointed the WAL: {}; the others: {}",
+        show(through_store.one_checkpointed),
+        show(through_store.one_plain)
+    );
+    println!(
+        "    of which the estimates' refresh:  {:.2} ms (over {} responses of the last 7 days)",
+        ms(through_store.estimates),
+        through_store.week_rows
+    );
     println!();
     println!(
         "reader totals:  {} responses; input {}, output {}, cache creation {}, cache read {}",
@@ -472,6 +486,13 @@ struct StorePath {
     responses: usize,
     incremental: Duration,
     one: Duration,
+    /// `one`'s rounds whose write checkpointed the WAL, and the others: (rounds, median).
+    one_checkpointed: (usize, Option<Duration>),
+    one_plain: (usize, Option<Duration>),
+    /// Of `one`: refreshing the estimates from the stored usage (2 days of rows for the 5-hour
+    /// blocks, 7 days summed), and the rows the week holds.
+    estimates: Duration,
+    week_rows: i64,
 }
 
 /// Appends about 1 MiB of realistic turns (the generator's) to `path`.
@@ -509,7 +530,8 @@ fn store_path(history: &Path, paths: &[PathBuf], rounds: usize) -> StorePath {
     let responses = store_all(&mut store);
     let full = t.elapsed();
     let (largest, original_len) = largest_file(paths);
-    let (mut incremental, mut one) = (vec![], vec![]);
+    let (mut incremental, mut one, mut estimates) = (vec![], vec![], vec![]);
+    let (mut one_checkpointed, mut one_plain) = (vec![], vec![]);
     let mut rng = Rng(SEED ^ 0x5707e);
     let pool = TextPool::new(&mut rng);
     for _ in 0..rounds {
@@ -526,12 +548,36 @@ fn store_path(history: &Path, paths: &[PathBuf], rounds: usize) -> StorePath {
         )
         .unwrap()
         .unwrap();
+        let wal_len =
+            || std::fs::metadata(agent_harness::store::wal_path(&db)).map_or(0, |m| m.len());
+        let wal_before = wal_len();
         let n = store
             .write(|tx| Ok(ingest::store_one(tx, read, &cfg, now).unwrap()))
             .unwrap();
-        one.push(t.elapsed());
+        let took = t.elapsed();
+        one.push(took);
+        // The write that takes the WAL past its bound also checkpoints it (see `store`).
+        if wal_len() < wal_before.max(1) {
+            one_checkpointed.push(took);
+        } else {
+            one_plain.push(took);
+        }
         assert!(n > 0);
+        let t = Instant::now();
+        store
+            .write(|tx| Ok(agent_harness::quota::refresh_estimates(tx, &cfg, now).unwrap()))
+            .unwrap();
+        estimates.push(t.elapsed());
     }
+    let week_rows: i64 = store
+        .reader()
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM usage WHERE ts_ms >= ?1",
+            [now - agent_harness::quota::WEEK_MS],
+            |r| r.get(0),
+        )
+        .unwrap();
     cut_back(&largest, original_len);
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
@@ -540,6 +586,16 @@ fn store_path(history: &Path, paths: &[PathBuf], rounds: usize) -> StorePath {
         responses,
         incremental: median(&mut incremental),
         one: median(&mut one),
+        one_checkpointed: (
+            one_checkpointed.len(),
+            (!one_checkpointed.is_empty()).then(|| median(&mut one_checkpointed)),
+        ),
+        one_plain: (
+            one_plain.len(),
+            (!one_plain.is_empty()).then(|| median(&mut one_plain)),
+        ),
+        estimates: median(&mut estimates),
+        week_rows,
     }
 }
 
