@@ -46,7 +46,7 @@ fn main() {
     let hook = PathBuf::from(env!("CARGO_BIN_EXE_harness-pre-tool-use"));
 
     println!(
-        "{:<22} {:>4} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}",
+        "{:<22} {:>4} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6}",
         "target",
         "N",
         "calls",
@@ -56,7 +56,8 @@ fn main() {
         "max ms",
         "spooled",
         "hold p99",
-        "hold max"
+        "hold max",
+        "waits"
     );
     for &n in &clients {
         let m = if n >= 64 { (calls / 4).max(1) } else { calls };
@@ -77,7 +78,7 @@ fn main() {
         let bounded_p50 = results[1].1.p50;
         for (kind, r) in &results {
             println!(
-                "{:<22} {:>4} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9} {:>9}",
+                "{:<22} {:>4} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9} {:>9} {:>6}",
                 kind.name(),
                 n,
                 n * m,
@@ -89,7 +90,8 @@ fn main() {
                 r.hold_p99
                     .map_or("-".into(), |h| format!("{:.2} ms", ms(h))),
                 r.hold_max
-                    .map_or("-".into(), |h| format!("{:.2} ms", ms(h)))
+                    .map_or("-".into(), |h| format!("{:.2} ms", ms(h))),
+                r.waits.map_or("-".into(), |w| format!("{w:.1}"))
             );
         }
         let hook = &results[2].1;
@@ -128,6 +130,8 @@ struct Load {
     spooled: usize,
     hold_p99: Option<Duration>,
     hold_max: Option<Duration>,
+    /// Busy-handler sleeps per call.
+    waits: Option<f64>,
 }
 
 /// The PreToolUse payload of client `c`'s call `i`: its own session and file.
@@ -149,28 +153,36 @@ fn payload(c: usize, i: usize) -> Vec<u8> {
 
 fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
     let started = Instant::now();
-    let per_client: Vec<(Vec<Duration>, usize, Vec<Duration>)> = std::thread::scope(|s| {
+    type PerClient = (Vec<Duration>, usize, Vec<Duration>, u64);
+    let per_client: Vec<PerClient> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
             .map(|c| {
                 s.spawn(move || {
                     let mut samples = Vec::with_capacity(m);
                     let mut spooled = 0;
                     let mut holds = Vec::with_capacity(m);
+                    let mut waits = 0u64;
                     for i in 0..m {
                         let (took, stderr) = call(kind, program, db, &payload(c, i));
                         samples.push(took);
                         if stderr.contains("waits in") {
                             spooled += 1;
                         }
-                        if let Some(us) = stderr
+                        let trace = stderr
                             .lines()
-                            .find_map(|l| l.strip_prefix("agent-harness-trace: hold_us="))
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                        {
+                            .find_map(|l| l.strip_prefix("agent-harness-trace: "));
+                        let field = |name: &str| {
+                            trace?
+                                .split_whitespace()
+                                .find_map(|kv| kv.strip_prefix(name))
+                                .and_then(|v| v.parse::<u64>().ok())
+                        };
+                        if let Some(us) = field("hold_us=") {
                             holds.push(Duration::from_micros(us));
                         }
+                        waits += field("waits=").unwrap_or(0);
                     }
-                    (samples, spooled, holds)
+                    (samples, spooled, holds, waits)
                 })
             })
             .collect();
@@ -194,6 +206,8 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
         spooled: per_client.iter().map(|p| p.1).sum(),
         hold_p99: hold_at(0.99),
         hold_max: hold_at(1.0),
+        waits: (kind == Kind::Hook)
+            .then(|| per_client.iter().map(|p| p.3).sum::<u64>() as f64 / all.len() as f64),
     }
 }
 

@@ -562,3 +562,39 @@ fn a_write_too_large_to_keep_still_meets_the_lock() {
     allowed(&p.env.hook("harness-pre-tool-use", huge));
     assert!(denied(&p.write(A, "Edit", &file)).contains("claude session bbbbbbbb"));
 }
+
+#[test]
+fn a_holders_next_write_attempt_moments_after_its_last_write_leaves_the_claim_as_it_is() {
+    let p = project("refresh");
+    let file = p.path("src/lib.rs");
+    std::fs::write(&file, "x").unwrap();
+    let claim = || -> (i64, i64, bool) {
+        p.env
+            .db()
+            .query_row(
+                "SELECT touched_ms, expires_ms, provisional FROM claims WHERE path = ?1",
+                [&file],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+    };
+    allowed(&p.write(A, "Write", &file));
+    let confirmed = claim();
+    assert!(!confirmed.2, "the write confirmed the claim");
+    // The next attempt (PreToolUse alone): nothing to write, the claim is as the write left it.
+    let pre = p.claude(
+        "harness-pre-tool-use",
+        A,
+        "PreToolUse",
+        json!({"tool_name": "Edit", "tool_use_id": "toolu_next",
+               "tool_input": {"file_path": &file, "old_string": "x", "new_string": "y"}}),
+    );
+    allowed(&pre);
+    assert_eq!(claim(), confirmed);
+    // Another agent is still denied, and the write itself refreshes.
+    denied(&p.write(B, "Write", &file));
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    allowed(&p.write(A, "Write", &file));
+    let again = claim();
+    assert!(again.0 > confirmed.0 && again.1 > confirmed.1 && !again.2);
+}

@@ -94,7 +94,8 @@ pub fn run(binary: &str) -> ExitCode {
         let hold = crate::store::longest_hold().as_micros();
         let _ = writeln!(
             std::io::stderr().lock(),
-            "agent-harness-trace: hold_us={hold}"
+            "agent-harness-trace: hold_us={hold} waits={}",
+            crate::store::busy_waits()
         );
     }
     ExitCode::SUCCESS

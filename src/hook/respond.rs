@@ -307,7 +307,7 @@ fn apply(
     effect: &Effect,
     config: &Config,
     phase: Phase<'_>,
-    held_provisional: bool,
+    held: Option<&Held>,
 ) -> rusqlite::Result<()> {
     let full = file_lock::expiry(w.now_ms, &config.locks);
     let provisional = file_lock::provisional_expiry(w.now_ms, &config.locks);
@@ -324,8 +324,13 @@ fn apply(
             }
             // A confirmed claim stays confirmed for its full TTL; a provisional one only gets
             // the short window again.
-            Phase::Before { .. } if held_provisional => {
+            Phase::Before { .. } if held.is_some_and(|h| h.provisional) => {
                 claims::touch(tx, w.path, w.session_id, w.now_ms, provisional)
+            }
+            Phase::Before { .. }
+                if held.is_some_and(|h| !file_lock::refresh_due(h, w.now_ms, &config.locks)) =>
+            {
+                Ok(())
             }
             Phase::Before { .. } => claims::touch(tx, w.path, w.session_id, w.now_ms, full),
         },
@@ -480,15 +485,8 @@ pub fn respond(
                 match verdict {
                     Some((Verdict::Allow(effect), w)) => {
                         let agent = event.payload.agent_id.unwrap_or("");
-                        let provisional = held.as_ref().is_some_and(|h| h.provisional);
-                        apply(
-                            tx,
-                            &w,
-                            &effect,
-                            config,
-                            Phase::Before { agent },
-                            provisional,
-                        )?
+                        let before = Phase::Before { agent };
+                        apply(tx, &w, &effect, config, before, held.as_ref())?
                     }
                     Some((Verdict::Deny { reason, holder }, _)) => {
                         claims::log(tx, now_ms, path, session, "deny", Some(&holder))?;
@@ -509,7 +507,7 @@ pub fn respond(
                     .map_or(path.as_str(), |h| h.claim.path.as_str());
                 if let Some(w) = write_of(event, path, now_ms, project_root) {
                     let effect = file_lock::after_write(&w, held.as_ref());
-                    apply(tx, &w, &effect, config, Phase::After, false)?;
+                    apply(tx, &w, &effect, config, Phase::After, held.as_ref())?;
                 }
             }
         }

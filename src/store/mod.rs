@@ -88,6 +88,7 @@ pub const WAL_BOUND_BYTES: u64 = 256 * 1024;
 fn busy_waiter(limit: Duration) -> impl FnMut(i32) -> bool + Send + 'static {
     let mut began = Instant::now();
     move |count| {
+        BUSY_WAITS.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         if count == 0 {
             began = now;
@@ -104,6 +105,15 @@ fn busy_waiter(limit: Duration) -> impl FnMut(i32) -> bool + Send + 'static {
         std::thread::sleep(Duration::from_micros(step_us / 2 + jitter).min(limit - waited));
         true
     }
+}
+
+/// How many times this process's busy handler was called (see [`busy_waits`]).
+static BUSY_WAITS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times this process waited for another connection's lock: one short sleep each.
+/// Reported by hooks for the concurrency benchmark.
+pub fn busy_waits() -> u64 {
+    BUSY_WAITS.load(Ordering::Relaxed)
 }
 
 /// The longest this process held the store's write lock, in microseconds (see [`longest_hold`]).
