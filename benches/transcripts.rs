@@ -565,7 +565,10 @@ fn store_path(history: &Path, paths: &[PathBuf], rounds: usize) -> StorePath {
         assert!(n > 0);
         let t = Instant::now();
         store
-            .write(|tx| Ok(agent_harness::quota::refresh_estimates(tx, &cfg, now).unwrap()))
+            .write(|tx| {
+                agent_harness::quota::refresh_estimates(tx, &cfg, now).unwrap();
+                Ok(())
+            })
             .unwrap();
         estimates.push(t.elapsed());
     }
