@@ -78,6 +78,19 @@ fn spool_dir(env: &Env) -> std::path::PathBuf {
     agent_harness::store::spool::dir_for(&env.db)
 }
 
+/// Runs hooks until nothing waits in the spool; returns how many it took.
+fn drain(env: &Env) -> usize {
+    use agent_harness::store::spool;
+    for calls in 1..=1000 {
+        record_one(env);
+        let w = spool::waiting(&env.db);
+        if w.spool_bytes == 0 && w.orphans == 0 {
+            return calls;
+        }
+    }
+    panic!("the spool never drained: {:?}", spool::waiting(&env.db));
+}
+
 #[test]
 fn a_claimer_killed_after_its_commit_makes_the_next_store_nothing_twice() {
     let env = Env::new("replay-twice");
@@ -155,9 +168,10 @@ fn events_are_stored_exactly_once_across_100_random_kills_of_a_spool_claimer() {
         let _ = child.kill();
         let _ = child.wait();
     }
-    // Whatever the kills left (a spool, claimed files of dead claimers) comes in now.
-    record_one(&env);
-    record_one(&env);
+    // Whatever the kills left (a spool, claimed files of dead claimers) comes in now, a batch a
+    // call.
+    let calls = drain(&env);
+    assert!(calls > 1, "{spooled} events wait: more than one batch");
     let counts = tag_counts(&env);
     assert_eq!(counts.len(), spooled, "no spooled event lost");
     assert!(
@@ -423,4 +437,49 @@ fn a_full_disk_says_so_with_the_free_space() {
     let err = assert_failed_open(&out);
     assert!(err.contains("disk holding the store is full"), "{err}");
     assert!(err.contains(" free there"), "{err}");
+}
+
+#[test]
+fn a_spool_of_a_thousand_events_is_stored_a_bounded_batch_per_call_each_event_once() {
+    use agent_harness::store::spool;
+    let env = Env::new("big-spool");
+    env.config(r#"{"store": {"busy_timeout_ms": 100}}"#);
+    record_one(&env);
+    spool_tagged(&env, 0, 1);
+    // A thousand recordings as a long outage leaves them: the one spooled line, each with its own
+    // uid and tool_use_id.
+    let path = spool::path_for(&env.db);
+    let line = std::fs::read_to_string(&path).unwrap();
+    let uid = serde_json::from_str::<serde_json::Value>(line.trim()).unwrap()["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let total = 1000;
+    let text: String = (0..total)
+        .map(|i| {
+            line.replace("toolu_tag_0", &format!("toolu_tag_{i:05}"))
+                .replace(&uid, &format!("{uid}-{i}"))
+        })
+        .collect();
+    std::fs::write(&path, text).unwrap();
+
+    record_one(&env);
+    let first = tag_counts(&env);
+    assert_eq!(
+        first.len(),
+        spool::REPLAY_BATCH,
+        "one batch, not the whole spool"
+    );
+    let left = spool::waiting(&env.db);
+    assert!(left.spool_bytes > 0 && left.orphans == 0, "{left:?}");
+    let calls = 1 + drain(&env);
+    let counts = tag_counts(&env);
+    assert_eq!(counts.len(), total, "no spooled event lost");
+    assert!(counts.iter().all(|&c| c == 1), "none stored twice");
+    assert_eq!(calls, total.div_ceil(spool::REPLAY_BATCH));
+    let leftovers: Vec<_> = std::fs::read_dir(spool_dir(&env))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

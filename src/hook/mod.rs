@@ -450,7 +450,10 @@ fn write_with_spool<T>(
             for r in &c.recordings {
                 spool::apply_once(tx, r, now).map_err(wrap)?;
             }
-            spool::prune_applied(tx, now).map_err(wrap)?;
+            // Once per drained spool, not once per batch: it reads the whole table.
+            if c.is_whole() {
+                spool::prune_applied(tx, now).map_err(wrap)?;
+            }
         }
         let id = rec.apply(tx).map_err(wrap)?;
         then(tx, id, read).map_err(wrap)
