@@ -115,7 +115,14 @@ fn a_working_session_and_its_compaction_are_recorded_completely_on(
         ("PostCompact", 1),
         ("SessionEnd", 2),
     ] {
-        assert_eq!(count(&rows, event), n, "{event} in {got:?}");
+        // On a miss, what the hooks logged and what waits in the spool say why.
+        assert_eq!(
+            count(&rows, event),
+            n,
+            "{event} in {got:?}; log: {}; spool: {:?}",
+            c.env.log_text(),
+            agent_harness::store::spool::waiting(&c.env.db)
+        );
     }
     assert!(count(&rows, "Stop") >= 1, "{got:?}");
     assert!(count(&rows, "SubagentStop") >= 2, "{got:?}");
