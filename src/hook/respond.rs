@@ -130,6 +130,25 @@ pub fn statements(event: &Event<'_>, config: &Config) -> Vec<&'static str> {
             out.push(claims::HELD_SQL);
         }
     }
+    // The review gate's reads at every Stop of Claude's main agent (see `reviews::gate_state`).
+    if event.kind == Kind::Stop && event.agent == Agent::Claude && config.review.enabled {
+        use crate::store::reviews;
+        out.extend([
+            STOP_ID_SQL,
+            reviews::LATEST_SQL,
+            reviews::PREVIOUS_STOP_SQL,
+            reviews::WRITTEN_SINCE_SQL,
+        ]);
+    }
+    // What a Stop remembers of its turn (see `remember`).
+    if event.kind == Kind::Stop && config.memory.enabled && event.payload.agent_id.is_none() {
+        use crate::store::memory;
+        out.extend([
+            memory::TURN_SO_FAR_SQL,
+            memory::ADD_SQL,
+            memory::ADD_FTS_SQL,
+        ]);
+    }
     // Asked unless the answer is already a deny or a block, which a lock check rarely makes it.
     if decision::carries_context(event.payload.hook_event_name) && event.payload.agent_id.is_none()
     {
@@ -261,6 +280,9 @@ fn background_running(event: &Event<'_>) -> usize {
         .count()
 }
 
+/// The id of the session's latest event: the Stop just recorded.
+const STOP_ID_SQL: &str = "SELECT coalesce(max(id), 0) FROM events WHERE session_id = ?1";
+
 /// The review gate at Stop: loads its state (store reads only; no git, no process), asks the
 /// policy, and applies what it says.
 fn review_gate_at_stop(
@@ -272,7 +294,7 @@ fn review_gate_at_stop(
 ) -> rusqlite::Result<Decision> {
     use crate::store::reviews;
     let stop_id: i64 = tx
-        .prepare_cached("SELECT coalesce(max(id), 0) FROM events WHERE session_id = ?1")?
+        .prepare_cached(STOP_ID_SQL)?
         .query_row([session], |r| r.get(0))?;
     let count_lines = config.review.trigger_changed_lines > 0;
     let mut state = reviews::gate_state(tx, session, stop_id, count_lines)?;

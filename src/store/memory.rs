@@ -13,7 +13,21 @@ const RECENT_ROWS: i64 = 200;
 /// Events of a session read back to find the turn's prompt and edits at Stop.
 const TURN_EVENTS: i64 = 500;
 
-const WRITE_TOOLS: &str = "('Write', 'Edit', 'MultiEdit', 'NotebookEdit', 'write_file', 'replace')";
+const WRITE_TOOLS: &str = write_tools_sql!();
+
+/// The session's latest events, newest first, for the turn so far (`turn_so_far`).
+pub const TURN_SO_FAR_SQL: &str = concat!(
+    "SELECT event, file_path, tool_name IN ",
+    write_tools_sql!(),
+    ", CASE WHEN event IN ('UserPromptSubmit', 'BeforeAgent') AND json_valid(payload) \
+     THEN substr(json_extract(payload, '$.prompt'), 1, 4000) END \
+     FROM events WHERE session_id = ?1 ORDER BY id DESC LIMIT ?2"
+);
+
+/// An item, and its text in the search index (`add`).
+pub const ADD_SQL: &str = "INSERT INTO memory (kind, session_id, agent, project, created_ms, \
+     text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+pub const ADD_FTS_SQL: &str = "INSERT INTO memory_fts (rowid, text) VALUES (?1, ?2)";
 
 /// The project key of a directory: its project root, else itself.
 pub fn project_of(project_root: Option<&str>, cwd: Option<&str>) -> String {
@@ -30,13 +44,10 @@ pub fn add(
     now_ms: i64,
     text: &str,
 ) -> Result<i64> {
-    conn.prepare_cached(
-        "INSERT INTO memory (kind, session_id, agent, project, created_ms, text) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![kind, session_id, agent, project, now_ms, text])?;
+    conn.prepare_cached(ADD_SQL)?
+        .execute(params![kind, session_id, agent, project, now_ms, text])?;
     let id = conn.last_insert_rowid();
-    conn.prepare_cached("INSERT INTO memory_fts (rowid, text) VALUES (?1, ?2)")?
+    conn.prepare_cached(ADD_FTS_SQL)?
         .execute(params![id, text])?;
     Ok(id)
 }
@@ -164,12 +175,7 @@ pub fn latest_snapshot(
 /// What the turn that just ended did, from the session's newest events (bounded): the prompt
 /// that started it and the files written since.
 pub fn turn_so_far(conn: &Connection, session_id: &str) -> Result<(Option<String>, Vec<String>)> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT event, file_path, tool_name IN {WRITE_TOOLS}, \
-         CASE WHEN event IN ('UserPromptSubmit', 'BeforeAgent') AND json_valid(payload) \
-         THEN substr(json_extract(payload, '$.prompt'), 1, 4000) END \
-         FROM events WHERE session_id = ?1 ORDER BY id DESC LIMIT ?2"
-    ))?;
+    let mut stmt = conn.prepare_cached(TURN_SO_FAR_SQL)?;
     let mut rows = stmt.query(params![session_id, TURN_EVENTS])?;
     let mut files: Vec<String> = Vec::new();
     while let Some(r) = rows.next()? {

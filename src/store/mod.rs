@@ -30,6 +30,14 @@
 //! non-empty SQLite file at the path (`HARNESS_DB` pointing at another program's database) is
 //! refused, never migrated.
 
+/// The file-writing tools of both clients, as an SQL list (a macro, for `concat!` in the
+/// modules below).
+macro_rules! write_tools_sql {
+    () => {
+        "('Write', 'Edit', 'MultiEdit', 'NotebookEdit', 'write_file', 'replace')"
+    };
+}
+
 mod arena;
 pub mod claims;
 pub mod export;
@@ -173,6 +181,14 @@ impl Store {
         conn.busy_handler(Some(busy_waiter(busy_timeout)))
             .map_err(err)?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .map_err(err)?;
+        // Plans that do not depend on the values bound. Without this, a cached statement whose
+        // WHERE compares a column to a parameter (`session_id = ?1`) is compiled again once a
+        // value is bound (SQLite looks at the value to estimate the rows), and a hook runs each
+        // statement once: nearly every statement was compiled twice. Callgrind: PreToolUse 2.00 M
+        // to 1.90 M instructions, Stop 2.46 M to 2.31 M. The store's queries are keyed lookups
+        // whose plan does not change with the value.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .map_err(err)?;
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")
             .map_err(err)?;
@@ -495,6 +511,26 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ah-store-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn a_statement_compiled_before_its_values_are_bound_is_not_compiled_again() {
+        use rusqlite::StatementStatus;
+        let dir = scratch("qpsg");
+        let db = dir.join("h.db");
+        let mut store = Store::open(&db, Duration::from_secs(1)).unwrap();
+        let sql = "SELECT coalesce(max(id), 0) FROM events WHERE session_id = ?1";
+        // Compiled first, as a hook compiles its statements before the write lock; then run.
+        let run = |conn: &Connection| {
+            conn.prepare_cached(sql).unwrap();
+            let mut st = conn.prepare_cached(sql).unwrap();
+            let _: i64 = st.query_row(["s"], |r| r.get(0)).unwrap();
+            st.get_status(StatementStatus::RePrepare)
+        };
+        assert_eq!(run(store.reader().unwrap()), 0);
+        // Without the option, the first value bound has it compiled again.
+        assert_eq!(run(&Connection::open(&db).unwrap()), 1);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

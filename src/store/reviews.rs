@@ -35,9 +35,23 @@ pub struct Review {
     pub note: Option<String>,
 }
 
-const COLUMNS: &str = "id, session_id, thread, created_ms, finished_ms, status, trigger, \
-     event_mark, base, criteria, criteria_from, files, left_out, summary, findings, error, \
-     run_ids, blocks, last_block, handed_off_ms, waive_reason, note";
+/// The columns of a [`Review`], in `row`'s order (a macro, for `concat!`).
+macro_rules! columns {
+    () => {
+        "id, session_id, thread, created_ms, finished_ms, status, trigger, \
+         event_mark, base, criteria, criteria_from, files, left_out, summary, findings, error, \
+         run_ids, blocks, last_block, handed_off_ms, waive_reason, note"
+    };
+}
+
+const COLUMNS: &str = columns!();
+
+/// The session's latest review (`latest`).
+pub const LATEST_SQL: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM reviews WHERE session_id = ?1 ORDER BY id DESC LIMIT 1"
+);
 
 fn json_list<T: serde::de::DeserializeOwned>(text: Option<String>) -> Vec<T> {
     text.and_then(|t| serde_json::from_str(&t).ok())
@@ -168,11 +182,9 @@ pub fn finish(
 
 /// The newest review of a session, whatever its state.
 pub fn latest(conn: &Connection, session_id: &str) -> Result<Option<Review>> {
-    conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM reviews WHERE session_id = ?1 ORDER BY id DESC LIMIT 1"
-    ))?
-    .query_row([session_id], row)
-    .optional()
+    conn.prepare_cached(LATEST_SQL)?
+        .query_row([session_id], row)
+        .optional()
 }
 
 pub fn get(conn: &Connection, id: i64) -> Result<Option<Review>> {
@@ -282,7 +294,20 @@ pub fn take_request(
 }
 
 /// The tools whose successful call writes the file it names (see `event::ToolClass::FileWrite`).
-const WRITE_TOOLS: &str = "('Write', 'Edit', 'MultiEdit', 'NotebookEdit', 'write_file', 'replace')";
+const WRITE_TOOLS: &str = write_tools_sql!();
+
+/// The files a session wrote after an event (`written_since`).
+pub const WRITTEN_SINCE_SQL: &str = concat!(
+    "SELECT file_path FROM (SELECT event, tool_name, file_path FROM events \
+     WHERE session_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3) \
+     WHERE event IN ('PostToolUse', 'AfterTool') AND tool_name IN ",
+    write_tools_sql!(),
+    " AND file_path IS NOT NULL"
+);
+
+/// The session's previous Stop (`previous_stop`).
+pub const PREVIOUS_STOP_SQL: &str = "SELECT id FROM events WHERE session_id = ?1 AND id < ?2 \
+     AND id > ?3 AND event IN ('Stop', 'AfterAgent') ORDER BY id DESC LIMIT 1";
 
 /// The most events read after a mark: a Stop stays within its budget however long the turn.
 pub const SCAN_BOUND: i64 = 2000;
@@ -290,12 +315,7 @@ pub const SCAN_BOUND: i64 = 2000;
 /// Files the session wrote (successful file-writing tool calls) after event `after_id`, distinct,
 /// in order. Reads at most [`SCAN_BOUND`] of the session's events, through its index.
 pub fn written_since(conn: &Connection, session_id: &str, after_id: i64) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT file_path FROM (SELECT event, tool_name, file_path FROM events \
-         WHERE session_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3) \
-         WHERE event IN ('PostToolUse', 'AfterTool') AND tool_name IN {WRITE_TOOLS} \
-         AND file_path IS NOT NULL"
-    ))?;
+    let mut stmt = conn.prepare_cached(WRITTEN_SINCE_SQL)?;
     let mut out: Vec<String> = Vec::new();
     for f in stmt.query_map(params![session_id, after_id, SCAN_BOUND], |r| {
         r.get::<_, String>(0)
@@ -331,16 +351,13 @@ pub fn lines_since(conn: &Connection, session_id: &str, after_id: i64) -> Result
 /// [`SCAN_BOUND`] × 25 event ids (a window of the whole store's events, so a session without a
 /// Stop in it costs at most its own events there).
 pub fn previous_stop(conn: &Connection, session_id: &str, before_id: i64) -> Result<i64> {
-    conn.prepare_cached(
-        "SELECT id FROM events WHERE session_id = ?1 AND id < ?2 AND id > ?3 \
-         AND event IN ('Stop', 'AfterAgent') ORDER BY id DESC LIMIT 1",
-    )?
-    .query_row(
-        params![session_id, before_id, before_id - SCAN_BOUND * 25],
-        |r| r.get(0),
-    )
-    .optional()
-    .map(|id| id.unwrap_or_else(|| (before_id - SCAN_BOUND * 25).max(0)))
+    conn.prepare_cached(PREVIOUS_STOP_SQL)?
+        .query_row(
+            params![session_id, before_id, before_id - SCAN_BOUND * 25],
+            |r| r.get(0),
+        )
+        .optional()
+        .map(|id| id.unwrap_or_else(|| (before_id - SCAN_BOUND * 25).max(0)))
 }
 
 /// The largest event id (the mark a review's change is collected at).
