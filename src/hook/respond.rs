@@ -99,10 +99,16 @@ pub struct Prepared {
 impl Prepared {
     /// Reads both for `event`; `project_root` is the recording's.
     pub fn of(event: &Event<'_>, config: &Config, project_root: Option<&str>) -> Prepared {
+        let prompt = prompt_scores(event, config, project_root);
+        let mut statements = statements(event, config);
+        if prompt.is_some() {
+            // A scored prompt's decision is stored (`route_prompt`).
+            statements.push(crate::store::routes::PUT_SQL);
+        }
         Prepared {
             shell: shell_writes(event, config),
-            prompt: prompt_scores(event, config, project_root),
-            statements: statements(event, config),
+            prompt,
+            statements,
         }
     }
 }
@@ -139,6 +145,21 @@ pub fn statements(event: &Event<'_>, config: &Config) -> Vec<&'static str> {
             reviews::PREVIOUS_STOP_SQL,
             reviews::WRITTEN_SINCE_SQL,
         ]);
+    }
+    // The quota a person's prompt and a costly tool are checked against (see `respond`).
+    if config.quota.enabled && event.agent == Agent::Claude {
+        let prompt = event.kind == Kind::PromptSubmit && !event.synthetic_prompt;
+        let costly = event.kind == Kind::PreTool
+            && event
+                .tool
+                .as_ref()
+                .is_some_and(|t| config.quota.block_tools.iter().any(|b| b == t.name));
+        if prompt || costly {
+            out.extend(crate::quota::LOAD_STATEMENTS);
+        }
+        if prompt {
+            out.push(crate::store::quota::ALERTS_SQL);
+        }
     }
     // What a Stop remembers of its turn (see `remember`).
     if event.kind == Kind::Stop && config.memory.enabled && event.payload.agent_id.is_none() {

@@ -297,6 +297,17 @@ fn window_name(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Gemini runs' requests and tokens since a time (`load`).
+const RUNS_SINCE_SQL: &str = "SELECT coalesce(sum(requests), 0), coalesce(sum(total_tokens), 0) \
+     FROM runs WHERE created_ms >= ?1";
+
+/// The statements [`load`] runs, to compile before a write lock (see `Store::write_prepared`).
+pub const LOAD_STATEMENTS: [&str; 3] = [
+    crate::store::quota::FIGURES_SQL,
+    RUNS_SINCE_SQL,
+    crate::store::quota::EXHAUSTION_SQL,
+];
+
 /// Loads both providers' quota from stored figures, today's runs and exhaustion: a few small
 /// reads, cheap enough for every prompt and every status line refresh.
 pub fn load(conn: &Connection, cfg: &QuotaConfig, now_ms: i64) -> Result<Quota> {
@@ -334,10 +345,7 @@ pub fn load(conn: &Connection, cfg: &QuotaConfig, now_ms: i64) -> Result<Quota> 
     }
     let day_start = last_pacific_midnight(now_ms);
     let (requests, tokens): (i64, i64) = conn
-        .prepare_cached(
-            "SELECT coalesce(sum(requests), 0), coalesce(sum(total_tokens), 0) FROM runs \
-             WHERE created_ms >= ?1",
-        )?
+        .prepare_cached(RUNS_SINCE_SQL)?
         .query_row([day_start], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if requests > 0 {
         let limit = cfg.gemini_daily_requests.max(1);

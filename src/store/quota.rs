@@ -47,26 +47,27 @@ pub fn clear_figures(conn: &Connection, provider: &str, source: &str) -> Result<
     Ok(())
 }
 
+/// Every stored figure (`figures`).
+pub const FIGURES_SQL: &str = "SELECT provider, window, source, used_pct, resets_at_ms, official, \
+     observed_ms, session_id, detail, projected_ms FROM quota_figures";
+
 pub fn figures(conn: &Connection) -> Result<Vec<Figure>> {
-    conn.prepare_cached(
-        "SELECT provider, window, source, used_pct, resets_at_ms, official, observed_ms, \
-         session_id, detail, projected_ms FROM quota_figures",
-    )?
-    .query_map([], |r| {
-        Ok(Figure {
-            provider: r.get(0)?,
-            window: r.get(1)?,
-            source: r.get(2)?,
-            used_pct: r.get(3)?,
-            resets_at_ms: r.get(4)?,
-            official: r.get(5)?,
-            observed_ms: r.get(6)?,
-            session_id: r.get(7)?,
-            detail: r.get(8)?,
-            projected_ms: r.get(9)?,
-        })
-    })?
-    .collect()
+    conn.prepare_cached(FIGURES_SQL)?
+        .query_map([], |r| {
+            Ok(Figure {
+                provider: r.get(0)?,
+                window: r.get(1)?,
+                source: r.get(2)?,
+                used_pct: r.get(3)?,
+                resets_at_ms: r.get(4)?,
+                official: r.get(5)?,
+                observed_ms: r.get(6)?,
+                session_id: r.get(7)?,
+                detail: r.get(8)?,
+                projected_ms: r.get(9)?,
+            })
+        })?
+        .collect()
 }
 
 /// A provider known to be exhausted.
@@ -94,20 +95,22 @@ pub fn put_exhaustion(conn: &Connection, e: &Exhaustion) -> Result<()> {
     Ok(())
 }
 
+/// A provider's exhaustion (`exhaustion`).
+pub const EXHAUSTION_SQL: &str =
+    "SELECT provider, since_ms, until_ms, until_from, reason FROM exhaustion WHERE provider = ?1";
+
 pub fn exhaustion(conn: &Connection, provider: &str) -> Result<Option<Exhaustion>> {
-    conn.prepare_cached(
-        "SELECT provider, since_ms, until_ms, until_from, reason FROM exhaustion WHERE provider = ?1",
-    )?
-    .query_row([provider], |r| {
-        Ok(Exhaustion {
-            provider: r.get(0)?,
-            since_ms: r.get(1)?,
-            until_ms: r.get(2)?,
-            until_from: r.get(3)?,
-            reason: r.get(4)?,
+    conn.prepare_cached(EXHAUSTION_SQL)?
+        .query_row([provider], |r| {
+            Ok(Exhaustion {
+                provider: r.get(0)?,
+                since_ms: r.get(1)?,
+                until_ms: r.get(2)?,
+                until_from: r.get(3)?,
+                reason: r.get(4)?,
+            })
         })
-    })
-    .optional()
+        .optional()
 }
 
 /// Clears a provider's exhaustion recorded before `before_ms` (fresh evidence it works again).
@@ -121,8 +124,12 @@ pub fn clear_exhaustion(conn: &Connection, provider: &str, before_ms: i64) -> Re
 /// A warning already given: provider, window, level, reset time of the window it was about.
 pub type AlertKey = (String, String, String, i64);
 
+/// The alerts fired (`alerts`).
+pub const ALERTS_SQL: &str =
+    "SELECT provider, window, level, resets_at_ms, fired_ms FROM quota_alerts";
+
 pub fn alerts(conn: &Connection) -> Result<Vec<(AlertKey, i64)>> {
-    conn.prepare_cached("SELECT provider, window, level, resets_at_ms, fired_ms FROM quota_alerts")?
+    conn.prepare_cached(ALERTS_SQL)?
         .query_map([], |r| {
             Ok(((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?), r.get(4)?))
         })?

@@ -46,12 +46,13 @@ pub struct Route {
 
 /// Stores a decision; returns its id.
 #[allow(clippy::too_many_arguments)]
+/// A decision (`put`).
+pub const PUT_SQL: &str = "INSERT INTO routes (session_id, decided_ms, project_root, task, \
+     task_type, complexity, score, bar, selected, reason, factors) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
 pub fn put(conn: &Connection, r: &Route) -> Result<i64> {
-    conn.prepare_cached(
-        "INSERT INTO routes (session_id, decided_ms, project_root, task, task_type, complexity, \
-         score, bar, selected, reason, factors) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
+    conn.prepare_cached(PUT_SQL)?.execute(params![
         r.session_id,
         r.decided_ms,
         r.project_root,
