@@ -134,6 +134,11 @@ pub fn statements(event: &Event<'_>, config: &Config) -> Vec<&'static str> {
         );
         if checks_file && class == Some(ToolClass::FileWrite) && has_file {
             out.push(claims::HELD_SQL);
+            if event.kind == Kind::PostTool {
+                // The write went through: its holder's claim is refreshed and confirmed (the
+                // PreToolUse before it took or refreshed it).
+                out.extend([claims::TOUCH_SQL, claims::SET_PROVISIONAL_SQL]);
+            }
         }
     }
     // The review gate's reads at every Stop of Claude's main agent (see `reviews::gate_state`).

@@ -64,6 +64,14 @@ const HELD_BY_INODE_SQL: &str = concat!(
 pub const MOVED_ON_SQL: &str = "SELECT path FROM claims WHERE session_id = ?1 AND provisional = 1 \
      AND provisional_agent = ?2 AND path <> ?3";
 
+/// A claim marked provisional or confirmed (`set_provisional`).
+pub const SET_PROVISIONAL_SQL: &str =
+    "UPDATE claims SET provisional = ?2, provisional_agent = ?3 WHERE path = ?1";
+
+/// A claim its holder touched again (`touch`).
+pub const TOUCH_SQL: &str = "UPDATE claims SET touched_ms = ?3, expires_ms = ?4, \
+     dev = coalesce(?5, dev), ino = coalesce(?6, ino) WHERE path = ?1 AND session_id = ?2";
+
 /// The notices waiting for a session (`pending_notices`).
 pub const PENDING_NOTICES_SQL: &str =
     "SELECT id, text FROM notices WHERE session_id = ?1 AND delivered_ms IS NULL ORDER BY id";
@@ -182,10 +190,8 @@ pub fn put(conn: &Connection, c: &Claim) -> Result<()> {
 /// Marks the claim on `path` provisional, taken before the write by `agent` (`Some("")` for a
 /// session's main agent, else its subagent's id; see migration 0006), or confirmed (`None`).
 pub fn set_provisional(conn: &Connection, path: &str, agent: Option<&str>) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE claims SET provisional = ?2, provisional_agent = ?3 WHERE path = ?1",
-    )?
-    .execute(params![path, agent.is_some(), agent])?;
+    conn.prepare_cached(SET_PROVISIONAL_SQL)?
+        .execute(params![path, agent.is_some(), agent])?;
     Ok(())
 }
 
@@ -258,11 +264,7 @@ pub fn touch(
 ) -> Result<()> {
     // A file created by the holder's first write exists now: learn its inode.
     let id = identity(path);
-    conn.prepare_cached(
-        "UPDATE claims SET touched_ms = ?3, expires_ms = ?4, dev = coalesce(?5, dev), \
-         ino = coalesce(?6, ino) WHERE path = ?1 AND session_id = ?2",
-    )?
-    .execute(params![
+    conn.prepare_cached(TOUCH_SQL)?.execute(params![
         path,
         session_id,
         now_ms,
