@@ -213,8 +213,11 @@ fn rest_bytes(dir: &Path) -> u64 {
 pub fn claim(db: &Path) -> Option<Claimed> {
     let spool = path_for(db);
     let dir = dir_for(db);
-    let me = process::this_process();
+    // Read from /proc only when something is claimed: this runs inside the write lock on every
+    // hook call, and there is usually nothing.
+    let me = std::cell::OnceCell::new();
     let claimed_name = |offset: u64| {
+        let me = me.get_or_init(process::this_process);
         let name = format!("claimed-{}-{}-{}", me.pid, me.start_ticks, nanos());
         match offset {
             0 => dir.join(name),
