@@ -14,10 +14,8 @@
 //! without a bound: JSON nesting is capped by the parser).
 
 use std::io::Write;
-use std::os::fd::{BorrowedFd, IntoRawFd};
+use std::os::fd::IntoRawFd;
 use std::process::ExitCode;
-
-use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 /// Defines the C `main` of a binary that declares `#![no_main]`, running `$body` (an expression
 /// of type [`ExitCode`]) through [`run`].
@@ -45,19 +43,18 @@ pub fn run(body: impl FnOnce() -> ExitCode) -> i32 {
 /// Opens `/dev/null` on each of fds 0, 1 and 2 that is closed. `open` takes the lowest free
 /// descriptor, so opening in order fills exactly the closed ones.
 fn open_closed_stdio() {
-    // SAFETY: the descriptors are only polled: a closed one is reported (POLLNVAL), not used.
-    let fds = unsafe { [0, 1, 2].map(|fd| BorrowedFd::borrow_raw(fd)) };
-    let mut polled = fds.map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::empty()));
-    let zero = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    if poll(&mut polled, Some(&zero)).is_err() {
+    let mut fds = [0, 1, 2].map(|fd| PollFd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: `fds` is an array of three `struct pollfd`, valid for the call; poll only reads
+    // the descriptors' state (a closed one is reported as POLLNVAL, not used).
+    if unsafe { poll(fds.as_mut_ptr(), fds.len() as u64, 0) } < 0 {
         return;
     }
-    let closed = polled.map(|p| p.revents().contains(PollFlags::NVAL));
-    for is_closed in closed {
-        if is_closed {
+    for p in fds {
+        if p.revents & POLLNVAL != 0 {
             match std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -73,6 +70,18 @@ fn open_closed_stdio() {
     }
 }
 
+/// C's `struct pollfd`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct PollFd {
+    fd: i32,
+    events: i16,
+    revents: i16,
+}
+
+/// `POLLNVAL`: the descriptor is not open.
+const POLLNVAL: i16 = 0x20;
+
 /// The disposition `SIG_IGN` and the signal number of `SIGPIPE` on Linux.
 const SIG_IGN: usize = 1;
 const SIGPIPE: i32 = 13;
@@ -80,6 +89,8 @@ const SIGPIPE: i32 = 13;
 unsafe extern "C" {
     /// C's `signal(2)`; `handler` is a `sighandler_t`.
     fn signal(signum: i32, handler: usize) -> usize;
+    /// C's `poll(2)`; `nfds` is an `nfds_t`.
+    fn poll(fds: *mut PollFd, nfds: u64, timeout: i32) -> i32;
 }
 
 fn ignore_sigpipe() {
