@@ -1,4 +1,4 @@
-//! The process entry of the hook binaries and the status line: [`short_process_main!`].
+//! The process entry of the hook binaries and the status line: [`crate::short_process_main!`].
 //!
 //! A hook is a new process for every event, so what Rust's runtime does before `main` is paid on
 //! every call. Most of it a hook does not need: the main thread's stack guard alone reads and
