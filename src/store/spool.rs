@@ -97,7 +97,7 @@ pub fn append(db: &Path, recordings: &[Recording]) -> std::io::Result<()> {
     }
     let mut file = private_file::open(&path_for(db), Mode::Append)?;
     let len = file.metadata()?.len();
-    if len.saturating_add(rest_bytes(&dir_for(db))) >= MAX_SPOOL_BYTES {
+    if len.saturating_add(rest_bytes(&listing(&dir_for(db)))) >= MAX_SPOOL_BYTES {
         return Err(std::io::Error::other(format!(
             "the spool is full ({} MiB); run `harness doctor`",
             MAX_SPOOL_BYTES >> 20
@@ -177,19 +177,24 @@ fn offset_in_name(path: &Path, fields_before: usize) -> u64 {
         .unwrap_or(0)
 }
 
-/// `rest-<nanos>-<offset>` files: what earlier writes left of a spool, for anyone to take.
-fn rests(dir: &Path) -> Vec<PathBuf> {
+/// The files of the spool directory, by name, read once for the filters below (usually the
+/// directory does not exist, and this is one failed system call).
+fn listing(dir: &Path) -> Vec<(String, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut out: Vec<PathBuf> = entries
+    entries
         .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("rest-"))
-        })
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect()
+}
+
+/// `rest-<nanos>-<offset>` files: what earlier writes left of a spool, for anyone to take.
+fn rests(listing: &[(String, PathBuf)]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = listing
+        .iter()
+        .filter(|(name, _)| name.starts_with("rest-"))
+        .map(|(_, path)| path.clone())
         .collect();
     // Oldest first: the nanos in the name.
     out.sort_by_key(|p| offset_in_name(p, 0));
@@ -197,8 +202,8 @@ fn rests(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The bytes of rest files not yet applied.
-fn rest_bytes(dir: &Path) -> u64 {
-    rests(dir)
+fn rest_bytes(listing: &[(String, PathBuf)]) -> u64 {
+    rests(listing)
         .iter()
         .map(|p| {
             let len = std::fs::symlink_metadata(p).map_or(0, |m| m.len());
@@ -224,7 +229,8 @@ pub fn claim(db: &Path) -> Option<Claimed> {
             o => dir.join(format!("{name}-{o}")),
         }
     };
-    let mut files: Vec<(PathBuf, u64)> = orphans(&dir, "claimed-")
+    let names = listing(&dir);
+    let mut files: Vec<(PathBuf, u64)> = orphans(&names, "claimed-")
         .into_iter()
         .map(|p| {
             let offset = offset_in_name(&p, 3);
@@ -232,7 +238,7 @@ pub fn claim(db: &Path) -> Option<Claimed> {
         })
         .collect();
     let orphan_count = files.len();
-    for rest in rests(&dir) {
+    for rest in rests(&names) {
         let offset = offset_in_name(&rest, 1);
         let to = claimed_name(offset);
         // Only one process wins each rename.
@@ -328,21 +334,17 @@ fn read_batch(path: PathBuf, start: u64, out: &mut Vec<Recording>, bytes: &mut u
     }
 }
 
-/// Files `<prefix><pid>-<start>-<nanos>` in the spool directory whose process is gone.
-pub fn orphans(dir: &Path, prefix: &str) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
+/// Files `<prefix><pid>-<start>-<nanos>` of the spool directory whose process is gone.
+fn orphans(listing: &[(String, PathBuf)], prefix: &str) -> Vec<PathBuf> {
+    listing
+        .iter()
+        .filter_map(|(name, path)| {
             let mut parts = name.strip_prefix(prefix)?.split('-');
             let pid: u32 = parts.next()?.parse().ok()?;
             let start_ticks: u64 = parts.next()?.parse().ok()?;
             parts.next()?.parse::<u128>().ok()?;
             let alive = process::is_alive(ClientProcess { pid, start_ticks });
-            (!alive).then(|| e.path())
+            (!alive).then(|| path.clone())
         })
         .collect()
 }
@@ -382,18 +384,12 @@ pub struct Waiting {
 
 /// What the spool holds now.
 pub fn waiting(db: &Path) -> Waiting {
-    let dir = dir_for(db);
-    let bad = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter(|e| e.file_name().to_string_lossy().starts_with("bad-"))
-                .count()
-        })
-        .unwrap_or(0);
+    let names = listing(&dir_for(db));
+    let bad = names.iter().filter(|(n, _)| n.starts_with("bad-")).count();
     Waiting {
         spool_bytes: std::fs::symlink_metadata(path_for(db)).map_or(0, |m| m.len())
-            + rest_bytes(&dir),
-        orphans: orphans(&dir, "claimed-").len() + legacy_orphans(&path_for(db)).len(),
+            + rest_bytes(&names),
+        orphans: orphans(&names, "claimed-").len() + legacy_orphans(&path_for(db)).len(),
         bad,
     }
 }
