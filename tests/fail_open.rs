@@ -290,15 +290,21 @@ fn a_newer_schema_is_left_alone_and_the_event_waits() {
     assert_eq!(env.count("SELECT count(*) FROM events"), 1);
 }
 
-#[test]
-fn a_hook_started_with_its_standard_descriptors_closed_records_and_writes_into_no_file() {
-    let env = Env::new("closed-stdio");
-    record_one(&env);
-    // Another session's write to the same file: the hook answers with a deny on stdout, and
-    // stdout, stdin and stderr are all closed.
+/// Records the fixture's Edit (its session takes the file) and returns the same write from
+/// another session, which the hook answers with a deny.
+fn held_by_another(env: &Env) -> String {
+    record_one(env);
     let payload = String::from_utf8(fixture(EDIT)).unwrap();
     let other = payload.replacen("\"session_id\": \"", "\"session_id\": \"other-", 1);
     assert_ne!(other, payload);
+    other
+}
+
+#[test]
+fn a_hook_started_with_its_standard_descriptors_closed_records_and_writes_into_no_file() {
+    let env = Env::new("closed-stdio");
+    // The hook answers with a deny on stdout, and stdout, stdin and stderr are all closed.
+    let other = held_by_another(&env);
     let input = env.dir.path().join("other.json");
     std::fs::write(&input, &other).unwrap();
     for closed in ["<&- >&- 2>&-", ">&- 2>&-", ">&-"] {
@@ -336,9 +342,7 @@ fn a_hook_started_with_its_standard_descriptors_closed_records_and_writes_into_n
 #[test]
 fn a_hook_whose_reader_is_gone_exits_0_and_is_not_killed_by_sigpipe() {
     let env = Env::new("sigpipe");
-    record_one(&env);
-    let payload = String::from_utf8(fixture(EDIT)).unwrap();
-    let other = payload.replacen("\"session_id\": \"", "\"session_id\": \"other-", 1);
+    let other = held_by_another(&env);
     // The deny goes to a pipe nobody reads any more. (The child starts with SIGPIPE's default
     // action: std resets it for the programs it spawns.)
     let (reader, writer) = std::io::pipe().unwrap();

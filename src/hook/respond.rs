@@ -154,11 +154,7 @@ pub fn statements(event: &Event<'_>, config: &Config) -> Vec<&'static str> {
     // The quota a person's prompt and a costly tool are checked against (see `respond`).
     if config.quota.enabled && event.agent == Agent::Claude {
         let prompt = event.kind == Kind::PromptSubmit && !event.synthetic_prompt;
-        let costly = event.kind == Kind::PreTool
-            && event
-                .tool
-                .as_ref()
-                .is_some_and(|t| config.quota.block_tools.iter().any(|b| b == t.name));
+        let costly = event.kind == Kind::PreTool && is_costly_tool(event, config);
         if prompt || costly {
             out.extend(crate::quota::LOAD_STATEMENTS);
         }
@@ -181,6 +177,14 @@ pub fn statements(event: &Event<'_>, config: &Config) -> Vec<&'static str> {
         out.push(claims::PENDING_NOTICES_SQL);
     }
     out
+}
+
+/// Whether the event's tool is one of `quota.block_tools`, checked against the quota.
+fn is_costly_tool(event: &Event<'_>, config: &Config) -> bool {
+    event
+        .tool
+        .as_ref()
+        .is_some_and(|t| config.quota.block_tools.iter().any(|b| b == t.name))
 }
 
 /// Scores a prompt a person typed to Claude, when delegation advice is on; None otherwise.
@@ -686,12 +690,7 @@ pub fn respond(
                 }
                 decision = decision.and(verdict.decision);
             }
-            Kind::PreTool
-                if event
-                    .tool
-                    .as_ref()
-                    .is_some_and(|t| config.quota.block_tools.iter().any(|b| b == t.name)) =>
-            {
+            Kind::PreTool if is_costly_tool(event, config) => {
                 let q = quota::load(tx, &config.quota, now_ms)?;
                 let tool = event.tool.as_ref().map_or("", |t| t.name);
                 decision = decision.and(quota_policy::on_tool(tool, &q, &config.quota, now_ms));
