@@ -415,3 +415,46 @@ fn a_write_claimed_before_its_permission_check_is_provisional_until_it_is_done()
         "a done write stays held"
     );
 }
+
+/// Whether an ELF executable names a program interpreter (the dynamic loader): what a
+/// dynamically linked binary has and a static one has not.
+fn names_an_interpreter(path: &std::path::Path) -> bool {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..4], b"\x7fELF", "{} is not ELF", path.display());
+    assert_eq!(bytes[4], 2, "{} is not a 64-bit ELF", path.display());
+    let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
+    let phoff = u64::from_le_bytes(bytes[0x20..0x28].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    (0..phnum).any(|i| {
+        let at = phoff + i * phentsize;
+        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) == 3 // PT_INTERP
+    })
+}
+
+/// build.rs links every per-event binary statically where the C toolchain allows (on CI's
+/// machine it does: the start of a dynamic one was 12% of a PreToolUse call), and leaves the CLI,
+/// which resolves host names, dynamic.
+#[cfg(all(target_os = "linux", target_env = "gnu", target_endian = "little"))]
+#[test]
+fn the_per_event_binaries_are_linked_static_and_the_cli_is_not() {
+    let linked_static = env!("AGENT_HARNESS_STATIC_HOOKS") == "1";
+    if std::env::var_os("CI").is_some() {
+        assert!(
+            linked_static,
+            "build.rs linked the hook binaries dynamically on CI: see its cargo warning"
+        );
+    }
+    for name in [
+        "harness-pre-tool-use",
+        "harness-stop",
+        "harness-session-end",
+        "harness-statusline",
+    ] {
+        assert_eq!(
+            names_an_interpreter(&support::bin(name)),
+            !linked_static,
+            "{name}: static link asked for: {linked_static}"
+        );
+    }
+    assert!(names_an_interpreter(&support::bin("harness")));
+}
