@@ -293,6 +293,50 @@ fn a_store_made_by_an_older_version_is_recognised_and_migrated() {
 }
 
 #[test]
+fn usage_stored_before_it_was_keyed_by_hour_is_kept_row_for_row() {
+    let env = Env::new("usage-10");
+    record_one(&env);
+    // Schema 10's usage table, keyed by the ids alone, with two responses in it.
+    env.db()
+        .execute_batch(
+            "DROP TABLE usage; \
+             CREATE TABLE usage (message_id TEXT NOT NULL, request_id TEXT NOT NULL, \
+               ts_ms INTEGER NOT NULL, session_id TEXT, model TEXT, \
+               input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, \
+               cache_creation_tokens INTEGER NOT NULL, cache_read_tokens INTEGER NOT NULL, \
+               sidechain INTEGER NOT NULL, PRIMARY KEY (message_id, request_id)) WITHOUT ROWID; \
+             CREATE INDEX usage_by_time ON usage (ts_ms, input_tokens, output_tokens, \
+               cache_creation_tokens, cache_read_tokens); \
+             INSERT INTO usage VALUES ('m1', 'r1', 1795000000000, 's', 'opus', 1, 2, 3, 4, 0), \
+               ('m2', 'r2', 1795003600001, 's', NULL, 5, 6, 7, 8, 1); \
+             PRAGMA user_version = 10;",
+        )
+        .unwrap();
+    record_one(&env);
+    let version: i64 = env.count("PRAGMA user_version");
+    assert_eq!(version, agent_harness::store::SCHEMA_VERSION);
+    let rows: Vec<(i64, String, i64, i64)> = env
+        .db()
+        .prepare(
+            "SELECT hour, message_id, ts_ms, input_tokens + output_tokens + \
+             cache_creation_tokens + cache_read_tokens FROM usage ORDER BY ts_ms",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (498_611, "m1".into(), 1_795_000_000_000, 10),
+            (498_612, "m2".into(), 1_795_003_600_001, 26),
+        ]
+    );
+    assert_eq!(env.count("SELECT count(*) FROM events"), 2);
+}
+
+#[test]
 fn sixteen_hooks_racing_on_a_fresh_store_all_succeed() {
     for round in 0..6 {
         let env = Env::new(&format!("fresh-race-{round}"));

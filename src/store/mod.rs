@@ -73,6 +73,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_routes.sql"),
     include_str!("migrations/0009_memory.sql"),
     include_str!("migrations/0010_export.sql"),
+    include_str!("migrations/0011_usage_by_hour.sql"),
 ];
 
 /// `PRAGMA application_id` of every agent-harness store ("AHRS"). Set by migration 5; a store

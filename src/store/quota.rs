@@ -173,23 +173,36 @@ impl UsageRow {
     }
 }
 
+/// The hour a usage row is filed under (its key's first part).
+pub const USAGE_HOUR_MS: i64 = 3_600_000;
+
 /// Stores usage rows; a response already stored keeps the larger of the two (one response is
 /// written as several transcript lines, read perhaps in different passes).
+///
+/// Rows are keyed by their hour first, so that the responses of one read share a page or two of
+/// the table instead of one random page each. A response's lines are looked for in its own hour
+/// and the two beside it, so lines up to an hour apart (a reply streamed across the hour, a copy
+/// of a line) are one response; lines of one id more than an hour apart would count twice.
 pub fn put_usage(conn: &Connection, rows: &[UsageRow]) -> Result<()> {
-    let mut st = conn.prepare_cached(
-        "INSERT INTO usage (message_id, request_id, ts_ms, session_id, model, input_tokens, \
-         output_tokens, cache_creation_tokens, cache_read_tokens, sidechain) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-         ON CONFLICT (message_id, request_id) DO UPDATE SET \
-           input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
-           cache_creation_tokens = excluded.cache_creation_tokens, \
-           cache_read_tokens = excluded.cache_read_tokens, sidechain = excluded.sidechain \
-         WHERE excluded.input_tokens + excluded.output_tokens + excluded.cache_creation_tokens \
-           + excluded.cache_read_tokens > usage.input_tokens + usage.output_tokens \
-           + usage.cache_creation_tokens + usage.cache_read_tokens",
+    let mut grow = conn.prepare_cached(
+        "UPDATE usage SET input_tokens = ?5, output_tokens = ?6, cache_creation_tokens = ?7, \
+           cache_read_tokens = ?8, sidechain = ?9 \
+         WHERE hour IN (?1 - 1, ?1, ?1 + 1) AND message_id = ?2 AND request_id = ?3 \
+           AND ?4 > input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens",
+    )?;
+    let mut add = conn.prepare_cached(
+        "INSERT INTO usage (hour, message_id, request_id, ts_ms, session_id, model, \
+           input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, sidechain) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 \
+         WHERE NOT EXISTS (SELECT 1 FROM usage \
+           WHERE hour IN (?1 - 1, ?1, ?1 + 1) AND message_id = ?2 AND request_id = ?3)",
     )?;
     for r in rows {
-        st.execute(params![
+        let hour = r.ts_ms / USAGE_HOUR_MS;
+        // Most rows of a read are new (a read merges its own duplicate lines): try the insert
+        // first, and look for a smaller stored copy only when one is there.
+        let added = add.execute(params![
+            hour,
             r.message_id,
             r.request_id,
             r.ts_ms,
@@ -201,6 +214,19 @@ pub fn put_usage(conn: &Connection, rows: &[UsageRow]) -> Result<()> {
             r.cache_read_tokens as i64,
             r.sidechain
         ])?;
+        if added == 0 {
+            grow.execute(params![
+                hour,
+                r.message_id,
+                r.request_id,
+                r.total() as i64,
+                r.input_tokens as i64,
+                r.output_tokens as i64,
+                r.cache_creation_tokens as i64,
+                r.cache_read_tokens as i64,
+                r.sidechain
+            ])?;
+        }
     }
     Ok(())
 }
@@ -251,4 +277,125 @@ pub fn cursors(conn: &Connection) -> Result<Vec<(String, String)>> {
     conn.prepare("SELECT path, cursor FROM transcript_cursors")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use std::time::Duration;
+
+    const H: i64 = USAGE_HOUR_MS;
+
+    fn row(id: &str, ts_ms: i64, input: u64) -> UsageRow {
+        UsageRow {
+            message_id: id.into(),
+            request_id: format!("req_{id}"),
+            ts_ms,
+            session_id: Some("s".into()),
+            model: None,
+            input_tokens: input,
+            output_tokens: 1,
+            cache_creation_tokens: 0,
+            cache_read_tokens: 0,
+            sidechain: false,
+        }
+    }
+
+    fn stored(store: &mut Store) -> Vec<(i64, String, i64, i64)> {
+        let conn = store.reader().unwrap();
+        let mut st = conn
+            .prepare("SELECT hour, message_id, ts_ms, input_tokens FROM usage ORDER BY 1, 2")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_response_is_one_row_across_reads_and_neighbouring_hours_and_keeps_its_largest_line() {
+        let dir = std::env::temp_dir().join(format!("ah-usage-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut store = Store::open(&dir.join("h.db"), Duration::from_secs(1)).unwrap();
+        let t = 500_000 * H - 10; // 10 ms before an hour starts
+        let mut put = |rows: Vec<UsageRow>| {
+            store
+                .write(|tx| {
+                    put_usage(tx, &rows).unwrap();
+                    Ok(())
+                })
+                .unwrap()
+        };
+        put(vec![row("a", t, 10), row("b", t, 10)]);
+        // The rest of "a" streamed into the next hour; "b" seen again, smaller, an hour on.
+        put(vec![row("a", t + 20, 30), row("b", t + H, 5)]);
+        // "c" first seen in the later hour, then a smaller line of it from the hour before.
+        put(vec![row("c", t + 20, 7)]);
+        put(vec![row("c", t, 3)]);
+        // Lines of one id more than an hour apart are two responses (documented).
+        put(vec![row("d", t, 1)]);
+        put(vec![row("d", t + 2 * H + 20, 2)]);
+        let hour = t / H;
+        assert_eq!(
+            stored(&mut store),
+            vec![
+                (hour, "a".into(), t, 30),
+                (hour, "b".into(), t, 10),
+                (hour, "d".into(), t, 1),
+                (hour + 1, "c".into(), t + 20, 7),
+                (hour + 3, "d".into(), t + 2 * H + 20, 2),
+            ]
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Whatever the order, the batching and the hours they fall in, lines of a response that
+        /// lie within an hour of each other are one row holding the largest of them.
+        #[test]
+        fn lines_within_an_hour_are_one_response_with_the_largest_total(
+            lines in proptest::collection::vec((0..6u8, 0..H, 0..1_000u64), 1..40),
+            start in 0..H,
+            cuts in proptest::collection::vec(0..40usize, 0..4),
+        ) {
+            let dir = std::env::temp_dir().join(format!(
+                "ah-usage-prop-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut store = Store::open(&dir.join("h.db"), Duration::from_secs(1)).unwrap();
+            let t0 = 490_000 * H + start;
+            let rows: Vec<UsageRow> = lines
+                .iter()
+                .map(|&(id, at, input)| row(&format!("m{id}"), t0 + at, input))
+                .collect();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(rows.len())).collect();
+            cuts.extend([0, rows.len()]);
+            cuts.sort();
+            for pair in cuts.windows(2) {
+                let batch = &rows[pair[0]..pair[1]];
+                store.write(|tx| { put_usage(tx, batch).unwrap(); Ok(()) }).unwrap();
+            }
+            let mut want = std::collections::BTreeMap::new();
+            for r in &rows {
+                let best = want.entry(r.message_id.clone()).or_insert(0);
+                *best = (*best).max(r.input_tokens as i64);
+            }
+            let got: std::collections::BTreeMap<String, i64> = stored(&mut store)
+                .into_iter()
+                .map(|(_, id, _, input)| (id, input))
+                .collect();
+            let rows_stored = stored(&mut store).len();
+            drop(store);
+            let _ = std::fs::remove_dir_all(&dir);
+            proptest::prop_assert_eq!(rows_stored, want.len());
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 }
