@@ -147,9 +147,9 @@ fn main() {
         {
             let mut st = tx
                 .prepare(
-                    "INSERT INTO usage (message_id, request_id, ts_ms, session_id, model, \
+                    "INSERT INTO usage (hour, message_id, request_id, ts_ms, session_id, model, \
                      input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, \
-                     sidechain) VALUES (?1, ?2, ?3, ?4, ?5, 10, 200, 3000, 40000, 0)",
+                     sidechain) VALUES (?3 / 3600000, ?1, ?2, ?3, ?4, ?5, 10, 200, 3000, 40000, 0)",
                 )
                 .unwrap();
             let usage_rows = env_num("BENCH_USAGE", 100_000) as i64;

@@ -74,9 +74,10 @@ fn seed(env: &Env) {
            observed_ms) VALUES ('claude', 'five_hour', 'statusline', 42.0, {reset}, 1, {now});
          INSERT INTO exhaustion (provider, since_ms, until_ms, until_from, reason) VALUES \
            ('gemini', {now}, {reset}, 'message', 'quota exceeded for gemini-2.5-pro');
-         INSERT INTO usage (message_id, request_id, ts_ms, session_id, model, input_tokens, \
-           output_tokens, cache_creation_tokens, cache_read_tokens, sidechain) VALUES \
-           ('msg_1', 'req_1', {now}, '{CLAUDE_SESSION}', 'claude-sonnet-4-5', 1000000, 0, 0, 0, 0);
+         INSERT INTO usage (hour, message_id, request_id, ts_ms, session_id, model, \
+           input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, sidechain) \
+           VALUES ({now} / 3600000, 'msg_1', 'req_1', {now}, '{CLAUDE_SESSION}', \
+           'claude-sonnet-4-5', 1000000, 0, 0, 0, 0);
          INSERT INTO runs (run_id, requester, task, prompt, mode, status, created_ms, requests, \
            input_tokens, output_tokens, total_tokens) VALUES ('run-gem-1', '{CLAUDE_SESSION}', \
            'summarise', 'summarise', 'read-only', 'success', {now}, 3, 2000, 500, 2500);

@@ -544,7 +544,7 @@ fn metrics_and_logs_parse_strictly() {
     db.execute_batch(
         "INSERT INTO quota_figures (provider, window, source, used_pct, resets_at_ms, official, observed_ms) \
            VALUES ('claude', 'five_hour', 'statusline', 42.5, 1800000000000, 1, 1700000000000); \
-         INSERT INTO usage VALUES ('m1', 'r1', 1700000000001, 'syn-0', 'claude-sonnet-4-5', 100, 20, 5, 1000, 0); \
+         INSERT INTO usage VALUES (1700000000001 / 3600000, 'm1', 'r1', 1700000000001, 'syn-0', 'claude-sonnet-4-5', 100, 20, 5, 1000, 0); \
          INSERT INTO lock_log (ts_ms, path, session_id, action) VALUES (1700000000002, '/p', 'syn-0', 'deny');",
     )
     .unwrap();
