@@ -197,7 +197,17 @@ pub fn put_usage(conn: &Connection, rows: &[UsageRow]) -> Result<()> {
          WHERE NOT EXISTS (SELECT 1 FROM usage \
            WHERE hour IN (?1 - 1, ?1, ?1 + 1) AND message_id = ?2 AND request_id = ?3)",
     )?;
-    for r in rows {
+    // In key order: a large read (the first of a long history) then walks the table's pages
+    // once, in order, instead of jumping between them.
+    let mut in_order: Vec<&UsageRow> = rows.iter().collect();
+    in_order.sort_unstable_by(|a, b| {
+        (a.ts_ms / USAGE_HOUR_MS, &a.message_id, &a.request_id).cmp(&(
+            b.ts_ms / USAGE_HOUR_MS,
+            &b.message_id,
+            &b.request_id,
+        ))
+    });
+    for r in in_order {
         let hour = r.ts_ms / USAGE_HOUR_MS;
         // Most rows of a read are new (a read merges its own duplicate lines): try the insert
         // first, and look for a smaller stored copy only when one is there.
