@@ -442,6 +442,9 @@ fn write_with_spool<T>(
     let mut claimed = None;
     let mut statements = rec.statements();
     statements.extend_from_slice(warm);
+    if let Some(read) = &read {
+        statements.extend(read.statements());
+    }
     let result = store.write_prepared(&statements, |tx| {
         let wrap = |e| Error::db("record an event in", db, e);
         claimed = spool::claim(db);

@@ -62,6 +62,20 @@ pub struct Read {
     cursor: FileCursor,
 }
 
+impl Read {
+    /// The statements [`store_one`] runs for this read, to compile before a write lock (see
+    /// `Store::write_prepared`): the cursor always, the usage and the estimates when it found
+    /// responses.
+    pub fn statements(&self) -> Vec<&'static str> {
+        let mut out = vec![q::PUT_CURSOR_SQL];
+        if !self.entries.is_empty() {
+            out.extend([q::ADD_USAGE_SQL, q::GROW_USAGE_SQL]);
+            out.extend(crate::quota::ESTIMATES_STATEMENTS);
+        }
+        out
+    }
+}
+
 /// Reads what one transcript gained since its stored cursor, unless more than `max_new_bytes`
 /// wait to be read. `conn` is only read (for the cursor), so the file is read without holding the
 /// store's write lock. `None` when nothing is new or the file cannot be read (it may not exist

@@ -257,15 +257,24 @@ pub fn claude_estimates(
     out
 }
 
+/// The week's input and output tokens, from the covering index.
+const WEEK_TOKENS_SQL: &str = "SELECT coalesce(sum(input_tokens + output_tokens), 0) \
+     FROM usage INDEXED BY usage_by_time WHERE ts_ms >= ?1";
+
+/// The statements [`refresh_estimates`] runs, to compile before a write lock.
+pub const ESTIMATES_STATEMENTS: [&str; 4] = [
+    q::TOKENS_SINCE_SQL,
+    WEEK_TOKENS_SQL,
+    q::CLEAR_FIGURES_SQL,
+    q::PUT_FIGURE_SQL,
+];
+
 /// Recomputes the Claude estimates from stored usage and stores them as figures (source
 /// `transcripts`), for `load` and the status line to read cheaply.
 pub fn refresh_estimates(conn: &Connection, cfg: &QuotaConfig, now_ms: i64) -> Result<()> {
     let recent = q::tokens_since(conn, now_ms - BLOCK_LOOKBACK_MS)?;
     let week: i64 = conn
-        .prepare_cached(
-            "SELECT coalesce(sum(input_tokens + output_tokens), 0) \
-             FROM usage INDEXED BY usage_by_time WHERE ts_ms >= ?1",
-        )?
+        .prepare_cached(WEEK_TOKENS_SQL)?
         .query_row([now_ms - WEEK_MS], |r| r.get(0))?;
     q::clear_figures(conn, "claude", "transcripts")?;
     for w in claude_estimates(&recent, week as u64, cfg, now_ms) {

@@ -559,7 +559,12 @@ pub fn run() -> std::process::ExitCode {
         if read.is_none() && !anything_to_write(conn, &input, now).map_err(wrap)? {
             return show(conn);
         }
-        store.write(|tx| {
+        // What `show` and the transcript's store run are compiled before the lock.
+        let mut statements = quota::LOAD_STATEMENTS.to_vec();
+        if let Some(read) = &read {
+            statements.extend(read.statements());
+        }
+        store.write_prepared(&statements, |tx| {
             record(tx, &input, &config, now).map_err(wrap)?;
             record_session(tx, &input, now).map_err(wrap)?;
             if let Some(read) = read {

@@ -80,6 +80,11 @@ const MIGRATIONS: &[&str] = &[
 /// made before it has 0 and is recognised by its schema instead.
 pub const APPLICATION_ID: i32 = 0x4148_5253;
 
+/// Statements a connection keeps compiled. A Stop that reads its transcript compiles about 20
+/// before taking the write lock (`write_prepared`); rusqlite's default of 16 dropped the first of
+/// them again, to be compiled a second time under the lock.
+pub const STATEMENT_CACHE: usize = 64;
+
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -193,6 +198,7 @@ impl Store {
             .map_err(err)?;
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")
             .map_err(err)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(Store {
             conn,
             path: path.to_path_buf(),
@@ -531,6 +537,34 @@ mod tests {
         assert_eq!(run(store.reader().unwrap()), 0);
         // Without the option, the first value bound has it compiled again.
         assert_eq!(run(&Connection::open(&db).unwrap()), 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn every_statement_compiled_before_the_lock_is_still_compiled_under_it() {
+        let dir = scratch("cache");
+        let mut store = Store::open(&dir.join("h.db"), Duration::from_secs(1)).unwrap();
+        // As many as a Stop that reads its transcript compiles before the lock, and more.
+        let sqls: Vec<&'static str> = (0..40)
+            .map(|i| &*format!("SELECT {i} FROM events WHERE id = ?1").leak())
+            .collect();
+        let live = store
+            .write_prepared(&sqls, |tx| {
+                let mut n = 0;
+                // SAFETY: walks the connection's own list of compiled statements, read only,
+                // while no statement is being prepared or finalized.
+                unsafe {
+                    let db = tx.handle();
+                    let mut st = rusqlite::ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
+                    while !st.is_null() {
+                        n += 1;
+                        st = rusqlite::ffi::sqlite3_next_stmt(db, st);
+                    }
+                }
+                Ok(n)
+            })
+            .unwrap();
+        assert!(live >= sqls.len(), "{live} statements still compiled");
         let _ = std::fs::remove_dir_all(dir);
     }
 

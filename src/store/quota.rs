@@ -18,14 +18,14 @@ pub struct Figure {
     pub projected_ms: Option<i64>,
 }
 
+/// [`put_figure`]'s statement.
+pub const PUT_FIGURE_SQL: &str = "INSERT OR REPLACE INTO quota_figures (provider, window, source, \
+     used_pct, resets_at_ms, official, observed_ms, session_id, detail, projected_ms) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
 /// Writes a figure (replacing the previous one of the same provider, window and source).
 pub fn put_figure(conn: &Connection, f: &Figure) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO quota_figures (provider, window, source, used_pct, resets_at_ms, \
-         official, observed_ms, session_id, detail, projected_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
+    conn.prepare_cached(PUT_FIGURE_SQL)?.execute(params![
         f.provider,
         f.window,
         f.source,
@@ -40,9 +40,12 @@ pub fn put_figure(conn: &Connection, f: &Figure) -> Result<()> {
     Ok(())
 }
 
+/// [`clear_figures`]'s statement.
+pub const CLEAR_FIGURES_SQL: &str = "DELETE FROM quota_figures WHERE provider = ?1 AND source = ?2";
+
 /// Removes the figures of one source (for example, estimates that no longer apply).
 pub fn clear_figures(conn: &Connection, provider: &str, source: &str) -> Result<()> {
-    conn.prepare_cached("DELETE FROM quota_figures WHERE provider = ?1 AND source = ?2")?
+    conn.prepare_cached(CLEAR_FIGURES_SQL)?
         .execute(params![provider, source])?;
     Ok(())
 }
@@ -176,6 +179,19 @@ impl UsageRow {
 /// The hour a usage row is filed under (its key's first part).
 pub const USAGE_HOUR_MS: i64 = 3_600_000;
 
+/// [`put_usage`]'s insert of a response not stored in its hour or the two beside it.
+pub const ADD_USAGE_SQL: &str = "INSERT INTO usage (hour, message_id, request_id, ts_ms, \
+     session_id, model, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, \
+     sidechain) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 \
+     WHERE NOT EXISTS (SELECT 1 FROM usage \
+       WHERE hour IN (?1 - 1, ?1, ?1 + 1) AND message_id = ?2 AND request_id = ?3)";
+
+/// [`put_usage`]'s update of a stored response that a larger line of it overtakes.
+pub const GROW_USAGE_SQL: &str = "UPDATE usage SET input_tokens = ?5, output_tokens = ?6, \
+     cache_creation_tokens = ?7, cache_read_tokens = ?8, sidechain = ?9 \
+     WHERE hour IN (?1 - 1, ?1, ?1 + 1) AND message_id = ?2 AND request_id = ?3 \
+       AND ?4 > input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens";
+
 /// Stores usage rows; a response already stored keeps the larger of the two (one response is
 /// written as several transcript lines, read perhaps in different passes).
 ///
@@ -184,19 +200,8 @@ pub const USAGE_HOUR_MS: i64 = 3_600_000;
 /// and the two beside it, so lines up to an hour apart (a reply streamed across the hour, a copy
 /// of a line) are one response; lines of one id more than an hour apart would count twice.
 pub fn put_usage(conn: &Connection, rows: &[UsageRow]) -> Result<()> {
-    let mut grow = conn.prepare_cached(
-        "UPDATE usage SET input_tokens = ?5, output_tokens = ?6, cache_creation_tokens = ?7, \
-           cache_read_tokens = ?8, sidechain = ?9 \
-         WHERE hour IN (?1 - 1, ?1, ?1 + 1) AND message_id = ?2 AND request_id = ?3 \
-           AND ?4 > input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens",
-    )?;
-    let mut add = conn.prepare_cached(
-        "INSERT INTO usage (hour, message_id, request_id, ts_ms, session_id, model, \
-           input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, sidechain) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 \
-         WHERE NOT EXISTS (SELECT 1 FROM usage \
-           WHERE hour IN (?1 - 1, ?1, ?1 + 1) AND message_id = ?2 AND request_id = ?3)",
-    )?;
+    let mut grow = conn.prepare_cached(GROW_USAGE_SQL)?;
+    let mut add = conn.prepare_cached(ADD_USAGE_SQL)?;
     // In key order: a large read (the first of a long history) then walks the table's pages
     // once, in order, instead of jumping between them.
     let mut in_order: Vec<&UsageRow> = rows.iter().collect();
@@ -241,30 +246,32 @@ pub fn put_usage(conn: &Connection, rows: &[UsageRow]) -> Result<()> {
     Ok(())
 }
 
+/// [`tokens_since`]'s statement.
+pub const TOKENS_SINCE_SQL: &str = "SELECT ts_ms, input_tokens, output_tokens, \
+     cache_creation_tokens, cache_read_tokens \
+     FROM usage INDEXED BY usage_by_time WHERE ts_ms >= ?1 ORDER BY ts_ms";
+
 /// Usage since `since_ms`, oldest first, with only the time and the token counts filled in (ids,
 /// session and model empty): read from the covering index `usage_by_time` alone, never from the
 /// table, so that a long history costs index pages, not a row lookup per response. It runs
 /// inside the write transaction of a Stop or prompt hook.
 pub fn tokens_since(conn: &Connection, since_ms: i64) -> Result<Vec<UsageRow>> {
-    conn.prepare_cached(
-        "SELECT ts_ms, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens \
-         FROM usage INDEXED BY usage_by_time WHERE ts_ms >= ?1 ORDER BY ts_ms",
-    )?
-    .query_map([since_ms], |r| {
-        Ok(UsageRow {
-            message_id: String::new(),
-            request_id: String::new(),
-            ts_ms: r.get(0)?,
-            session_id: None,
-            model: None,
-            input_tokens: r.get::<_, i64>(1)? as u64,
-            output_tokens: r.get::<_, i64>(2)? as u64,
-            cache_creation_tokens: r.get::<_, i64>(3)? as u64,
-            cache_read_tokens: r.get::<_, i64>(4)? as u64,
-            sidechain: false,
-        })
-    })?
-    .collect()
+    conn.prepare_cached(TOKENS_SINCE_SQL)?
+        .query_map([since_ms], |r| {
+            Ok(UsageRow {
+                message_id: String::new(),
+                request_id: String::new(),
+                ts_ms: r.get(0)?,
+                session_id: None,
+                model: None,
+                input_tokens: r.get::<_, i64>(1)? as u64,
+                output_tokens: r.get::<_, i64>(2)? as u64,
+                cache_creation_tokens: r.get::<_, i64>(3)? as u64,
+                cache_read_tokens: r.get::<_, i64>(4)? as u64,
+                sidechain: false,
+            })
+        })?
+        .collect()
 }
 
 /// A transcript's stored cursor (JSON), if it was read before.
@@ -274,11 +281,13 @@ pub fn cursor(conn: &Connection, path: &str) -> Result<Option<String>> {
         .optional()
 }
 
+/// [`put_cursor`]'s statement.
+pub const PUT_CURSOR_SQL: &str =
+    "INSERT OR REPLACE INTO transcript_cursors (path, cursor, updated_ms) VALUES (?1, ?2, ?3)";
+
 pub fn put_cursor(conn: &Connection, path: &str, cursor: &str, now_ms: i64) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO transcript_cursors (path, cursor, updated_ms) VALUES (?1, ?2, ?3)",
-    )?
-    .execute(params![path, cursor, now_ms])?;
+    conn.prepare_cached(PUT_CURSOR_SQL)?
+        .execute(params![path, cursor, now_ms])?;
     Ok(())
 }
 
