@@ -299,7 +299,7 @@ fn usage_stored_before_it_was_keyed_by_hour_is_kept_row_for_row() {
     // Schema 10's usage table, keyed by the ids alone, with two responses in it.
     env.db()
         .execute_batch(
-            "DROP TABLE usage; \
+            "DROP TABLE usage; DROP TABLE usage_hours; \
              CREATE TABLE usage (message_id TEXT NOT NULL, request_id TEXT NOT NULL, \
                ts_ms INTEGER NOT NULL, session_id TEXT, model TEXT, \
                input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, \
@@ -333,6 +333,16 @@ fn usage_stored_before_it_was_keyed_by_hour_is_kept_row_for_row() {
             (498_612, "m2".into(), 1_795_003_600_001, 26),
         ]
     );
+    // And the hours the estimates read, input + output of each.
+    let hours: Vec<(i64, i64)> = env
+        .db()
+        .prepare("SELECT hour, tokens FROM usage_hours ORDER BY hour")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(hours, vec![(498_611, 3), (498_612, 11)]);
     assert_eq!(env.count("SELECT count(*) FROM events"), 2);
 }
 

@@ -161,26 +161,44 @@ pub struct Block {
 
 /// Groups usage (oldest first) into blocks.
 pub fn blocks(rows: &[UsageRow]) -> Vec<Block> {
+    blocks_of(
+        rows.iter()
+            .map(|r| (r.ts_ms, r.input_tokens + r.output_tokens, r.total())),
+    )
+}
+
+/// Groups stored hours (oldest first) into the same blocks as their responses: a block starts
+/// and ends on an hour, so an hour's responses all fall in one block, and its first and last
+/// response are all the block needs of their times.
+pub fn blocks_of_hours(hours: &[q::HourUsage]) -> Vec<Block> {
+    blocks_of(
+        hours
+            .iter()
+            .flat_map(|h| [(h.first_ms, h.tokens, h.all_tokens), (h.last_ms, 0, 0)]),
+    )
+}
+
+/// Blocks of (time, input + output tokens, all tokens), oldest first.
+fn blocks_of(activity: impl Iterator<Item = (i64, u64, u64)>) -> Vec<Block> {
     let mut out: Vec<Block> = Vec::new();
-    for r in rows {
-        let counted = r.input_tokens + r.output_tokens;
+    for (ts_ms, counted, all) in activity {
         match out.last_mut() {
             // Rows come oldest first, so one inside the block's five hours is never five hours
             // after its last activity either.
-            Some(b) if r.ts_ms < b.end_ms => {
+            Some(b) if ts_ms < b.end_ms => {
                 b.tokens += counted;
-                b.all_tokens += r.total();
-                b.last_ms = b.last_ms.max(r.ts_ms);
+                b.all_tokens += all;
+                b.last_ms = b.last_ms.max(ts_ms);
             }
             _ => {
-                let start = r.ts_ms - r.ts_ms.rem_euclid(3_600_000);
+                let start = ts_ms - ts_ms.rem_euclid(3_600_000);
                 out.push(Block {
                     start_ms: start,
                     end_ms: start + FIVE_HOURS_MS,
-                    first_ms: r.ts_ms,
-                    last_ms: r.ts_ms,
+                    first_ms: ts_ms,
+                    last_ms: ts_ms,
                     tokens: counted,
-                    all_tokens: r.total(),
+                    all_tokens: all,
                 });
             }
         }
@@ -208,9 +226,19 @@ pub fn claude_estimates(
     cfg: &QuotaConfig,
     now_ms: i64,
 ) -> Vec<Window> {
+    estimates_of(blocks(recent).pop(), week_tokens, cfg, now_ms)
+}
+
+/// Claude estimates from the last block of the lookback and the week's tokens.
+fn estimates_of(
+    last_block: Option<Block>,
+    week_tokens: u64,
+    cfg: &QuotaConfig,
+    now_ms: i64,
+) -> Vec<Window> {
     let (block_budget, week_budget) = cfg.budgets();
     let mut out = Vec::new();
-    if let Some(b) = blocks(recent).into_iter().last()
+    if let Some(b) = last_block
         && b.end_ms > now_ms
     {
         let pct = block_budget.map(|budget| b.tokens as f64 * 100.0 / budget.max(1) as f64);
@@ -257,27 +285,34 @@ pub fn claude_estimates(
     out
 }
 
-/// The week's input and output tokens, from the covering index.
-const WEEK_TOKENS_SQL: &str = "SELECT coalesce(sum(input_tokens + output_tokens), 0) \
-     FROM usage INDEXED BY usage_by_time WHERE ts_ms >= ?1";
-
 /// The statements [`refresh_estimates`] runs, to compile before a write lock.
 pub const ESTIMATES_STATEMENTS: [&str; 4] = [
-    q::TOKENS_SINCE_SQL,
-    WEEK_TOKENS_SQL,
+    q::PART_HOUR_SQL,
+    q::HOURS_AFTER_SQL,
     q::CLEAR_FIGURES_SQL,
     q::PUT_FIGURE_SQL,
 ];
 
 /// Recomputes the Claude estimates from stored usage and stores them as figures (source
 /// `transcripts`), for `load` and the status line to read cheaply.
+///
+/// It reads the stored hours of the week (at most 169 rows and the rows of the two hours the
+/// week and the lookback start in), not every response: it runs inside a hook's write.
 pub fn refresh_estimates(conn: &Connection, cfg: &QuotaConfig, now_ms: i64) -> Result<()> {
-    let recent = q::tokens_since(conn, now_ms - BLOCK_LOOKBACK_MS)?;
-    let week: i64 = conn
-        .prepare_cached(WEEK_TOKENS_SQL)?
-        .query_row([now_ms - WEEK_MS], |r| r.get(0))?;
+    let lookback = now_ms - BLOCK_LOOKBACK_MS;
+    let week_hours = q::hours_since(conn, now_ms - WEEK_MS)?;
+    let week: u64 = week_hours.iter().map(|h| h.tokens).sum();
+    // The lookback's hours are the week's last ones, but for the hour the lookback starts in,
+    // which counts only from the cut.
+    let lookback_hour = lookback / q::USAGE_HOUR_MS;
+    let mut recent: Vec<q::HourUsage> = q::part_hour(conn, lookback)?.into_iter().collect();
+    recent.extend(
+        week_hours
+            .into_iter()
+            .filter(|h| h.first_ms / q::USAGE_HOUR_MS > lookback_hour),
+    );
     q::clear_figures(conn, "claude", "transcripts")?;
-    for w in claude_estimates(&recent, week as u64, cfg, now_ms) {
+    for w in estimates_of(blocks_of_hours(&recent).pop(), week, cfg, now_ms) {
         q::put_figure(
             conn,
             &q::Figure {
@@ -543,5 +578,65 @@ mod tests {
             None
         );
         assert_eq!(reset_in_message("resets soon", now), None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        /// The blocks and week computed from the stored hours are those of the responses
+        /// themselves, wherever the cuts fall and however the lines of a response were stored.
+        #[test]
+        fn stored_hours_give_the_blocks_and_week_of_the_responses(
+            lines in proptest::collection::vec((0..30u8, 0..(9 * 24 * H), 0..5_000u64), 1..80),
+            cut_in_hour in 0..H,
+        ) {
+            use crate::store::Store;
+            use std::time::Duration;
+            let dir = std::env::temp_dir().join(format!(
+                "ah-hours-prop-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut store = Store::open(&dir.join("h.db"), Duration::from_secs(1)).unwrap();
+            let now = T0 + 9 * 24 * H + cut_in_hour;
+            // Each id's lines within one hour of its first, so they are one response.
+            let rows: Vec<UsageRow> = lines
+                .iter()
+                .map(|&(id, at, input)| {
+                    let mut r = row(T0 + at, input, input / 7);
+                    r.message_id = format!("m{id}-{}", at / (2 * H));
+                    r.request_id = "r".into();
+                    r
+                })
+                .collect();
+            for batch in rows.chunks(7) {
+                store
+                    .write(|tx| {
+                        q::put_usage(tx, batch).unwrap();
+                        Ok(())
+                    })
+                    .unwrap();
+            }
+            let conn = store.reader().unwrap();
+            for since in [now - BLOCK_LOOKBACK_MS, now - WEEK_MS, T0 + cut_in_hour] {
+                let want = blocks(&q::tokens_since(conn, since).unwrap());
+                let got = blocks_of_hours(&q::hours_since(conn, since).unwrap());
+                proptest::prop_assert_eq!(got, want, "since {}", since - T0);
+            }
+            let week: u64 = q::tokens_since(conn, now - WEEK_MS)
+                .unwrap()
+                .iter()
+                .map(|r| r.input_tokens + r.output_tokens)
+                .sum();
+            let got: u64 = q::hours_since(conn, now - WEEK_MS)
+                .unwrap()
+                .iter()
+                .map(|h| h.tokens)
+                .sum();
+            proptest::prop_assert_eq!(got, week);
+            drop(store);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }

@@ -274,6 +274,69 @@ pub fn tokens_since(conn: &Connection, since_ms: i64) -> Result<Vec<UsageRow>> {
         .collect()
 }
 
+/// One hour of stored usage (`usage_hours`, or the part of an hour after a cut).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HourUsage {
+    pub first_ms: i64,
+    pub last_ms: i64,
+    /// Input + output tokens.
+    pub tokens: u64,
+    /// All four kinds.
+    pub all_tokens: u64,
+}
+
+/// The responses of one hour at or after a time: the hour a cut falls in, from its rows.
+pub const PART_HOUR_SQL: &str = "SELECT min(ts_ms), max(ts_ms), \
+     coalesce(sum(input_tokens + output_tokens), 0), coalesce(sum(input_tokens + output_tokens \
+     + cache_creation_tokens + cache_read_tokens), 0) FROM usage WHERE hour = ?1 AND ts_ms >= ?2";
+
+/// The hours after one, oldest first.
+pub const HOURS_AFTER_SQL: &str = "SELECT first_ms, last_ms, tokens, all_tokens FROM usage_hours \
+     WHERE hour > ?1 ORDER BY hour";
+
+/// Usage since `since_ms` hour by hour, oldest first: the hour `since_ms` falls in from its own
+/// rows (those at or after it), every later hour from `usage_hours`. Reads at most one hour of
+/// rows however long the history, so it can run inside a hook's write.
+pub fn hours_since(conn: &Connection, since_ms: i64) -> Result<Vec<HourUsage>> {
+    let mut out: Vec<HourUsage> = part_hour(conn, since_ms)?.into_iter().collect();
+    out.extend(hours_after(conn, since_ms / USAGE_HOUR_MS)?);
+    Ok(out)
+}
+
+/// The responses at or after `since_ms` in the hour it falls in, from their rows.
+pub fn part_hour(conn: &Connection, since_ms: i64) -> Result<Option<HourUsage>> {
+    conn.prepare_cached(PART_HOUR_SQL)?.query_row(
+        params![since_ms / USAGE_HOUR_MS, since_ms],
+        |r| {
+            Ok(
+                match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
+                    (Some(first_ms), Some(last_ms)) => Some(HourUsage {
+                        first_ms,
+                        last_ms,
+                        tokens: r.get::<_, i64>(2)? as u64,
+                        all_tokens: r.get::<_, i64>(3)? as u64,
+                    }),
+                    _ => None,
+                },
+            )
+        },
+    )
+}
+
+/// The stored hours after `hour`, oldest first.
+pub fn hours_after(conn: &Connection, hour: i64) -> Result<Vec<HourUsage>> {
+    conn.prepare_cached(HOURS_AFTER_SQL)?
+        .query_map([hour], |r| {
+            Ok(HourUsage {
+                first_ms: r.get(0)?,
+                last_ms: r.get(1)?,
+                tokens: r.get::<_, i64>(2)? as u64,
+                all_tokens: r.get::<_, i64>(3)? as u64,
+            })
+        })?
+        .collect()
+}
+
 /// A transcript's stored cursor (JSON), if it was read before.
 pub fn cursor(conn: &Connection, path: &str) -> Result<Option<String>> {
     conn.prepare_cached("SELECT cursor FROM transcript_cursors WHERE path = ?1")?
