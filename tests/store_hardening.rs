@@ -273,12 +273,14 @@ fn a_store_made_by_an_older_version_is_recognised_and_migrated() {
     let env = Env::new("legacy");
     record_one(&env);
     // What a store of schema 4 looked like: no mark, no migration 5, nor the tables of the later
-    // ones (reviews, routes, memory, export).
+    // ones (reviews, routes, memory, export, usage hours).
     env.db()
         .execute_batch(
             "DROP TABLE IF EXISTS reviews; DROP TABLE IF EXISTS routes; \
              DROP TABLE IF EXISTS project_sizes; DROP TABLE IF EXISTS export_cursors; \
              DROP TABLE IF EXISTS memory_fts; DROP TABLE IF EXISTS memory; \
+             DROP TRIGGER usage_hours_add; DROP TRIGGER usage_hours_grow; \
+             DROP TABLE usage_hours; \
              PRAGMA application_id = 0; DROP INDEX claims_by_inode; DROP TABLE spool_applied; \
              ALTER TABLE claims DROP COLUMN dev; ALTER TABLE claims DROP COLUMN ino; \
              ALTER TABLE claims DROP COLUMN provisional; \
