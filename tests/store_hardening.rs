@@ -279,7 +279,6 @@ fn a_store_made_by_an_older_version_is_recognised_and_migrated() {
             "DROP TABLE IF EXISTS reviews; DROP TABLE IF EXISTS routes; \
              DROP TABLE IF EXISTS project_sizes; DROP TABLE IF EXISTS export_cursors; \
              DROP TABLE IF EXISTS memory_fts; DROP TABLE IF EXISTS memory; \
-             DROP TRIGGER usage_hours_add; DROP TRIGGER usage_hours_grow; \
              DROP TABLE usage_hours; \
              PRAGMA application_id = 0; DROP INDEX claims_by_inode; DROP TABLE spool_applied; \
              ALTER TABLE claims DROP COLUMN dev; ALTER TABLE claims DROP COLUMN ino; \

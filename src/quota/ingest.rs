@@ -69,7 +69,7 @@ impl Read {
     pub fn statements(&self) -> Vec<&'static str> {
         let mut out = vec![q::PUT_CURSOR_SQL];
         if !self.entries.is_empty() {
-            out.extend([q::ADD_USAGE_SQL, q::GROW_USAGE_SQL]);
+            out.extend(q::PUT_USAGE_STATEMENTS);
             out.extend(crate::quota::ESTIMATES_STATEMENTS);
         }
         out

@@ -179,18 +179,31 @@ impl UsageRow {
 /// The hour a usage row is filed under (its key's first part).
 pub const USAGE_HOUR_MS: i64 = 3_600_000;
 
-/// [`put_usage`]'s insert of a response not stored in its hour or the two beside it.
+/// [`put_usage`]'s look for a stored response in its hour or the two beside it.
+pub const FIND_USAGE_SQL: &str = "SELECT hour, ts_ms, input_tokens + output_tokens, \
+     input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens FROM usage \
+     WHERE hour IN (?1 - 1, ?1, ?1 + 1) AND message_id = ?2 AND request_id = ?3 LIMIT 1";
+
+/// [`put_usage`]'s insert of a new response.
 pub const ADD_USAGE_SQL: &str = "INSERT INTO usage (hour, message_id, request_id, ts_ms, \
      session_id, model, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, \
-     sidechain) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 \
-     WHERE NOT EXISTS (SELECT 1 FROM usage \
-       WHERE hour IN (?1 - 1, ?1, ?1 + 1) AND message_id = ?2 AND request_id = ?3)";
+     sidechain) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 
 /// [`put_usage`]'s update of a stored response that a larger line of it overtakes.
-pub const GROW_USAGE_SQL: &str = "UPDATE usage SET input_tokens = ?5, output_tokens = ?6, \
-     cache_creation_tokens = ?7, cache_read_tokens = ?8, sidechain = ?9 \
-     WHERE hour IN (?1 - 1, ?1, ?1 + 1) AND message_id = ?2 AND request_id = ?3 \
-       AND ?4 > input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens";
+pub const GROW_USAGE_SQL: &str = "UPDATE usage SET input_tokens = ?4, output_tokens = ?5, \
+     cache_creation_tokens = ?6, cache_read_tokens = ?7, sidechain = ?8 \
+     WHERE hour = ?1 AND message_id = ?2 AND request_id = ?3";
+
+/// [`put_usage`]'s addition to an hour of `usage_hours`: a response at `?2` and tokens to add
+/// (a grown response adds the difference, its time already counted).
+pub const ADD_HOUR_SQL: &str = "INSERT INTO usage_hours (hour, first_ms, last_ms, tokens, \
+     all_tokens) VALUES (?1, ?2, ?2, ?3, ?4) ON CONFLICT (hour) DO UPDATE SET \
+     first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms), \
+     tokens = tokens + excluded.tokens, all_tokens = all_tokens + excluded.all_tokens";
+
+/// The statements [`put_usage`] runs, to compile before a write lock.
+pub const PUT_USAGE_STATEMENTS: [&str; 4] =
+    [FIND_USAGE_SQL, ADD_USAGE_SQL, GROW_USAGE_SQL, ADD_HOUR_SQL];
 
 /// Stores usage rows; a response already stored keeps the larger of the two (one response is
 /// written as several transcript lines, read perhaps in different passes).
@@ -198,10 +211,13 @@ pub const GROW_USAGE_SQL: &str = "UPDATE usage SET input_tokens = ?5, output_tok
 /// Rows are keyed by their hour first, so that the responses of one read share a page or two of
 /// the table instead of one random page each. A response's lines are looked for in its own hour
 /// and the two beside it, so lines up to an hour apart (a reply streamed across the hour, a copy
-/// of a line) are one response; lines of one id more than an hour apart would count twice.
+/// of a line) are one response; lines of one id more than an hour apart would count twice. Keeps
+/// `usage_hours` (what the estimates read) in step with every row it adds or grows.
 pub fn put_usage(conn: &Connection, rows: &[UsageRow]) -> Result<()> {
-    let mut grow = conn.prepare_cached(GROW_USAGE_SQL)?;
+    let mut find = conn.prepare_cached(FIND_USAGE_SQL)?;
     let mut add = conn.prepare_cached(ADD_USAGE_SQL)?;
+    let mut grow = conn.prepare_cached(GROW_USAGE_SQL)?;
+    let mut add_hour = conn.prepare_cached(ADD_HOUR_SQL)?;
     // In key order: a large read (the first of a long history) then walks the table's pages
     // once, in order, instead of jumping between them.
     let mut in_order: Vec<&UsageRow> = rows.iter().collect();
@@ -214,33 +230,49 @@ pub fn put_usage(conn: &Connection, rows: &[UsageRow]) -> Result<()> {
     });
     for r in in_order {
         let hour = r.ts_ms / USAGE_HOUR_MS;
-        // Most rows of a read are new (a read merges its own duplicate lines): try the insert
-        // first, and look for a smaller stored copy only when one is there.
-        let added = add.execute(params![
-            hour,
-            r.message_id,
-            r.request_id,
-            r.ts_ms,
-            r.session_id,
-            r.model,
-            r.input_tokens as i64,
-            r.output_tokens as i64,
-            r.cache_creation_tokens as i64,
-            r.cache_read_tokens as i64,
-            r.sidechain
-        ])?;
-        if added == 0 {
-            grow.execute(params![
-                hour,
-                r.message_id,
-                r.request_id,
-                r.total() as i64,
-                r.input_tokens as i64,
-                r.output_tokens as i64,
-                r.cache_creation_tokens as i64,
-                r.cache_read_tokens as i64,
-                r.sidechain
-            ])?;
+        let counted = (r.input_tokens + r.output_tokens) as i64;
+        let total = r.total() as i64;
+        let stored: Option<(i64, i64, i64, i64)> = find
+            .query_row(params![hour, r.message_id, r.request_id], |s| {
+                Ok((s.get(0)?, s.get(1)?, s.get(2)?, s.get(3)?))
+            })
+            .optional()?;
+        match stored {
+            None => {
+                add.execute(params![
+                    hour,
+                    r.message_id,
+                    r.request_id,
+                    r.ts_ms,
+                    r.session_id,
+                    r.model,
+                    r.input_tokens as i64,
+                    r.output_tokens as i64,
+                    r.cache_creation_tokens as i64,
+                    r.cache_read_tokens as i64,
+                    r.sidechain
+                ])?;
+                add_hour.execute(params![hour, r.ts_ms, counted, total])?;
+            }
+            Some((at_hour, at_ms, was_counted, was_total)) if total > was_total => {
+                grow.execute(params![
+                    at_hour,
+                    r.message_id,
+                    r.request_id,
+                    r.input_tokens as i64,
+                    r.output_tokens as i64,
+                    r.cache_creation_tokens as i64,
+                    r.cache_read_tokens as i64,
+                    r.sidechain
+                ])?;
+                add_hour.execute(params![
+                    at_hour,
+                    at_ms,
+                    counted - was_counted,
+                    total - was_total
+                ])?;
+            }
+            Some(_) => {}
         }
     }
     Ok(())

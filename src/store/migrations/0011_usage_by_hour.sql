@@ -26,10 +26,11 @@ ALTER TABLE usage_by_hour RENAME TO usage;
 CREATE INDEX usage_by_time ON usage (ts_ms, input_tokens, output_tokens, cache_creation_tokens,
                                      cache_read_tokens);
 
--- Per hour, what the 5-hour blocks and the week's total are computed from, kept by the triggers
--- below, so that refreshing the estimates (inside a Stop's or a prompt's write) reads at most a
--- week of hours, not every response of it: 20,000 responses in two days held the lock 10 ms.
--- usage is never deleted from, and an update changes only the token counts.
+-- Per hour, what the 5-hour blocks and the week's total are computed from, kept by
+-- store::quota::put_usage beside each row it adds or grows, so that refreshing the estimates
+-- (inside a Stop's or a prompt's write) reads at most a week of hours, not every response of it:
+-- 20,000 responses in two days held the lock 10 ms. usage is never deleted from. (Triggers would
+-- keep it too, but every hook parses the schema, and two triggers cost each call 7%.)
 CREATE TABLE usage_hours (
     hour       INTEGER PRIMARY KEY,              -- as usage.hour
     first_ms   INTEGER NOT NULL,                 -- its earliest and latest response
@@ -41,24 +42,3 @@ INSERT INTO usage_hours
     SELECT hour, min(ts_ms), max(ts_ms), sum(input_tokens + output_tokens),
            sum(input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens)
     FROM usage GROUP BY hour;
-CREATE TRIGGER usage_hours_add AFTER INSERT ON usage BEGIN
-    INSERT INTO usage_hours VALUES (NEW.hour, NEW.ts_ms, NEW.ts_ms,
-        NEW.input_tokens + NEW.output_tokens,
-        NEW.input_tokens + NEW.output_tokens + NEW.cache_creation_tokens + NEW.cache_read_tokens)
-    ON CONFLICT (hour) DO UPDATE SET
-        first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms),
-        tokens = tokens + excluded.tokens, all_tokens = all_tokens + excluded.all_tokens;
-END;
-CREATE TRIGGER usage_hours_grow
-AFTER UPDATE OF input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens ON usage
-BEGIN
-    UPDATE usage_hours SET
-        tokens = tokens + NEW.input_tokens + NEW.output_tokens
-            - OLD.input_tokens - OLD.output_tokens,
-        all_tokens = all_tokens
-            + NEW.input_tokens + NEW.output_tokens + NEW.cache_creation_tokens
-            + NEW.cache_read_tokens
-            - OLD.input_tokens - OLD.output_tokens - OLD.cache_creation_tokens
-            - OLD.cache_read_tokens
-    WHERE hour = OLD.hour;
-END;
