@@ -64,7 +64,7 @@ const STAND_INS: &[(&str, &[&str])] = &[
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=AGENT_HARNESS_DYNAMIC_HOOKS");
-    println!("cargo::rerun-if-env-changed=CC");
+    println!("cargo::rerun-if-env-changed=RUSTC_LINKER");
     let linked_static = link_short_processes_static();
     // For tests/hooks.rs, which checks the binaries are what this decided.
     println!(
@@ -85,6 +85,10 @@ fn link_short_processes_static() -> bool {
         .any(|f| f == "crt-static")
     {
         return true;
+    }
+    // Cross builds keep dynamic links: the archives found here are the host's.
+    if var("HOST") != var("TARGET") {
+        return false;
     }
     if std::env::var_os("AGENT_HARNESS_DYNAMIC_HOOKS").is_some_and(|v| v != "0" && !v.is_empty()) {
         return false;
@@ -109,16 +113,12 @@ fn link_short_processes_static() -> bool {
     }
 }
 
-/// The C compiler driver rustc links with.
+/// The C compiler driver rustc links with: the target's configured linker, else `cc`.
 fn linker() -> String {
-    for key in ["RUSTC_LINKER", "CC"] {
-        if let Ok(v) = std::env::var(key)
-            && !v.is_empty()
-        {
-            return v;
-        }
-    }
-    "cc".into()
+    std::env::var("RUSTC_LINKER")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "cc".into())
 }
 
 /// Fills `dir` with a `lib<name>.a` for each of [`STAND_INS`]: a link to its one archive, or a
@@ -140,6 +140,8 @@ fn stand_ins(linker: &str, dir: &Path) -> Result<(), String> {
                     "`{linker}` finds no {archive} (install the C library's static archives)"
                 ));
             }
+            // Linked again if the archive changes (a glibc update) or goes.
+            println!("cargo::rerun-if-changed={}", path.display());
             paths.push(path);
         }
         let stand_in = dir.join(format!("lib{name}.a"));
