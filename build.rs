@@ -22,7 +22,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The binaries that start once per event: every hook and the status line.
+/// The binaries that start once per event: every hook and the status line (as
+/// `install::HOOK_BINARIES` and `STATUSLINE_BINARY` name them; tests/hooks.rs checks that each
+/// of those is linked as this decided).
 const SHORT_PROCESSES: &[&str] = &[
     "harness-session-start",
     "harness-user-prompt-submit",

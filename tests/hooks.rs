@@ -444,12 +444,12 @@ fn the_per_event_binaries_are_linked_static_and_the_cli_is_not() {
             "build.rs linked the hook binaries dynamically on CI: see its cargo warning"
         );
     }
-    for name in [
-        "harness-pre-tool-use",
-        "harness-stop",
-        "harness-session-end",
-        "harness-statusline",
-    ] {
+    // Every binary `harness install` registers: build.rs keeps its own copy of this list (a
+    // build script cannot use the crate), and this is what keeps the two in step.
+    let per_event = agent_harness::install::HOOK_BINARIES
+        .iter()
+        .chain([&agent_harness::install::STATUSLINE_BINARY]);
+    for &name in per_event {
         assert_eq!(
             names_an_interpreter(&support::bin(name)),
             !linked_static,
