@@ -102,7 +102,75 @@ fn main() {
             hook.p50.as_secs_f64() / bounded_p50.as_secs_f64()
         );
     }
+    holds_by_input(&scratch);
     let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// How long a call holds the write lock for bulky input, one client: a Read whose response is a
+/// whole file (stored clipped) and a Write whose content is (stored whole), 1 MB and 3.9 MB,
+/// 20 calls each. `BENCH_HOLDS=0` skips it.
+fn holds_by_input(scratch: &Path) {
+    if std::env::var("BENCH_HOLDS").as_deref() == Ok("0") {
+        return;
+    }
+    let post = PathBuf::from(env!("CARGO_BIN_EXE_harness-post-tool-use"));
+    let pre = PathBuf::from(env!("CARGO_BIN_EXE_harness-pre-tool-use"));
+    println!();
+    println!(
+        "{:<40} {:>9} {:>9} {:>12}",
+        "bulky input, 1 client", "hold p50", "hold max", "stored bytes"
+    );
+    for mb in [1.0, 3.9] {
+        let body = "0123456789abcdef\n".repeat((mb * 1_000_000.0 / 17.0) as usize);
+        for (label, program) in [
+            ("PostToolUse Read, response", &post),
+            ("PreToolUse Write, content", &pre),
+        ] {
+            let dir = scratch.join(format!("holds-{}-{mb}", label.len()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let db = dir.join("harness.db");
+            let mut holds = Vec::new();
+            for i in 0..20 {
+                let (input, response) = if label.starts_with("PostToolUse") {
+                    (
+                        serde_json::json!({"file_path": format!("/tmp/bulky-{i}")}),
+                        serde_json::json!({"type": "text", "file": {"filePath": format!("/tmp/bulky-{i}"), "content": body}}),
+                    )
+                } else {
+                    (
+                        serde_json::json!({"file_path": format!("/tmp/bulky-{i}"), "content": body}),
+                        serde_json::Value::Null,
+                    )
+                };
+                let p = serde_json::json!({"session_id": "bench-bulky", "cwd": "/tmp",
+                    "hook_event_name": if response.is_null() { "PreToolUse" } else { "PostToolUse" },
+                    "tool_name": if response.is_null() { "Write" } else { "Read" },
+                    "tool_use_id": format!("toolu_bulky_{i}"), "tool_input": input,
+                    "tool_response": response});
+                let (_, stderr) = call(Kind::Hook, program, &db, p.to_string().as_bytes());
+                if let Some(us) = stderr
+                    .split("hold_us=")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|v| v.parse().ok())
+                {
+                    holds.push(Duration::from_micros(us));
+                }
+            }
+            holds.sort();
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            let stored: i64 = conn
+                .query_row("SELECT max(length(payload)) FROM events", [], |r| r.get(0))
+                .unwrap();
+            println!(
+                "{:<40} {:>6.2} ms {:>6.2} ms {:>12}",
+                format!("{label}, {mb} MB"),
+                ms(holds[holds.len() / 2]),
+                ms(*holds.last().unwrap()),
+                stored
+            );
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -24,6 +24,18 @@ pub fn clip(s: &str, n: usize) -> String {
     }
 }
 
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn head(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// What a line break looks like inside a one-line field.
 pub const NEWLINE_MARK: char = '⏎';
 

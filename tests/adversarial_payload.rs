@@ -115,6 +115,58 @@ proptest! {
     }
 }
 
+/// A tool response as big tools give them: long strings of any character, long arrays, nesting.
+fn bulky_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        any::<i64>().prop_map(|n| json!(n)),
+        ".{0,40}".prop_map(Value::String),
+        (any::<char>(), ".{0,3}", 0usize..9000)
+            .prop_map(|(c, tail, n)| Value::String(format!("{}{tail}", c.to_string().repeat(n)))),
+    ];
+    leaf.prop_recursive(3, 400, 160, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..160).prop_map(Value::Array),
+            prop::collection::vec((key(), inner), 0..8)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+/// Every string, array and the whole of a clipped response are within their bounds.
+fn within_bounds(v: &Value) -> bool {
+    use agent_harness::store::record::{RESPONSE_ARRAY_ITEMS, RESPONSE_STRING_BYTES};
+    match v {
+        Value::String(s) => s.len() <= RESPONSE_STRING_BYTES + 64,
+        Value::Array(a) => a.len() <= RESPONSE_ARRAY_ITEMS + 32 && a.iter().all(within_bounds),
+        Value::Object(m) => m.values().all(within_bounds),
+        _ => true,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The stored tool response is bounded, never larger than what came, the same when clipped
+    /// again, and untouched when it was small.
+    #[test]
+    fn a_clipped_tool_response_is_bounded_and_never_grows(response in bulky_json()) {
+        use agent_harness::store::record::{RESPONSE_BYTES, clip_response};
+        let before = response.to_string();
+        let mut clipped = response.clone();
+        clip_response(&mut clipped);
+        let after = clipped.to_string();
+        prop_assert!(within_bounds(&clipped));
+        prop_assert!(after.len() <= before.len());
+        prop_assert!(after.len() <= RESPONSE_BYTES, "{} bytes", after.len());
+        let mut again = clipped.clone();
+        clip_response(&mut again);
+        prop_assert_eq!(&again, &clipped);
+        if before.len() <= 4096 {
+            prop_assert_eq!(&clipped, &response);
+        }
+    }
+}
+
 #[test]
 fn a_payload_over_the_bound_is_answered_from_its_small_fields() {
     let mut p = json!({"session_id": "s1", "hook_event_name": "PreToolUse", "tool_name": "Write",

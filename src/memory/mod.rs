@@ -44,7 +44,10 @@ pub struct Item {
 pub fn clean(s: &str, chars: usize) -> String {
     // Redacting a 4 MiB message to keep 400 characters of it is wasted work: redact a prefix
     // with ample margin (a secret cut at its end lies far past what is kept).
-    let redacted = redact::redact_str(cut(s, chars.saturating_mul(8).saturating_add(1024)));
+    let redacted = redact::redact_str(crate::text::head(
+        s,
+        chars.saturating_mul(8).saturating_add(1024),
+    ));
     let mut out = String::with_capacity(redacted.len().min(chars * 4));
     let mut count = 0;
     let mut space = false;
@@ -92,18 +95,6 @@ pub fn clean(s: &str, chars: usize) -> String {
         space = false;
     }
     out
-}
-
-/// `s` cut to at most `bytes` bytes on a character boundary.
-fn cut(s: &str, bytes: usize) -> &str {
-    if s.len() <= bytes {
-        return s;
-    }
-    let mut end = bytes;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// The last path components of a file, for a short list (`src/store/mod.rs` stays whole under
@@ -257,7 +248,7 @@ impl Render {
             if i == 0 {
                 let room = self.budget.saturating_sub(self.out.len() + 6 + more.len());
                 self.out.push_str("- ");
-                self.out.push_str(cut(item, room));
+                self.out.push_str(crate::text::head(item, room));
                 self.out.push_str("…\n");
             }
             let left = items.len() - i - usize::from(i == 0);
@@ -273,7 +264,7 @@ impl Render {
         let mut out = self.out;
         while out.len() > self.budget {
             // Only reachable with a budget smaller than the title: cut hard.
-            let keep = cut(&out, self.budget).len();
+            let keep = crate::text::head(&out, self.budget).len();
             out.truncate(keep);
         }
         out.trim_end().to_owned()

@@ -101,7 +101,7 @@ impl Features {
     /// Reads a prompt. Never fails; bounded (see the module docs).
     pub fn of(prompt: &str) -> Features {
         let total_chars = prompt.len();
-        let scan = prefix(prompt, MAX_SCAN_BYTES);
+        let scan = crate::text::head(prompt, MAX_SCAN_BYTES);
         let mut instruction = String::new();
         let mut pasted_chars = 0usize;
         let mut pasted_lines = 0usize;
@@ -126,7 +126,7 @@ impl Features {
                     pasted_chars += line.len() - 400;
                     room = room.min(400);
                 }
-                let cut = prefix(line, room);
+                let cut = crate::text::head(line, room);
                 instruction.push_str(cut);
                 instruction.push('\n');
             }
@@ -264,18 +264,6 @@ impl Features {
         }
         out
     }
-}
-
-/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
-fn prefix(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// FNV-1a, 32 bits: stable across builds and platforms (the weights depend on it).

@@ -101,6 +101,73 @@ fn prefix_payload(prefix: &[u8], total_len: u64) -> String {
     .to_string()
 }
 
+/// The most bytes of one string of a tool's response that are stored.
+pub const RESPONSE_STRING_BYTES: usize = 4 * 1024;
+/// The most items of one array of a tool's response that are stored.
+pub const RESPONSE_ARRAY_ITEMS: usize = 100;
+/// The most bytes of JSON text a stored tool response takes; past it, once its strings and
+/// arrays are clipped, the response is kept as the head of its JSON text.
+pub const RESPONSE_BYTES: usize = 64 * 1024;
+
+/// Bounds the stored copy of a tool's response. What a tool gave back (a file read whole, an
+/// edited file's original text, a command's output, a copy of what was written) is what makes
+/// payloads large, and nothing the harness does reads more than its small fields: the lock,
+/// review, memory and export work from `tool_input`, which is kept whole. So the write lock is
+/// not held to store megabytes nobody reads, and the store does not grow a copy of every file
+/// read. Each string keeps its first [`RESPONSE_STRING_BYTES`], each array its first
+/// [`RESPONSE_ARRAY_ITEMS`] (give or take the 32 a note costs), and what was left is counted in a
+/// note where it was; a response still over [`RESPONSE_BYTES`] (many small keys) becomes the
+/// first [`RESPONSE_STRING_BYTES`] of its JSON text. The stored copy is never larger than what came.
+pub fn clip_response(response: &mut serde_json::Value) {
+    // Quoted, a string can grow six times (`\u0001`): under an eighth of the bound, the text
+    // surely fits and need not be written out to be measured.
+    if clip_value(response) > RESPONSE_BYTES / 8 {
+        let text = response.to_string();
+        if text.len() <= RESPONSE_BYTES {
+            return;
+        }
+        let head = crate::text::head(&text, RESPONSE_STRING_BYTES);
+        *response = serde_json::json!({
+            "clipped": format!("[agent-harness: {} of {} bytes stored]", head.len(), text.len()),
+            "head": head,
+        });
+    }
+}
+
+/// Clips one value in place; returns about what it costs stored.
+fn clip_value(value: &mut serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => {
+            // Worth a note only when it saves more than the note costs.
+            if s.len() > RESPONSE_STRING_BYTES + 64 {
+                let cut = crate::text::head(s, RESPONSE_STRING_BYTES).len();
+                let left = s.len() - cut;
+                s.truncate(cut);
+                s.push_str(&format!("… [agent-harness: {left} more bytes not stored]"));
+            }
+            s.len() + 2
+        }
+        Value::Array(items) => {
+            let left = items.len().saturating_sub(RESPONSE_ARRAY_ITEMS);
+            // Each item left out saves two bytes at least: 32 of them pay for the note.
+            if left >= 32 {
+                items.truncate(RESPONSE_ARRAY_ITEMS);
+                items.push(Value::String(format!(
+                    "[agent-harness: {left} more items not stored]"
+                )));
+            }
+            items.iter_mut().map(clip_value).sum::<usize>() + 2
+        }
+        Value::Object(map) => map
+            .iter_mut()
+            .map(|(k, v)| k.len() + 3 + clip_value(v))
+            .sum::<usize>()
+            .saturating_add(2),
+        _ => 8,
+    }
+}
+
 const INSERT_EVENT: &str = "INSERT INTO events (ts_ms, session_id, agent, event, tool_name, \
     tool_use_id, file_path, truncated, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
@@ -141,6 +208,10 @@ impl Recording {
         let p = &event.payload;
         let mut raw = p.raw.clone();
         redact::redact_value(&mut raw);
+        // Clipped after redaction: a secret cut in two at the clip could pass the scanner.
+        if let Some(response) = raw.get_mut("tool_response") {
+            clip_response(response);
+        }
         let owned = |s: Option<&str>| s.map(str::to_owned);
         let lifecycle = match event.kind {
             Kind::SessionStart => Lifecycle::Started {
@@ -367,5 +438,110 @@ impl Recording {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn stored(payload: Value) -> Value {
+        let p = crate::payload::HookPayload::view(&payload).unwrap();
+        let rec = Recording::of(&Event::reduce(p), 0, None);
+        serde_json::from_str(&rec.payload).unwrap()
+    }
+
+    #[test]
+    fn a_tool_response_is_stored_clipped_and_its_input_whole() {
+        let file = "ä".repeat(1_500_000); // 3 MB of two-byte characters
+        let stored = stored(json!({
+            "session_id": "s", "cwd": "/tmp", "hook_event_name": "PostToolUse",
+            "tool_name": "Write", "tool_use_id": "t1",
+            "tool_input": {"file_path": "/tmp/a", "content": file},
+            "tool_response": {"type": "create", "filePath": "/tmp/a", "content": file,
+                              "structuredPatch": (0..5000).map(|i| format!("+{i}")).collect::<Vec<_>>()},
+        }));
+        assert_eq!(stored["tool_input"]["content"], file.as_str());
+        let r = &stored["tool_response"];
+        assert_eq!(
+            (r["type"].as_str(), r["filePath"].as_str()),
+            (Some("create"), Some("/tmp/a"))
+        );
+        let content = r["content"].as_str().unwrap();
+        let kept = content.split('…').next().unwrap();
+        assert!(
+            kept.len() <= RESPONSE_STRING_BYTES && file.starts_with(kept),
+            "{}",
+            kept.len()
+        );
+        assert!(
+            content.ends_with(&format!(
+                "[agent-harness: {} more bytes not stored]",
+                file.len() - kept.len()
+            )),
+            "{}",
+            &content[kept.len()..]
+        );
+        let patch = r["structuredPatch"].as_array().unwrap();
+        assert_eq!(patch.len(), RESPONSE_ARRAY_ITEMS + 1);
+        assert_eq!(
+            patch[RESPONSE_ARRAY_ITEMS],
+            "[agent-harness: 4900 more items not stored]"
+        );
+        assert!(serde_json::to_string(r).unwrap().len() < 2 * RESPONSE_STRING_BYTES);
+    }
+
+    #[test]
+    fn a_secret_at_the_clip_is_redacted_before_it_is_cut() {
+        // The key straddles the cut: clipped first, its head would no longer look like a key.
+        let key = "AKIAIOSFODNN7EXAMPLE";
+        let text = format!("{}{key} tail", "x".repeat(RESPONSE_STRING_BYTES - 10));
+        let stored = stored(json!({
+            "session_id": "s", "cwd": "/tmp", "hook_event_name": "PostToolUse",
+            "tool_name": "Bash", "tool_use_id": "t2", "tool_input": {"command": "env"},
+            "tool_response": {"stdout": format!("{text}{}", "y".repeat(10_000))},
+        }))
+        .to_string();
+        assert!(
+            !stored.contains("AKIAIOSFODNN"),
+            "{}",
+            &stored[stored.len() - 300..]
+        );
+    }
+
+    #[test]
+    fn a_small_response_is_stored_as_it_came() {
+        let response = json!({"stdout": "ok", "stderr": "", "interrupted": false,
+                              "items": [1, 2, 3], "nested": {"status": "async_launched"}});
+        let stored = stored(json!({
+            "session_id": "s", "cwd": "/tmp", "hook_event_name": "PostToolUse",
+            "tool_name": "Bash", "tool_use_id": "t3", "tool_input": {"command": "true"},
+            "tool_response": response,
+        }));
+        assert_eq!(stored["tool_response"], response);
+    }
+
+    #[test]
+    fn a_response_of_many_small_keys_is_kept_as_the_head_of_its_text() {
+        let many: serde_json::Map<String, Value> =
+            (0..20_000).map(|i| (format!("k{i}"), json!(i))).collect();
+        let text = Value::Object(many.clone()).to_string();
+        let stored = stored(json!({
+            "session_id": "s", "cwd": "/tmp", "hook_event_name": "AfterTool",
+            "timestamp": "2026-12-02T00:00:00Z",
+            "tool_name": "glob", "tool_input": {"pattern": "*"},
+            "tool_response": many,
+        }));
+        let r = &stored["tool_response"];
+        let head = r["head"].as_str().unwrap();
+        assert!(head.starts_with("{\"k0\":0,") && text.starts_with(head));
+        assert!(serde_json::to_string(r).unwrap().len() <= RESPONSE_BYTES);
+        let note = format!(
+            "[agent-harness: {} of {} bytes stored]",
+            head.len(),
+            text.len()
+        );
+        assert_eq!(r["clipped"].as_str(), Some(note.as_str()));
     }
 }
