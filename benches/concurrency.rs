@@ -107,8 +107,8 @@ fn main() {
 }
 
 /// How long a call holds the write lock for bulky input, one client: a Read whose response is a
-/// whole file (stored clipped) and a Write whose content is (stored whole), 1 MB and 3.9 MB,
-/// 20 calls each. `BENCH_HOLDS=0` skips it.
+/// whole file and a Write whose content is, 1 MB and 3.9 MB, 20 calls each (both are stored
+/// clipped; a Bash command is not, and is the case of the last rows). `BENCH_HOLDS=0` skips it.
 fn holds_by_input(scratch: &Path) {
     if std::env::var("BENCH_HOLDS").as_deref() == Ok("0") {
         return;
@@ -124,27 +124,38 @@ fn holds_by_input(scratch: &Path) {
         let body = "0123456789abcdef\n".repeat((mb * 1_000_000.0 / 17.0) as usize);
         for (label, program) in [
             ("PostToolUse Read, response", &post),
-            ("PreToolUse Write, content", &pre),
+            ("PostToolUse Write, content", &post),
+            ("PreToolUse Bash, command", &pre),
         ] {
-            let dir = scratch.join(format!("holds-{}-{mb}", label.len()));
+            let dir = scratch.join(format!("holds-{}-{mb}", label.replace([' ', ','], "")));
             std::fs::create_dir_all(&dir).unwrap();
             let db = dir.join("harness.db");
             let mut holds = Vec::new();
             for i in 0..20 {
-                let (input, response) = if label.starts_with("PostToolUse") {
-                    (
-                        serde_json::json!({"file_path": format!("/tmp/bulky-{i}")}),
-                        serde_json::json!({"type": "text", "file": {"filePath": format!("/tmp/bulky-{i}"), "content": body}}),
-                    )
-                } else {
-                    (
-                        serde_json::json!({"file_path": format!("/tmp/bulky-{i}"), "content": body}),
+                let file = format!("/tmp/bulky-{i}");
+                let (event, tool, input, response) = match label {
+                    "PostToolUse Read, response" => (
+                        "PostToolUse",
+                        "Read",
+                        serde_json::json!({"file_path": file}),
+                        serde_json::json!({"type": "text",
+                            "file": {"filePath": file, "content": body}}),
+                    ),
+                    "PostToolUse Write, content" => (
+                        "PostToolUse",
+                        "Write",
+                        serde_json::json!({"file_path": file, "content": body}),
+                        serde_json::json!({"type": "create", "filePath": file}),
+                    ),
+                    _ => (
+                        "PreToolUse",
+                        "Bash",
+                        serde_json::json!({"command": format!("printf '{body}'")}),
                         serde_json::Value::Null,
-                    )
+                    ),
                 };
                 let p = serde_json::json!({"session_id": "bench-bulky", "cwd": "/tmp",
-                    "hook_event_name": if response.is_null() { "PreToolUse" } else { "PostToolUse" },
-                    "tool_name": if response.is_null() { "Write" } else { "Read" },
+                    "hook_event_name": event, "tool_name": tool,
                     "tool_use_id": format!("toolu_bulky_{i}"), "tool_input": input,
                     "tool_response": response});
                 let (_, stderr) = call(Kind::Hook, program, &db, p.to_string().as_bytes());

@@ -134,10 +134,10 @@ fn bulky_json() -> impl Strategy<Value = Value> {
 
 /// Every string, array and the whole of a clipped response are within their bounds.
 fn within_bounds(v: &Value) -> bool {
-    use agent_harness::store::record::{RESPONSE_ARRAY_ITEMS, RESPONSE_STRING_BYTES};
+    use agent_harness::store::record::{CLIP_ARRAY_ITEMS, CLIP_STRING_BYTES};
     match v {
-        Value::String(s) => s.len() <= RESPONSE_STRING_BYTES + 64,
-        Value::Array(a) => a.len() <= RESPONSE_ARRAY_ITEMS + 32 && a.iter().all(within_bounds),
+        Value::String(s) => s.len() <= CLIP_STRING_BYTES + 64,
+        Value::Array(a) => a.len() <= CLIP_ARRAY_ITEMS + 32 && a.iter().all(within_bounds),
         Value::Object(m) => m.values().all(within_bounds),
         _ => true,
     }

@@ -400,6 +400,21 @@ fn a_sensitive_change_asks_for_a_review_once() {
     assert_eq!(r.stop(false), Value::Null);
 }
 
+/// A write too big to store whole (its body is clipped) still counts all its lines for the
+/// changed-lines trigger, and the store keeps a few KB of it, not the file.
+#[test]
+fn a_big_write_stored_clipped_still_counts_its_lines() {
+    let r = Review::with_config(
+        "rv-lines",
+        json!({"trigger_sensitive": false, "trigger_changed_lines": 100000}),
+    );
+    r.wrote("src/big.rs", &"let x = 1;\n".repeat(150_000));
+    let text = reason(&r.stop(false)).to_owned();
+    assert!(text.contains("about 150001 lines"), "{text}");
+    let largest = r.env.count("SELECT max(length(payload)) FROM events");
+    assert!(largest < 16 * 1024, "{largest} bytes stored for one event");
+}
+
 #[test]
 fn the_sensitive_trigger_is_easy_to_turn_off() {
     let r = Review::with_config("rv-trigger-off", json!({"trigger_sensitive": false}));

@@ -387,12 +387,12 @@ fn a_reader_holding_a_snapshot_never_makes_a_hook_wait_for_the_checkpoint() {
         .execute_batch("BEGIN; SELECT count(*) FROM events;")
         .unwrap();
     // Enough writes to pass the WAL bound many times over; each would have waited 100 ms. (The
-    // bulk is in `tool_input`: a tool's response is stored clipped.)
-    let blob = "z".repeat(30_000);
+    // bulk is a command: a tool's response and a write's body are stored clipped.)
+    let blob = format!("echo {}", "z".repeat(30_000));
     for i in 0..40 {
         let p = json!({"session_id": A, "cwd": "/tmp", "hook_event_name": "PostToolUse",
-            "tool_name": "Write", "tool_use_id": format!("toolu_r{i}"),
-            "tool_input": {"file_path": format!("/tmp/x{i}"), "content": blob}});
+            "tool_name": "Bash", "tool_use_id": format!("toolu_r{i}"),
+            "tool_input": {"command": blob}});
         let out = env.hook("harness-post-tool-use", p.to_string());
         assert!(
             out.status.success() && out.stderr.is_empty(),

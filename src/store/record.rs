@@ -5,7 +5,7 @@
 use rusqlite::{Transaction, params};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, Kind};
+use crate::event::{Event, Kind, ToolClass};
 use crate::paths;
 use crate::process::ClientProcess;
 use crate::redact;
@@ -101,32 +101,35 @@ fn prefix_payload(prefix: &[u8], total_len: u64) -> String {
     .to_string()
 }
 
-/// The most bytes of one string of a tool's response that are stored.
-pub const RESPONSE_STRING_BYTES: usize = 4 * 1024;
-/// The most items of one array of a tool's response that are stored.
-pub const RESPONSE_ARRAY_ITEMS: usize = 100;
+/// The most bytes of one string of a tool's response, or of the body a file-writing tool writes,
+/// that are stored.
+pub const CLIP_STRING_BYTES: usize = 4 * 1024;
+/// The most items of one such array that are stored.
+pub const CLIP_ARRAY_ITEMS: usize = 100;
 /// The most bytes of JSON text a stored tool response takes; past it, once its strings and
 /// arrays are clipped, the response is kept as the head of its JSON text.
 pub const RESPONSE_BYTES: usize = 64 * 1024;
+/// The key of what the harness adds to a stored payload: `{"lines": n}` when a write's body was
+/// clipped (a key a client might send is dropped first).
+pub const ANNOTATION: &str = "agent_harness";
 
 /// Bounds the stored copy of a tool's response. What a tool gave back (a file read whole, an
 /// edited file's original text, a command's output, a copy of what was written) is what makes
-/// payloads large, and nothing the harness does reads more than its small fields: the lock,
-/// review, memory and export work from `tool_input`, which is kept whole. So the write lock is
-/// not held to store megabytes nobody reads, and the store does not grow a copy of every file
-/// read. Each string keeps its first [`RESPONSE_STRING_BYTES`], each array its first
-/// [`RESPONSE_ARRAY_ITEMS`] (give or take the 32 a note costs), and what was left is counted in a
+/// payloads large, and nothing the harness does reads more than its small fields. So the write
+/// lock is not held to store megabytes nobody reads, and the store does not grow a copy of every
+/// file read. Each string keeps its first [`CLIP_STRING_BYTES`], each array its first
+/// [`CLIP_ARRAY_ITEMS`] (give or take the 32 a note costs), and what was left is counted in a
 /// note where it was; a response still over [`RESPONSE_BYTES`] (many small keys) becomes the
-/// first [`RESPONSE_STRING_BYTES`] of its JSON text. The stored copy is never larger than what came.
+/// first [`CLIP_STRING_BYTES`] of its JSON text. The stored copy is never larger than what came.
 pub fn clip_response(response: &mut serde_json::Value) {
     // Quoted, a string can grow six times (`\u0001`): under an eighth of the bound, the text
     // surely fits and need not be written out to be measured.
-    if clip_value(response) > RESPONSE_BYTES / 8 {
+    if clip_value(response, &mut false) > RESPONSE_BYTES / 8 {
         let text = response.to_string();
         if text.len() <= RESPONSE_BYTES {
             return;
         }
-        let head = crate::text::head(&text, RESPONSE_STRING_BYTES);
+        let head = crate::text::head(&text, CLIP_STRING_BYTES);
         *response = serde_json::json!({
             "clipped": format!("[agent-harness: {} of {} bytes stored]", head.len(), text.len()),
             "head": head,
@@ -134,34 +137,75 @@ pub fn clip_response(response: &mut serde_json::Value) {
     }
 }
 
-/// Clips one value in place; returns about what it costs stored.
-fn clip_value(value: &mut serde_json::Value) -> usize {
+/// Bounds the stored copy of a file-writing tool's input the same way, strings and arrays (its
+/// path and options are short and stay whole). The written text is on disk, and the review
+/// reads the change from git; what the store needs of it is the number of lines written, for the
+/// review's changed-lines trigger (`reviews::lines_since`). So when a body is clipped, that
+/// number is counted first, as the store would count it from the whole input, and kept under
+/// [`ANNOTATION`]. Returns whether anything was clipped.
+pub fn clip_write_input(payload: &mut serde_json::Value) -> bool {
+    let Some(input) = payload.get_mut("tool_input") else {
+        return false;
+    };
+    let lines = written_lines(input);
+    let mut clipped = false;
+    clip_value(input, &mut clipped);
+    if clipped && let Some(map) = payload.as_object_mut() {
+        map.insert(ANNOTATION.into(), serde_json::json!({"lines": lines}));
+    }
+    clipped
+}
+
+/// The lines a file write adds or replaces, counted as `reviews::lines_since` counts them in a
+/// stored input: newlines + 1 of the first of `content`, `new_string` and `edits` (as JSON text)
+/// that is there.
+pub fn written_lines(input: &serde_json::Value) -> u64 {
+    use serde_json::Value;
+    let newlines = |s: &str| s.bytes().filter(|&b| b == b'\n').count() as u64;
+    let body = ["content", "new_string", "edits"]
+        .iter()
+        .find_map(|k| input.get(k).filter(|v| !v.is_null()));
+    1 + match body {
+        Some(Value::String(s)) => newlines(s),
+        Some(other) => newlines(&other.to_string()),
+        None => 0,
+    }
+}
+
+/// Clips one value in place; returns about what it costs stored, and sets `clipped` when it cut.
+fn clip_value(value: &mut serde_json::Value, clipped: &mut bool) -> usize {
     use serde_json::Value;
     match value {
         Value::String(s) => {
             // Worth a note only when it saves more than the note costs.
-            if s.len() > RESPONSE_STRING_BYTES + 64 {
-                let cut = crate::text::head(s, RESPONSE_STRING_BYTES).len();
+            if s.len() > CLIP_STRING_BYTES + 64 {
+                let cut = crate::text::head(s, CLIP_STRING_BYTES).len();
                 let left = s.len() - cut;
                 s.truncate(cut);
                 s.push_str(&format!("… [agent-harness: {left} more bytes not stored]"));
+                *clipped = true;
             }
             s.len() + 2
         }
         Value::Array(items) => {
-            let left = items.len().saturating_sub(RESPONSE_ARRAY_ITEMS);
+            let left = items.len().saturating_sub(CLIP_ARRAY_ITEMS);
             // Each item left out saves two bytes at least: 32 of them pay for the note.
             if left >= 32 {
-                items.truncate(RESPONSE_ARRAY_ITEMS);
+                items.truncate(CLIP_ARRAY_ITEMS);
                 items.push(Value::String(format!(
                     "[agent-harness: {left} more items not stored]"
                 )));
+                *clipped = true;
             }
-            items.iter_mut().map(clip_value).sum::<usize>() + 2
+            items
+                .iter_mut()
+                .map(|v| clip_value(v, clipped))
+                .sum::<usize>()
+                + 2
         }
         Value::Object(map) => map
             .iter_mut()
-            .map(|(k, v)| k.len() + 3 + clip_value(v))
+            .map(|(k, v)| k.len() + 3 + clip_value(v, clipped))
             .sum::<usize>()
             .saturating_add(2),
         _ => 8,
@@ -209,8 +253,20 @@ impl Recording {
         let mut raw = p.raw.clone();
         redact::redact_value(&mut raw);
         // Clipped after redaction: a secret cut in two at the clip could pass the scanner.
+        if let Some(map) = raw.as_object_mut()
+            && map.contains_key(ANNOTATION)
+        {
+            map.remove(ANNOTATION);
+        }
         if let Some(response) = raw.get_mut("tool_response") {
             clip_response(response);
+        }
+        if event
+            .tool
+            .as_ref()
+            .is_some_and(|t| t.class == ToolClass::FileWrite)
+        {
+            clip_write_input(&mut raw);
         }
         let owned = |s: Option<&str>| s.map(str::to_owned);
         let lifecycle = match event.kind {
@@ -444,70 +500,134 @@ impl Recording {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::{Value, json};
 
+    fn recorded(payload: &Value) -> Recording {
+        let p = crate::payload::HookPayload::view(payload).unwrap();
+        Recording::of(&Event::reduce(p), 0, None)
+    }
+
     fn stored(payload: Value) -> Value {
-        let p = crate::payload::HookPayload::view(&payload).unwrap();
-        let rec = Recording::of(&Event::reduce(p), 0, None);
-        serde_json::from_str(&rec.payload).unwrap()
+        serde_json::from_str(&recorded(&payload).payload).unwrap()
+    }
+
+    /// The part of a clipped string that was kept, and the bytes its note says were left.
+    fn kept_and_left(clipped: &str) -> (&str, usize) {
+        let (kept, note) = clipped.rsplit_once("… [agent-harness: ").unwrap();
+        (kept, note.split(' ').next().unwrap().parse().unwrap())
     }
 
     #[test]
-    fn a_tool_response_is_stored_clipped_and_its_input_whole() {
+    fn a_tool_response_is_stored_clipped() {
         let file = "ä".repeat(1_500_000); // 3 MB of two-byte characters
         let stored = stored(json!({
             "session_id": "s", "cwd": "/tmp", "hook_event_name": "PostToolUse",
-            "tool_name": "Write", "tool_use_id": "t1",
-            "tool_input": {"file_path": "/tmp/a", "content": file},
-            "tool_response": {"type": "create", "filePath": "/tmp/a", "content": file,
-                              "structuredPatch": (0..5000).map(|i| format!("+{i}")).collect::<Vec<_>>()},
+            "tool_name": "Read", "tool_use_id": "t1", "tool_input": {"file_path": "/tmp/a"},
+            "tool_response": {"type": "text", "file": {"filePath": "/tmp/a", "content": file},
+                              "lines": (0..5000).map(|i| format!("{i}")).collect::<Vec<_>>()},
         }));
-        assert_eq!(stored["tool_input"]["content"], file.as_str());
+        assert_eq!(stored["tool_input"], json!({"file_path": "/tmp/a"}));
         let r = &stored["tool_response"];
         assert_eq!(
-            (r["type"].as_str(), r["filePath"].as_str()),
-            (Some("create"), Some("/tmp/a"))
+            (r["type"].as_str(), r["file"]["filePath"].as_str()),
+            (Some("text"), Some("/tmp/a"))
         );
-        let content = r["content"].as_str().unwrap();
-        let kept = content.split('…').next().unwrap();
+        let (kept, left) = kept_and_left(r["file"]["content"].as_str().unwrap());
         assert!(
-            kept.len() <= RESPONSE_STRING_BYTES && file.starts_with(kept),
+            kept.len() <= CLIP_STRING_BYTES && file.starts_with(kept),
             "{}",
             kept.len()
         );
-        assert!(
-            content.ends_with(&format!(
-                "[agent-harness: {} more bytes not stored]",
-                file.len() - kept.len()
-            )),
-            "{}",
-            &content[kept.len()..]
-        );
-        let patch = r["structuredPatch"].as_array().unwrap();
-        assert_eq!(patch.len(), RESPONSE_ARRAY_ITEMS + 1);
+        assert_eq!(kept.len() + left, file.len());
+        let lines = r["lines"].as_array().unwrap();
+        assert_eq!(lines.len(), CLIP_ARRAY_ITEMS + 1);
         assert_eq!(
-            patch[RESPONSE_ARRAY_ITEMS],
+            lines[CLIP_ARRAY_ITEMS],
             "[agent-harness: 4900 more items not stored]"
         );
-        assert!(serde_json::to_string(r).unwrap().len() < 2 * RESPONSE_STRING_BYTES);
+        assert!(serde_json::to_string(r).unwrap().len() < 2 * CLIP_STRING_BYTES);
+        assert!(stored.get(ANNOTATION).is_none());
+    }
+
+    #[test]
+    fn a_write_body_is_stored_clipped_with_its_lines_counted() {
+        let body = "fn f() {}\n".repeat(200_000); // 2 MB, 200,000 newlines
+        for (tool, input) in [
+            ("Write", json!({"file_path": "/tmp/a", "content": body})),
+            (
+                "Edit",
+                json!({"file_path": "/tmp/a", "old_string": body, "new_string": body}),
+            ),
+            (
+                "write_file",
+                json!({"file_path": "/tmp/a", "content": body}),
+            ),
+        ] {
+            for event in ["PreToolUse", "PostToolUse"] {
+                let stored = stored(json!({
+                    "session_id": "s", "cwd": "/tmp", "hook_event_name": event,
+                    "tool_name": tool, "tool_use_id": "t1", "tool_input": input,
+                    "tool_response": {"filePath": "/tmp/a"}, ANNOTATION: {"lines": 1},
+                }));
+                let i = &stored["tool_input"];
+                assert_eq!(i["file_path"], "/tmp/a", "{tool}");
+                let text = i
+                    .get("content")
+                    .or(i.get("new_string"))
+                    .unwrap()
+                    .as_str()
+                    .unwrap();
+                let (kept, left) = kept_and_left(text);
+                assert!(kept.len() <= CLIP_STRING_BYTES && body.starts_with(kept));
+                assert_eq!(kept.len() + left, body.len());
+                assert_eq!(
+                    stored[ANNOTATION],
+                    json!({"lines": 200_001}),
+                    "{tool} {event}"
+                );
+                assert!(stored.to_string().len() < 3 * CLIP_STRING_BYTES, "{tool}");
+            }
+        }
+        // A small write is stored as it came, and a client's own annotation is not kept.
+        let small = json!({"session_id": "s", "cwd": "/tmp", "hook_event_name": "PostToolUse",
+            "tool_name": "Write", "tool_use_id": "t2",
+            "tool_input": {"file_path": "/tmp/b", "content": "one\ntwo\n"}, ANNOTATION: {"lines": 9}});
+        let stored = stored(small.clone());
+        assert_eq!(stored["tool_input"], small["tool_input"]);
+        assert!(stored.get(ANNOTATION).is_none(), "{stored}");
     }
 
     #[test]
     fn a_secret_at_the_clip_is_redacted_before_it_is_cut() {
         // The key straddles the cut: clipped first, its head would no longer look like a key.
         let key = "AKIAIOSFODNN7EXAMPLE";
-        let text = format!("{}{key} tail", "x".repeat(RESPONSE_STRING_BYTES - 10));
-        let stored = stored(json!({
-            "session_id": "s", "cwd": "/tmp", "hook_event_name": "PostToolUse",
-            "tool_name": "Bash", "tool_use_id": "t2", "tool_input": {"command": "env"},
-            "tool_response": {"stdout": format!("{text}{}", "y".repeat(10_000))},
-        }))
-        .to_string();
-        assert!(
-            !stored.contains("AKIAIOSFODNN"),
-            "{}",
-            &stored[stored.len() - 300..]
+        let text = format!(
+            "{}{key} tail{}",
+            "x".repeat(CLIP_STRING_BYTES - 10),
+            "y".repeat(10_000)
         );
+        for (tool, input, response) in [
+            ("Bash", json!({"command": "env"}), json!({"stdout": text})),
+            (
+                "Write",
+                json!({"file_path": "/tmp/a", "content": text}),
+                json!({}),
+            ),
+        ] {
+            let stored = stored(json!({
+                "session_id": "s", "cwd": "/tmp", "hook_event_name": "PostToolUse",
+                "tool_name": tool, "tool_use_id": "t2", "tool_input": input,
+                "tool_response": response,
+            }))
+            .to_string();
+            assert!(
+                !stored.contains("AKIAIOSFODNN"),
+                "{tool}: {}",
+                &stored[..300]
+            );
+            assert!(stored.contains("[agent-harness: "), "{tool}: clipped");
+        }
     }
 
     #[test]
@@ -543,5 +663,62 @@ mod tests {
             text.len()
         );
         assert_eq!(r["clipped"].as_str(), Some(note.as_str()));
+    }
+
+    fn write_input(tool: &str, body: &str, edits: usize) -> Value {
+        match tool {
+            "Write" | "write_file" => json!({"file_path": "/tmp/w", "content": body}),
+            "MultiEdit" => json!({"file_path": "/tmp/w", "edits": (0..edits)
+                .map(|i| json!({"old_string": format!("o{i}"), "new_string": body}))
+                .collect::<Vec<_>>()}),
+            _ => json!({"file_path": "/tmp/w", "old_string": "o", "new_string": body}),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// The review's changed-lines count is the same whether a write was stored clipped or
+        /// whole (stored whole here by hand, as before clipping).
+        #[test]
+        fn a_clipped_write_counts_the_lines_the_whole_one_did(
+            tool in prop_oneof![Just("Write"), Just("Edit"), Just("MultiEdit"),
+                                Just("replace"), Just("write_file")],
+            line in "[a-z{}\"\\\\ é]{0,60}",
+            lines in 0usize..500,
+            tail in "[a-z]{0,3}",
+            edits in 0usize..140,
+        ) {
+            let body = format!("{}{tail}", format!("{line}\n").repeat(lines));
+            let dir = std::env::temp_dir().join(format!(
+                "ah-lines-{}-{}", std::process::id(), rand_suffix()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut store = crate::store::Store::open(&dir.join("h.db"),
+                std::time::Duration::from_secs(1)).unwrap();
+            let payload = |session: &str| json!({"session_id": session, "cwd": "/tmp",
+                "hook_event_name": "PostToolUse", "tool_name": tool, "tool_use_id": "t",
+                "tool_input": write_input(tool, &body, edits)});
+            let rec = recorded(&payload("short"));
+            let whole = payload("whole").to_string();
+            store.write(|tx| {
+                rec.apply(tx).unwrap();
+                tx.execute("INSERT INTO events (ts_ms, session_id, agent, event, tool_name, \
+                    payload) VALUES (0, 'whole', 'claude', 'PostToolUse', ?1, ?2)",
+                    rusqlite::params![tool, whole]).unwrap();
+                Ok(())
+            }).unwrap();
+            let conn = store.reader().unwrap();
+            let count = |s| crate::store::reviews::lines_since(conn, s, 0).unwrap();
+            prop_assert_eq!(count("short"), count("whole"));
+            prop_assert!(rec.payload.len() <= whole.len());
+            drop(store);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    fn rand_suffix() -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        N.fetch_add(1, Ordering::Relaxed)
     }
 }

@@ -329,12 +329,15 @@ pub fn written_since(conn: &Connection, session_id: &str, after_id: i64) -> Resu
 }
 
 /// Lines added or replaced by the session's file writes after event `after_id` (newlines in
-/// Write `content`, Edit `new_string`, MultiEdit `edits`, Gemini's `content`/`new_string`).
+/// Write `content`, Edit `new_string`, MultiEdit `edits`, Gemini's `content`/`new_string`), or
+/// the count kept beside a clipped body (`record::written_lines`).
 pub fn lines_since(conn: &Connection, session_id: &str, after_id: i64) -> Result<u64> {
     let n: i64 = conn
         .prepare_cached(&format!(
-            "SELECT coalesce(sum(length(t) - length(replace(t, char(10), '')) + 1), 0) FROM \
-             (SELECT coalesce(json_extract(payload, '$.tool_input.content'), \
+            "SELECT coalesce(sum(coalesce(n, length(t) - length(replace(t, char(10), '')) + 1)), \
+             0) FROM \
+             (SELECT json_extract(payload, '$.agent_harness.lines') AS n, \
+                     coalesce(json_extract(payload, '$.tool_input.content'), \
                               json_extract(payload, '$.tool_input.new_string'), \
                               json_extract(payload, '$.tool_input.edits'), '') AS t \
               FROM (SELECT event, tool_name, payload FROM events \
