@@ -120,7 +120,11 @@ fn bulky_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         any::<i64>().prop_map(|n| json!(n)),
         ".{0,40}".prop_map(Value::String),
-        (any::<char>(), ".{0,3}", 0usize..9000)
+        (
+            any::<char>(),
+            ".{0,3}",
+            prop_oneof![8 => 0usize..9000, 1 => 60_000usize..80_000]
+        )
             .prop_map(|(c, tail, n)| Value::String(format!("{}{tail}", c.to_string().repeat(n)))),
     ];
     leaf.prop_recursive(3, 400, 160, |inner| {
@@ -163,6 +167,37 @@ proptest! {
         prop_assert_eq!(&again, &clipped);
         if before.len() <= 4096 {
             prop_assert_eq!(&clipped, &response);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever a payload holds, its stored form is JSON within the bound, never larger than the
+    /// payload, and a small payload is stored as it came.
+    #[test]
+    fn a_stored_payload_is_bounded_and_never_grows(
+        mut obj in prop::collection::btree_map(key(), bulky_json(), 0..6),
+        input in bulky_json(),
+        response in bulky_json(),
+        prompt in bulky_json(),
+        file_write in any::<bool>(),
+    ) {
+        use agent_harness::store::record::{ANNOTATION, PAYLOAD_BYTES, stored_payload};
+        obj.remove(ANNOTATION);
+        obj.insert("tool_input".into(), input);
+        obj.insert("tool_response".into(), response);
+        obj.insert("prompt".into(), prompt);
+        let raw = Value::Object(obj.into_iter().collect());
+        let before = raw.to_string();
+        let (text, truncated) = stored_payload(raw.clone(), file_write);
+        let stored: Value = serde_json::from_str(&text).unwrap();
+        prop_assert!(text.len() <= PAYLOAD_BYTES, "{} bytes", text.len());
+        prop_assert!(text.len() <= before.len(), "{} > {}", text.len(), before.len());
+        prop_assert_eq!(truncated, stored.get("prefix").is_some() && before.len() > PAYLOAD_BYTES);
+        if before.len() <= 4096 {
+            prop_assert_eq!(&stored, &raw);
         }
     }
 }

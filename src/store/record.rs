@@ -113,6 +113,61 @@ pub const RESPONSE_BYTES: usize = 64 * 1024;
 /// clipped (a key a client might send is dropped first).
 pub const ANNOTATION: &str = "agent_harness";
 
+/// The most bytes of JSON text a stored payload takes. Past it, once every string is clipped to
+/// [`CLIP_STRING_BYTES`], the payload is stored as its prefix and marked truncated, like one over
+/// the read bound.
+pub const PAYLOAD_BYTES: usize = 256 * 1024;
+/// The most bytes of any other string of a payload that are stored: a prompt, a plan, a command.
+/// What reads them reads less (memory 4,000 characters, the review's criteria 8,000, the
+/// dashboard and the export 200 and 4,096).
+pub const TEXT_BYTES: usize = 64 * 1024;
+
+/// How far [`clip_value`] cuts.
+#[derive(Clone, Copy)]
+struct Bounds {
+    string: usize,
+    items: usize,
+}
+
+/// For what the harness never reads more of than its small fields.
+const BODY: Bounds = Bounds {
+    string: CLIP_STRING_BYTES,
+    items: CLIP_ARRAY_ITEMS,
+};
+/// For everything else.
+const TEXT: Bounds = Bounds {
+    string: TEXT_BYTES,
+    items: 1000,
+};
+
+/// The stored form of a redacted payload, and whether it is only its prefix (truncated): a tool's
+/// response and a write's body clipped ([`clip_response`], [`clip_write_input`]), every other
+/// string to [`TEXT_BYTES`], and the whole within [`PAYLOAD_BYTES`]. So no input makes a hook
+/// hold the write lock to store megabytes. Clip after redaction: a secret cut in two at a clip
+/// could pass the scanner.
+pub fn stored_payload(mut raw: serde_json::Value, file_write: bool) -> (String, bool) {
+    if let Some(map) = raw.as_object_mut()
+        && map.contains_key(ANNOTATION)
+    {
+        map.remove(ANNOTATION);
+    }
+    if let Some(response) = raw.get_mut("tool_response") {
+        clip_response(response);
+    }
+    if file_write {
+        clip_write_input(&mut raw);
+    }
+    for bounds in [TEXT, BODY] {
+        clip_value(&mut raw, bounds, &mut false);
+        let text = raw.to_string();
+        if text.len() <= PAYLOAD_BYTES {
+            return (text, false);
+        }
+    }
+    let text = raw.to_string();
+    (prefix_payload(text.as_bytes(), text.len() as u64), true)
+}
+
 /// Bounds the stored copy of a tool's response. What a tool gave back (a file read whole, an
 /// edited file's original text, a command's output, a copy of what was written) is what makes
 /// payloads large, and nothing the harness does reads more than its small fields. So the write
@@ -124,7 +179,7 @@ pub const ANNOTATION: &str = "agent_harness";
 pub fn clip_response(response: &mut serde_json::Value) {
     // Quoted, a string can grow six times (`\u0001`): under an eighth of the bound, the text
     // surely fits and need not be written out to be measured.
-    if clip_value(response, &mut false) > RESPONSE_BYTES / 8 {
+    if clip_value(response, BODY, &mut false) > RESPONSE_BYTES / 8 {
         let text = response.to_string();
         if text.len() <= RESPONSE_BYTES {
             return;
@@ -149,7 +204,7 @@ pub fn clip_write_input(payload: &mut serde_json::Value) -> bool {
     };
     let lines = written_lines(input);
     let mut clipped = false;
-    clip_value(input, &mut clipped);
+    clip_value(input, BODY, &mut clipped);
     if clipped && let Some(map) = payload.as_object_mut() {
         map.insert(ANNOTATION.into(), serde_json::json!({"lines": lines}));
     }
@@ -173,13 +228,13 @@ pub fn written_lines(input: &serde_json::Value) -> u64 {
 }
 
 /// Clips one value in place; returns about what it costs stored, and sets `clipped` when it cut.
-fn clip_value(value: &mut serde_json::Value, clipped: &mut bool) -> usize {
+fn clip_value(value: &mut serde_json::Value, bounds: Bounds, clipped: &mut bool) -> usize {
     use serde_json::Value;
     match value {
         Value::String(s) => {
             // Worth a note only when it saves more than the note costs.
-            if s.len() > CLIP_STRING_BYTES + 64 {
-                let cut = crate::text::head(s, CLIP_STRING_BYTES).len();
+            if s.len() > bounds.string + 64 {
+                let cut = crate::text::head(s, bounds.string).len();
                 let left = s.len() - cut;
                 s.truncate(cut);
                 s.push_str(&format!("… [agent-harness: {left} more bytes not stored]"));
@@ -188,10 +243,10 @@ fn clip_value(value: &mut serde_json::Value, clipped: &mut bool) -> usize {
             s.len() + 2
         }
         Value::Array(items) => {
-            let left = items.len().saturating_sub(CLIP_ARRAY_ITEMS);
+            let left = items.len().saturating_sub(bounds.items);
             // Each item left out saves two bytes at least: 32 of them pay for the note.
             if left >= 32 {
-                items.truncate(CLIP_ARRAY_ITEMS);
+                items.truncate(bounds.items);
                 items.push(Value::String(format!(
                     "[agent-harness: {left} more items not stored]"
                 )));
@@ -199,13 +254,13 @@ fn clip_value(value: &mut serde_json::Value, clipped: &mut bool) -> usize {
             }
             items
                 .iter_mut()
-                .map(|v| clip_value(v, clipped))
+                .map(|v| clip_value(v, bounds, clipped))
                 .sum::<usize>()
                 + 2
         }
         Value::Object(map) => map
             .iter_mut()
-            .map(|(k, v)| k.len() + 3 + clip_value(v, clipped))
+            .map(|(k, v)| k.len() + 3 + clip_value(v, bounds, clipped))
             .sum::<usize>()
             .saturating_add(2),
         _ => 8,
@@ -252,22 +307,11 @@ impl Recording {
         let p = &event.payload;
         let mut raw = p.raw.clone();
         redact::redact_value(&mut raw);
-        // Clipped after redaction: a secret cut in two at the clip could pass the scanner.
-        if let Some(map) = raw.as_object_mut()
-            && map.contains_key(ANNOTATION)
-        {
-            map.remove(ANNOTATION);
-        }
-        if let Some(response) = raw.get_mut("tool_response") {
-            clip_response(response);
-        }
-        if event
+        let file_write = event
             .tool
             .as_ref()
-            .is_some_and(|t| t.class == ToolClass::FileWrite)
-        {
-            clip_write_input(&mut raw);
-        }
+            .is_some_and(|t| t.class == ToolClass::FileWrite);
+        let (payload, truncated) = stored_payload(raw, file_write);
         let owned = |s: Option<&str>| s.map(str::to_owned);
         let lifecycle = match event.kind {
             Kind::SessionStart => Lifecycle::Started {
@@ -322,8 +366,8 @@ impl Recording {
             model: owned(p.model),
             lifecycle,
             tool,
-            truncated: false,
-            payload: raw.to_string(),
+            truncated,
+            payload,
             uid: None,
         }
     }
@@ -663,6 +707,77 @@ mod tests {
             text.len()
         );
         assert_eq!(r["clipped"].as_str(), Some(note.as_str()));
+    }
+
+    #[test]
+    fn other_long_text_is_stored_to_its_bound_and_a_plan_whole() {
+        let plan = "1. do the thing\n".repeat(2000); // 32 KB: the review reads 8,000 characters
+        let stored = stored(json!({
+            "session_id": "s", "cwd": "/tmp", "hook_event_name": "PreToolUse",
+            "tool_name": "ExitPlanMode", "tool_use_id": "t1", "tool_input": {"plan": plan}}));
+        assert_eq!(stored["tool_input"]["plan"], plan.as_str());
+        let long = "é".repeat(1_000_000);
+        for (event, tool, input) in [
+            ("UserPromptSubmit", None, None),
+            (
+                "PreToolUse",
+                Some("Bash"),
+                Some(json!({"command": format!("echo {long}")})),
+            ),
+            (
+                "PreToolUse",
+                Some("mcp__db__query"),
+                Some(json!({"sql": long})),
+            ),
+        ] {
+            let mut p = json!({"session_id": "s", "cwd": "/tmp", "hook_event_name": event,
+                               "prompt": long});
+            if let (Some(tool), Some(input)) = (tool, input) {
+                p["tool_name"] = json!(tool);
+                p["tool_input"] = input;
+            }
+            let rec = recorded(&p);
+            assert!(
+                !rec.truncated && rec.payload.len() <= 3 * TEXT_BYTES,
+                "{event}"
+            );
+            let stored: Value = serde_json::from_str(&rec.payload).unwrap();
+            let (kept, left) = kept_and_left(stored["prompt"].as_str().unwrap());
+            assert_eq!(kept.len() + left, long.len());
+            assert!(kept.len() <= TEXT_BYTES && kept.len() > TEXT_BYTES - 4);
+        }
+    }
+
+    #[test]
+    fn a_payload_still_too_big_once_clipped_is_stored_as_its_prefix() {
+        // Many long strings: each within the text bound, all of them over the payload's.
+        let many: Vec<String> = (0..60)
+            .map(|i| format!("{i}{}", "x".repeat(60_000)))
+            .collect();
+        let rec = recorded(&json!({"session_id": "s", "cwd": "/tmp",
+            "hook_event_name": "PreToolUse", "tool_name": "mcp__x__y", "tool_input": {"a": many}}));
+        assert!(
+            !rec.truncated && rec.payload.len() <= PAYLOAD_BYTES,
+            "{}",
+            rec.payload.len()
+        );
+        // Many small keys: nothing to clip.
+        let wide: serde_json::Map<String, Value> =
+            (0..200_000).map(|i| (format!("k{i}"), json!(i))).collect();
+        let rec = recorded(&json!({"session_id": "s", "cwd": "/tmp",
+            "hook_event_name": "PreToolUse", "tool_name": "mcp__x__y", "tool_input": wide}));
+        assert!(
+            rec.truncated && rec.payload.len() <= PAYLOAD_BYTES,
+            "{}",
+            rec.payload.len()
+        );
+        let stored: Value = serde_json::from_str(&rec.payload).unwrap();
+        assert!(
+            stored["prefix"]
+                .as_str()
+                .unwrap()
+                .starts_with("{\"session_id\":\"s\"")
+        );
     }
 
     fn write_input(tool: &str, body: &str, edits: usize) -> Value {
