@@ -82,7 +82,17 @@ fn spool_dir(env: &Env) -> std::path::PathBuf {
 fn drain(env: &Env) -> usize {
     use agent_harness::store::spool;
     for calls in 1..=1000 {
-        record_one(env);
+        // A claimer killed between its claim and its commit left an orphan: the call that
+        // brings it in says so, and says nothing else.
+        let out = env.hook("harness-pre-tool-use", fixture(EDIT));
+        let err = stderr(&out);
+        assert!(
+            out.status.success()
+                && err.lines().all(|l| l
+                    .starts_with("agent-harness: harness-pre-tool-use: recovered ")
+                    && l.contains("spool file(s) left by a hook that was killed")),
+            "{err}"
+        );
         let w = spool::waiting(&env.db);
         if w.spool_bytes == 0 && w.orphans == 0 {
             return calls;
