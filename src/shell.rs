@@ -277,6 +277,11 @@ impl<'a> Lexer<'a> {
     }
 
     fn push(&mut self, t: Token) {
+        // The word bound is hit within a step that pushes more than one token (a word and the
+        // `;` after it): what comes after the bound is not read.
+        if self.cut == Some(Bound::Words) {
+            return;
+        }
         self.words += 1;
         self.tokens.push(t);
         if self.words >= self.max_words && self.cut.is_none() {

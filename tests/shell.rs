@@ -433,6 +433,27 @@ fn harmless() -> impl Strategy<Value = String> {
     })
 }
 
+/// Found by `any_bytes_never_panic_within_tiny_bounds` in a fresh-clone CI run: the word bound
+/// was hit by a word whose `;` was pushed in the same step, one word past the bound.
+#[test]
+fn the_word_bound_is_never_passed_by_the_token_after_it() {
+    let limits = Limits {
+        bytes: 17,
+        words: 8,
+        paths: 3,
+        lookups: 12,
+    };
+    for cmd in [
+        ";𐧒;Σ;®;𐇐|",
+        "a;b;c;d;e;f;g;h;i;j",
+        "a b c d e f g h|i",
+        "a\nb\nc\nd\ne\nf\ng\nh\ni",
+    ] {
+        let r = shell::writes_within(cmd, "/nonexistent/ws", &limits);
+        assert!(r.work.words <= 8, "{cmd:?}: {:?}", r.work);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
