@@ -140,8 +140,8 @@ fn bulky_json() -> impl Strategy<Value = Value> {
 fn within_bounds(v: &Value) -> bool {
     use agent_harness::store::record::{CLIP_ARRAY_ITEMS, CLIP_STRING_BYTES};
     match v {
-        Value::String(s) => s.len() <= CLIP_STRING_BYTES + 64,
-        Value::Array(a) => a.len() <= CLIP_ARRAY_ITEMS + 32 && a.iter().all(within_bounds),
+        Value::String(s) => s.len() <= CLIP_STRING_BYTES + 128,
+        Value::Array(a) => a.len() <= CLIP_ARRAY_ITEMS + 64 && a.iter().all(within_bounds),
         Value::Object(m) => m.values().all(within_bounds),
         _ => true,
     }
@@ -191,7 +191,7 @@ proptest! {
         obj.insert("prompt".into(), prompt);
         let raw = Value::Object(obj.into_iter().collect());
         let before = raw.to_string();
-        let (text, truncated) = stored_payload(raw.clone(), file_write);
+        let (text, truncated) = stored_payload(raw.clone(), file_write, || before.len());
         let stored: Value = serde_json::from_str(&text).unwrap();
         prop_assert!(text.len() <= PAYLOAD_BYTES, "{} bytes", text.len());
         prop_assert!(text.len() <= before.len(), "{} > {}", text.len(), before.len());

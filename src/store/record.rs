@@ -145,7 +145,11 @@ const TEXT: Bounds = Bounds {
 /// string to [`TEXT_BYTES`], and the whole within [`PAYLOAD_BYTES`]. So no input makes a hook
 /// hold the write lock to store megabytes. Clip after redaction: a secret cut in two at a clip
 /// could pass the scanner.
-pub fn stored_payload(mut raw: serde_json::Value, file_write: bool) -> (String, bool) {
+pub fn stored_payload(
+    mut raw: serde_json::Value,
+    file_write: bool,
+    original_len: impl FnOnce() -> usize,
+) -> (String, bool) {
     if let Some(map) = raw.as_object_mut()
         && map.contains_key(ANNOTATION)
     {
@@ -165,7 +169,7 @@ pub fn stored_payload(mut raw: serde_json::Value, file_write: bool) -> (String, 
         }
     }
     let text = raw.to_string();
-    (prefix_payload(text.as_bytes(), text.len() as u64), true)
+    (prefix_payload(text.as_bytes(), original_len() as u64), true)
 }
 
 /// Bounds the stored copy of a tool's response. What a tool gave back (a file read whole, an
@@ -173,7 +177,7 @@ pub fn stored_payload(mut raw: serde_json::Value, file_write: bool) -> (String, 
 /// payloads large, and nothing the harness does reads more than its small fields. So the write
 /// lock is not held to store megabytes nobody reads, and the store does not grow a copy of every
 /// file read. Each string keeps its first [`CLIP_STRING_BYTES`], each array its first
-/// [`CLIP_ARRAY_ITEMS`] (give or take the 32 a note costs), and what was left is counted in a
+/// [`CLIP_ARRAY_ITEMS`] (give or take the 64 a note costs), and what was left is counted in a
 /// note where it was; a response still over [`RESPONSE_BYTES`] (many small keys) becomes the
 /// first [`CLIP_STRING_BYTES`] of its JSON text. The stored copy is never larger than what came.
 pub fn clip_response(response: &mut serde_json::Value) {
@@ -216,7 +220,11 @@ pub fn clip_write_input(payload: &mut serde_json::Value) -> bool {
 /// that is there.
 pub fn written_lines(input: &serde_json::Value) -> u64 {
     use serde_json::Value;
-    let newlines = |s: &str| s.bytes().filter(|&b| b == b'\n').count() as u64;
+    // SQLite's `length` of a text stops at its first NUL, so only the newlines before it count.
+    let newlines = |s: &str| {
+        let s = s.split('\0').next().unwrap_or("");
+        s.bytes().filter(|&b| b == b'\n').count() as u64
+    };
     let body = ["content", "new_string", "edits"]
         .iter()
         .find_map(|k| input.get(k).filter(|v| !v.is_null()));
@@ -227,29 +235,57 @@ pub fn written_lines(input: &serde_json::Value) -> u64 {
     }
 }
 
+/// How a clipped string ends, after the count of bytes left out.
+const BYTES_NOTE: &str = " more bytes not stored]";
+/// How the note that ends a clipped array ends, after the count of items left out.
+const ITEMS_NOTE: &str = " more items not stored]";
+
+/// Where the clip note that ends `s` starts, and the count it gives, if `s` ends with one.
+fn noted(s: &str, note: &str) -> Option<(usize, usize)> {
+    let rest = s.strip_suffix(note)?;
+    let at = rest.rfind("… [agent-harness: ")?;
+    let n = rest[at + "… [agent-harness: ".len()..].parse().ok()?;
+    Some((at, n))
+}
+
 /// Clips one value in place; returns about what it costs stored, and sets `clipped` when it cut.
 fn clip_value(value: &mut serde_json::Value, bounds: Bounds, clipped: &mut bool) -> usize {
     use serde_json::Value;
     match value {
         Value::String(s) => {
-            // Worth a note only when it saves more than the note costs.
-            if s.len() > bounds.string + 64 {
-                let cut = crate::text::head(s, bounds.string).len();
-                let left = s.len() - cut;
+            // Worth a note only when it saves more than the note (at most 62 bytes) and a
+            // write's line count (at most 45) cost: the stored copy never grows.
+            if s.len() > bounds.string + 128 {
+                // Clipped again (a payload still too big): the note counts both cuts.
+                let (body, earlier) = match noted(s, BYTES_NOTE) {
+                    Some((at, n)) => (at, n),
+                    None => (s.len(), 0),
+                };
+                let cut = crate::text::head(&s[..body], bounds.string).len();
+                let left = (body - cut).saturating_add(earlier);
                 s.truncate(cut);
-                s.push_str(&format!("… [agent-harness: {left} more bytes not stored]"));
+                s.push_str(&format!("… [agent-harness: {left}{BYTES_NOTE}"));
                 *clipped = true;
             }
             s.len() + 2
         }
         Value::Array(items) => {
-            let left = items.len().saturating_sub(bounds.items);
-            // Each item left out saves two bytes at least: 32 of them pay for the note.
-            if left >= 32 {
+            let mut left = items.len().saturating_sub(bounds.items);
+            // Each item left out saves two bytes at least: 64 of them pay for the note and a
+            // write's line count.
+            if left >= 64 {
+                let earlier = items
+                    .last()
+                    .and_then(Value::as_str)
+                    .and_then(|t| t.strip_prefix("[agent-harness: "))
+                    .and_then(|t| t.strip_suffix(ITEMS_NOTE))
+                    .and_then(|n| n.parse::<usize>().ok());
+                // The earlier note is one of the items left out, and stands for `n` more.
+                if let Some(n) = earlier {
+                    left = (left - 1).saturating_add(n);
+                }
                 items.truncate(bounds.items);
-                items.push(Value::String(format!(
-                    "[agent-harness: {left} more items not stored]"
-                )));
+                items.push(Value::String(format!("[agent-harness: {left}{ITEMS_NOTE}")));
                 *clipped = true;
             }
             items
@@ -311,7 +347,8 @@ impl Recording {
             .tool
             .as_ref()
             .is_some_and(|t| t.class == ToolClass::FileWrite);
-        let (payload, truncated) = stored_payload(raw, file_write);
+        // Measured only for a payload stored as its prefix: its size as it came.
+        let (payload, truncated) = stored_payload(raw, file_write, || p.raw.to_string().len());
         let owned = |s: Option<&str>| s.map(str::to_owned);
         let lifecycle = match event.kind {
             Kind::SessionStart => Lifecycle::Started {
@@ -780,6 +817,62 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_stored_write_is_never_larger_than_it_came() {
+        // Just past the clip, the note and the line count must still be paid for by the cut.
+        for n in (4096..4400).chain([9_999, 100_000]) {
+            for (tool, input) in [
+                (
+                    "Write",
+                    json!({"file_path": "/tmp/a", "content": "a".repeat(n)}),
+                ),
+                (
+                    "MultiEdit",
+                    json!({"file_path": "/tmp/a", "edits": vec![1; n / 40]}),
+                ),
+            ] {
+                let p = json!({"session_id": "s", "cwd": "/tmp", "hook_event_name": "PreToolUse",
+                               "tool_name": tool, "tool_use_id": "t", "tool_input": input});
+                let rec = recorded(&p);
+                assert!(rec.payload.len() <= p.to_string().len(), "{tool} of {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_string_or_array_clipped_twice_counts_all_it_left_out() {
+        // Ten long strings: each clipped to the text bound, the whole still over the payload's.
+        let long: Vec<String> = (0..10)
+            .map(|i| format!("{i}{}", "x".repeat(99_999)))
+            .collect();
+        let items: Vec<String> = (0..2000).map(|i| format!("{i:0>300}")).collect();
+        for input in [json!({"a": long}), json!({"a": items})] {
+            let rec = recorded(&json!({"session_id": "s", "cwd": "/tmp",
+                "hook_event_name": "PreToolUse", "tool_name": "mcp__x__y", "tool_input": input}));
+            assert!(!rec.truncated && rec.payload.len() <= PAYLOAD_BYTES);
+            let stored: Value = serde_json::from_str(&rec.payload).unwrap();
+            let a = stored["tool_input"]["a"].as_array().unwrap();
+            match a[0].as_str().unwrap() {
+                first if first.len() > 1000 => {
+                    for s in a {
+                        let (kept, left) = kept_and_left(s.as_str().unwrap());
+                        assert_eq!(
+                            (kept.len(), kept.len() + left),
+                            (CLIP_STRING_BYTES, 100_000)
+                        );
+                    }
+                }
+                _ => {
+                    assert_eq!(a.len(), CLIP_ARRAY_ITEMS + 1);
+                    assert_eq!(
+                        a[CLIP_ARRAY_ITEMS],
+                        "[agent-harness: 1900 more items not stored]"
+                    );
+                }
+            }
+        }
+    }
+
     fn write_input(tool: &str, body: &str, edits: usize) -> Value {
         match tool {
             "Write" | "write_file" => json!({"file_path": "/tmp/w", "content": body}),
@@ -799,7 +892,7 @@ mod tests {
         fn a_clipped_write_counts_the_lines_the_whole_one_did(
             tool in prop_oneof![Just("Write"), Just("Edit"), Just("MultiEdit"),
                                 Just("replace"), Just("write_file")],
-            line in "[a-z{}\"\\\\ é]{0,60}",
+            line in "[a-z{}\"\\\\ é\\x00]{0,60}",
             lines in 0usize..500,
             tail in "[a-z]{0,3}",
             edits in 0usize..140,

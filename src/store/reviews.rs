@@ -329,8 +329,9 @@ pub fn written_since(conn: &Connection, session_id: &str, after_id: i64) -> Resu
 }
 
 /// Lines added or replaced by the session's file writes after event `after_id` (newlines in
-/// Write `content`, Edit `new_string`, MultiEdit `edits`, Gemini's `content`/`new_string`), or
-/// the count kept beside a clipped body (`record::written_lines`).
+/// Write `content`, Edit `new_string`, Gemini's `content`/`new_string`; a MultiEdit counts one,
+/// its `edits` being JSON text with escaped newlines), or the count kept beside a clipped body,
+/// made the same way (`record::written_lines`).
 pub fn lines_since(conn: &Connection, session_id: &str, after_id: i64) -> Result<u64> {
     let n: i64 = conn
         .prepare_cached(&format!(
