@@ -107,8 +107,9 @@ fn main() {
 }
 
 /// How long a call holds the write lock for bulky input, one client: a Read whose response is a
-/// whole file and a Write whose content is, 1 MB and 3.9 MB, 20 calls each (both are stored
-/// clipped; a Bash command is not, and is the case of the last rows). `BENCH_HOLDS=0` skips it.
+/// whole file, a Write whose content is, and a Bash command of that size, 1 MB and 3.9 MB, 20
+/// calls each (all are stored bounded: the first two to 4 KiB a string, the command to 64 KiB).
+/// `BENCH_HOLDS=0` skips it.
 fn holds_by_input(scratch: &Path) {
     if std::env::var("BENCH_HOLDS").as_deref() == Ok("0") {
         return;
@@ -122,34 +123,28 @@ fn holds_by_input(scratch: &Path) {
     );
     for mb in [1.0, 3.9] {
         let body = "0123456789abcdef\n".repeat((mb * 1_000_000.0 / 17.0) as usize);
-        for (label, program) in [
-            ("PostToolUse Read, response", &post),
-            ("PostToolUse Write, content", &post),
-            ("PreToolUse Bash, command", &pre),
+        for (label, program, event, tool) in [
+            ("PostToolUse Read, response", &post, "PostToolUse", "Read"),
+            ("PostToolUse Write, content", &post, "PostToolUse", "Write"),
+            ("PreToolUse Bash, command", &pre, "PreToolUse", "Bash"),
         ] {
-            let dir = scratch.join(format!("holds-{}-{mb}", label.replace([' ', ','], "")));
+            let dir = scratch.join(format!("holds-{tool}-{mb}"));
             std::fs::create_dir_all(&dir).unwrap();
             let db = dir.join("harness.db");
             let mut holds = Vec::new();
             for i in 0..20 {
                 let file = format!("/tmp/bulky-{i}");
-                let (event, tool, input, response) = match label {
-                    "PostToolUse Read, response" => (
-                        "PostToolUse",
-                        "Read",
+                let (input, response) = match tool {
+                    "Read" => (
                         serde_json::json!({"file_path": file}),
                         serde_json::json!({"type": "text",
                             "file": {"filePath": file, "content": body}}),
                     ),
-                    "PostToolUse Write, content" => (
-                        "PostToolUse",
-                        "Write",
+                    "Write" => (
                         serde_json::json!({"file_path": file, "content": body}),
                         serde_json::json!({"type": "create", "filePath": file}),
                     ),
                     _ => (
-                        "PreToolUse",
-                        "Bash",
                         serde_json::json!({"command": format!("printf '{body}'")}),
                         serde_json::Value::Null,
                     ),
@@ -159,12 +154,7 @@ fn holds_by_input(scratch: &Path) {
                     "tool_use_id": format!("toolu_bulky_{i}"), "tool_input": input,
                     "tool_response": response});
                 let (_, stderr) = call(Kind::Hook, program, &db, p.to_string().as_bytes());
-                if let Some(us) = stderr
-                    .split("hold_us=")
-                    .nth(1)
-                    .and_then(|r| r.split_whitespace().next())
-                    .and_then(|v| v.parse().ok())
-                {
+                if let Some(us) = trace_field(&stderr, "hold_us=") {
                     holds.push(Duration::from_micros(us));
                 }
             }
@@ -230,6 +220,16 @@ fn payload(c: usize, i: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A field of the `agent-harness-trace:` line a hook prints with `AGENT_HARNESS_TRACE_HOLD`.
+fn trace_field(stderr: &str, name: &str) -> Option<u64> {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("agent-harness-trace: "))?
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(name))
+        .and_then(|v| v.parse().ok())
+}
+
 fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
     let started = Instant::now();
     type PerClient = (Vec<Duration>, usize, Vec<Duration>, u64);
@@ -247,19 +247,10 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
                         if stderr.contains("waits in") {
                             spooled += 1;
                         }
-                        let trace = stderr
-                            .lines()
-                            .find_map(|l| l.strip_prefix("agent-harness-trace: "));
-                        let field = |name: &str| {
-                            trace?
-                                .split_whitespace()
-                                .find_map(|kv| kv.strip_prefix(name))
-                                .and_then(|v| v.parse::<u64>().ok())
-                        };
-                        if let Some(us) = field("hold_us=") {
+                        if let Some(us) = trace_field(&stderr, "hold_us=") {
                             holds.push(Duration::from_micros(us));
                         }
-                        waits += field("waits=").unwrap_or(0);
+                        waits += trace_field(&stderr, "waits=").unwrap_or(0);
                     }
                     (samples, spooled, holds, waits)
                 })

@@ -141,7 +141,7 @@ const TEXT: Bounds = Bounds {
 };
 
 /// The stored form of a redacted payload, and whether it is only its prefix (truncated): a tool's
-/// response and a write's body clipped ([`clip_response`], [`clip_write_input`]), every other
+/// response and a write's body clipped ([`clip_response`], `clip_write_input`), every other
 /// string to [`TEXT_BYTES`], and the whole within [`PAYLOAD_BYTES`]. So no input makes a hook
 /// hold the write lock to store megabytes. Clip after redaction: a secret cut in two at a clip
 /// could pass the scanner.
@@ -150,9 +150,7 @@ pub fn stored_payload(
     file_write: bool,
     original_len: impl FnOnce() -> usize,
 ) -> (String, bool) {
-    if let Some(map) = raw.as_object_mut()
-        && map.contains_key(ANNOTATION)
-    {
+    if let Some(map) = raw.as_object_mut() {
         map.remove(ANNOTATION);
     }
     if let Some(response) = raw.get_mut("tool_response") {
@@ -161,14 +159,14 @@ pub fn stored_payload(
     if file_write {
         clip_write_input(&mut raw);
     }
+    let mut text = String::new();
     for bounds in [TEXT, BODY] {
         clip_value(&mut raw, bounds, &mut false);
-        let text = raw.to_string();
+        text = raw.to_string();
         if text.len() <= PAYLOAD_BYTES {
             return (text, false);
         }
     }
-    let text = raw.to_string();
     (prefix_payload(text.as_bytes(), original_len() as u64), true)
 }
 
@@ -201,10 +199,10 @@ pub fn clip_response(response: &mut serde_json::Value) {
 /// reads the change from git; what the store needs of it is the number of lines written, for the
 /// review's changed-lines trigger (`reviews::lines_since`). So when a body is clipped, that
 /// number is counted first, as the store would count it from the whole input, and kept under
-/// [`ANNOTATION`]. Returns whether anything was clipped.
-pub fn clip_write_input(payload: &mut serde_json::Value) -> bool {
+/// [`ANNOTATION`].
+fn clip_write_input(payload: &mut serde_json::Value) {
     let Some(input) = payload.get_mut("tool_input") else {
-        return false;
+        return;
     };
     let lines = written_lines(input);
     let mut clipped = false;
@@ -212,13 +210,12 @@ pub fn clip_write_input(payload: &mut serde_json::Value) -> bool {
     if clipped && let Some(map) = payload.as_object_mut() {
         map.insert(ANNOTATION.into(), serde_json::json!({"lines": lines}));
     }
-    clipped
 }
 
 /// The lines a file write adds or replaces, counted as `reviews::lines_since` counts them in a
 /// stored input: newlines + 1 of the first of `content`, `new_string` and `edits` (as JSON text)
 /// that is there.
-pub fn written_lines(input: &serde_json::Value) -> u64 {
+fn written_lines(input: &serde_json::Value) -> u64 {
     use serde_json::Value;
     // SQLite's `length` of a text stops at its first NUL, so only the newlines before it count.
     let newlines = |s: &str| {
@@ -235,16 +232,21 @@ pub fn written_lines(input: &serde_json::Value) -> u64 {
     }
 }
 
-/// How a clipped string ends, after the count of bytes left out.
-const BYTES_NOTE: &str = " more bytes not stored]";
-/// How the note that ends a clipped array ends, after the count of items left out.
-const ITEMS_NOTE: &str = " more items not stored]";
+/// The note that ends a clipped string, around the count of bytes left out.
+const BYTES_NOTE: (&str, &str) = ("… [agent-harness: ", " more bytes not stored]");
+/// The note that ends a clipped array (its last item), around the count of items left out.
+const ITEMS_NOTE: (&str, &str) = ("[agent-harness: ", " more items not stored]");
+
+/// A clip note with the count `n`.
+fn note((start, end): (&str, &str), n: usize) -> String {
+    format!("{start}{n}{end}")
+}
 
 /// Where the clip note that ends `s` starts, and the count it gives, if `s` ends with one.
-fn noted(s: &str, note: &str) -> Option<(usize, usize)> {
-    let rest = s.strip_suffix(note)?;
-    let at = rest.rfind("… [agent-harness: ")?;
-    let n = rest[at + "… [agent-harness: ".len()..].parse().ok()?;
+fn noted(s: &str, (start, end): (&str, &str)) -> Option<(usize, usize)> {
+    let rest = s.strip_suffix(end)?;
+    let at = rest.rfind(start)?;
+    let n = rest[at + start.len()..].parse().ok()?;
     Some((at, n))
 }
 
@@ -264,7 +266,7 @@ fn clip_value(value: &mut serde_json::Value, bounds: Bounds, clipped: &mut bool)
                 let cut = crate::text::head(&s[..body], bounds.string).len();
                 let left = (body - cut).saturating_add(earlier);
                 s.truncate(cut);
-                s.push_str(&format!("… [agent-harness: {left}{BYTES_NOTE}"));
+                s.push_str(&note(BYTES_NOTE, left));
                 *clipped = true;
             }
             s.len() + 2
@@ -277,15 +279,14 @@ fn clip_value(value: &mut serde_json::Value, bounds: Bounds, clipped: &mut bool)
                 let earlier = items
                     .last()
                     .and_then(Value::as_str)
-                    .and_then(|t| t.strip_prefix("[agent-harness: "))
-                    .and_then(|t| t.strip_suffix(ITEMS_NOTE))
-                    .and_then(|n| n.parse::<usize>().ok());
+                    .and_then(|t| noted(t, ITEMS_NOTE))
+                    .filter(|&(at, _)| at == 0);
                 // The earlier note is one of the items left out, and stands for `n` more.
-                if let Some(n) = earlier {
+                if let Some((_, n)) = earlier {
                     left = (left - 1).saturating_add(n);
                 }
                 items.truncate(bounds.items);
-                items.push(Value::String(format!("[agent-harness: {left}{ITEMS_NOTE}")));
+                items.push(Value::String(note(ITEMS_NOTE, left)));
                 *clipped = true;
             }
             items
