@@ -5,12 +5,13 @@
 //! their subagents do. Beside it, in the same run and interleaved per N, the two floors of
 //! `benches/common/floors.rs` under the same load: `floor-naive` (one autocommit INSERT, WAL,
 //! synchronous=NORMAL, SQLite's busy handler, checkpoint on close) and `floor-bounded` (the same
-//! without the close checkpoint, the WAL bounded as the store bounds it).
+//! without the close checkpoint, the WAL bounded at the store's bound for a process alone).
 //!
 //! Reported per target and N: events/s (all calls / wall time), p50, p99 and max latency of one
 //! call (spawn to exit), calls whose event was spooled (the store was busy past the timeout),
-//! and for the hooks how long one call held the store's write lock, p99 and max (each call prints
-//! it with `AGENT_HARNESS_TRACE_HOLD`). Every event is checked to be stored exactly once.
+//! the CPU time one call cost (user and system, of the process the bench started), and for the
+//! hooks how long one call held the store's write lock, p99 and max (each call prints it with
+//! `AGENT_HARNESS_TRACE_HOLD`). Every event is checked to be stored exactly once.
 //!
 //! `BENCH_CLIENTS` (default `1,4,16,64`) and `BENCH_CALLS` (calls per client, default 200; 64
 //! clients run a quarter of that each) set the load.
@@ -46,11 +47,12 @@ fn main() {
     let hook = PathBuf::from(env!("CARGO_BIN_EXE_harness-pre-tool-use"));
 
     println!(
-        "{:<22} {:>4} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6}",
+        "{:<22} {:>4} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6}",
         "target",
         "N",
         "calls",
         "events/s",
+        "cpu ms",
         "p50 ms",
         "p99 ms",
         "max ms",
@@ -78,11 +80,12 @@ fn main() {
         let bounded_p50 = results[1].1.p50;
         for (kind, r) in &results {
             println!(
-                "{:<22} {:>4} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9} {:>9} {:>6}",
+                "{:<22} {:>4} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9} {:>9} {:>6}",
                 kind.name(),
                 n,
                 n * m,
                 r.rate,
+                r.cpu_ms,
                 ms(r.p50),
                 ms(r.p99),
                 ms(r.max),
@@ -193,6 +196,8 @@ impl Kind {
 
 struct Load {
     rate: f64,
+    /// CPU time of one call, user and system.
+    cpu_ms: f64,
     p50: Duration,
     p99: Duration,
     max: Duration,
@@ -230,7 +235,20 @@ fn trace_field(stderr: &str, name: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The CPU time, user and system, of this process's children that have been waited for, in
+/// milliseconds (`cutime` and `cstime` of `/proc/self/stat`, in clock ticks of 10 ms: a load of
+/// 200 calls or more spends seconds).
+fn children_cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    // cutime and cstime are fields 16 and 17 of the whole line, 14 and 15 after the name.
+    let ticks: f64 = fields[13].parse::<f64>().unwrap() + fields[14].parse::<f64>().unwrap();
+    ticks * 10.0
+}
+
 fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
+    let cpu_before = children_cpu_ms();
     let started = Instant::now();
     type PerClient = (Vec<Duration>, usize, Vec<Duration>, u64);
     let per_client: Vec<PerClient> = std::thread::scope(|s| {
@@ -270,6 +288,7 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
     };
     Load {
         rate: all.len() as f64 / wall.as_secs_f64(),
+        cpu_ms: (children_cpu_ms() - cpu_before) / all.len() as f64,
         p50: at(0.5),
         p99: at(0.99),
         max: *all.last().unwrap(),
@@ -287,7 +306,7 @@ fn call(kind: Kind, program: &Path, db: &Path, stdin: &[u8]) -> (Duration, Strin
         Kind::Hook => {
             cmd.env("HARNESS_DB", db)
                 .env("AGENT_HARNESS_TRACE_HOLD", "1")
-                .env("HARNESS_CONFIG", "/nonexistent/agent-harness-bench.json");
+                .env("HARNESS_CONFIG", "/dev/null");
         }
         Kind::Naive => {
             cmd.arg("floor-naive").arg(db);

@@ -420,6 +420,64 @@ fn a_reader_holding_a_snapshot_never_makes_a_hook_wait_for_the_checkpoint() {
 }
 
 #[test]
+fn while_another_process_has_the_store_open_the_wal_grows_to_the_shared_bound_only() {
+    use agent_harness::store::{WAL_BOUND_BYTES, WAL_SHARED_BOUND_BYTES, wal_path};
+    let env = Env::new("shared-wal");
+    record_one(&env);
+    // Another process with the store open, not in a transaction: nothing stops a checkpoint, but
+    // every hook that opens the store meanwhile finds the WAL index built.
+    let other = env.db();
+    other
+        .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+        .unwrap();
+    let wal = wal_path(&env.db);
+    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let blob = format!("echo {}", "w".repeat(60_000));
+    let mut longest = 0;
+    for i in 0..90 {
+        let p = json!({"session_id": A, "cwd": "/tmp", "hook_event_name": "PreToolUse",
+            "tool_name": "Bash", "tool_use_id": format!("toolu_w{i}"),
+            "tool_input": {"command": blob}});
+        let out = env.hook("harness-pre-tool-use", p.to_string());
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{}",
+            stderr(&out)
+        );
+        if i == 10 {
+            assert!(
+                wal_len() > WAL_BOUND_BYTES,
+                "the WAL was checkpointed at {} bytes with another process attached",
+                wal_len()
+            );
+        }
+        longest = longest.max(wal_len());
+    }
+    // 90 calls of about 64 KiB each passed the shared bound once: it was checkpointed then.
+    assert!(
+        longest <= WAL_SHARED_BOUND_BYTES + 256 * 1024,
+        "the WAL grew to {longest} bytes"
+    );
+    drop(other);
+    // Alone again, the next write brings it under the small bound.
+    record_one(&env);
+    assert!(
+        wal_len() <= WAL_BOUND_BYTES,
+        "the WAL is {} bytes",
+        wal_len()
+    );
+    let stored: i64 = env
+        .db()
+        .query_row(
+            "SELECT count(*) FROM events WHERE tool_use_id LIKE 'toolu_w%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stored, 90);
+}
+
+#[test]
 fn a_hard_link_to_a_held_file_meets_the_same_claim() {
     let env = Env::new("hardlink");
     let dir = env.dir.path().join("proj");

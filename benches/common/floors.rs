@@ -30,8 +30,9 @@ fn floor_parse() {
 enum Close {
     /// SQLite's default: the last connection to close checkpoints and removes the WAL.
     Checkpoint,
-    /// No checkpoint on close; a TRUNCATE checkpoint when the WAL passes the store's bound (the
-    /// fairer yardstick on a slow disk, where the close checkpoint's fsyncs dominate).
+    /// No checkpoint on close; a TRUNCATE checkpoint when the WAL passes the store's bound for a
+    /// process alone, whoever else has the store open (the fairer yardstick on a slow disk, where
+    /// the close checkpoint's fsyncs dominate).
     BoundedWal,
 }
 
