@@ -10,8 +10,9 @@
 //! Reported per target and N: events/s (all calls / wall time), p50, p99 and max latency of one
 //! call (spawn to exit), calls whose event was spooled (the store was busy past the timeout),
 //! the CPU time one call cost (user and system, of the process the bench started), and for the
-//! hooks how long one call held the store's write lock, p99 and max (each call prints it with
-//! `AGENT_HARNESS_TRACE_HOLD`). Every event is checked to be stored exactly once.
+//! hooks how long one call held the store's write lock for its transaction, p99 and max, and how
+//! many calls truncated the WAL, with the longest they held the lock for it (each call prints
+//! these with `AGENT_HARNESS_TRACE_HOLD`). Every event is checked to be stored exactly once.
 //!
 //! `BENCH_CLIENTS` (default `1,4,16,64`) and `BENCH_CALLS` (calls per client, default 200; 64
 //! clients run a quarter of that each) set the load.
@@ -47,7 +48,7 @@ fn main() {
     let hook = PathBuf::from(env!("CARGO_BIN_EXE_harness-pre-tool-use"));
 
     println!(
-        "{:<22} {:>4} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6}",
+        "{:<22} {:>4} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6} {:>10}",
         "target",
         "N",
         "calls",
@@ -59,7 +60,8 @@ fn main() {
         "spooled",
         "hold p99",
         "hold max",
-        "waits"
+        "waits",
+        "trunc max"
     );
     for &n in &clients {
         let m = if n >= 64 { (calls / 4).max(1) } else { calls };
@@ -80,7 +82,7 @@ fn main() {
         let bounded_p50 = results[1].1.p50;
         for (kind, r) in &results {
             println!(
-                "{:<22} {:>4} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9} {:>9} {:>6}",
+                "{:<22} {:>4} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9} {:>9} {:>6} {:>10}",
                 kind.name(),
                 n,
                 n * m,
@@ -94,7 +96,9 @@ fn main() {
                     .map_or("-".into(), |h| format!("{:.2} ms", ms(h))),
                 r.hold_max
                     .map_or("-".into(), |h| format!("{:.2} ms", ms(h))),
-                r.waits.map_or("-".into(), |w| format!("{w:.1}"))
+                r.waits.map_or("-".into(), |w| format!("{w:.1}")),
+                r.truncations
+                    .map_or("-".into(), |(n, max)| format!("{:.2} ms/{n}", ms(max)))
             );
         }
         let hook = &results[2].1;
@@ -204,6 +208,8 @@ struct Load {
     spooled: usize,
     hold_p99: Option<Duration>,
     hold_max: Option<Duration>,
+    /// How many calls truncated the WAL, and the longest they held the write lock to do it.
+    truncations: Option<(usize, Duration)>,
     /// Busy-handler sleeps per call.
     waits: Option<f64>,
 }
@@ -250,7 +256,7 @@ fn children_cpu_ms() -> f64 {
 fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
     let cpu_before = children_cpu_ms();
     let started = Instant::now();
-    type PerClient = (Vec<Duration>, usize, Vec<Duration>, u64);
+    type PerClient = (Vec<Duration>, usize, Vec<Duration>, u64, Vec<Duration>);
     let per_client: Vec<PerClient> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
             .map(|c| {
@@ -259,6 +265,7 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
                     let mut spooled = 0;
                     let mut holds = Vec::with_capacity(m);
                     let mut waits = 0u64;
+                    let mut truncations = Vec::new();
                     for i in 0..m {
                         let (took, stderr) = call(kind, program, db, &payload(c, i));
                         samples.push(took);
@@ -269,8 +276,12 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
                             holds.push(Duration::from_micros(us));
                         }
                         waits += trace_field(&stderr, "waits=").unwrap_or(0);
+                        match trace_field(&stderr, "truncation_us=") {
+                            Some(0) | None => {}
+                            Some(us) => truncations.push(Duration::from_micros(us)),
+                        }
                     }
-                    (samples, spooled, holds, waits)
+                    (samples, spooled, holds, waits, truncations)
                 })
             })
             .collect();
@@ -295,6 +306,10 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
         spooled: per_client.iter().map(|p| p.1).sum(),
         hold_p99: hold_at(0.99),
         hold_max: hold_at(1.0),
+        truncations: (kind == Kind::Hook).then(|| {
+            let t: Vec<Duration> = per_client.iter().flat_map(|p| p.4.clone()).collect();
+            (t.len(), t.iter().max().copied().unwrap_or_default())
+        }),
         waits: (kind == Kind::Hook)
             .then(|| per_client.iter().map(|p| p.3).sum::<u64>() as f64 / all.len() as f64),
     }
