@@ -19,11 +19,11 @@
 //! 4 MiB 0.94x. While another process has the store open (many sessions at once), a new
 //! connection finds the index built and reads none of the WAL; then the bound is
 //! [`WAL_SHARED_BOUND_BYTES`], and the last process of a busy spell, alone again, brings the WAL
-//! back under the small bound. That checkpoint never waits: not for another writer, not for a reader (an idle `sqlite3`
-//! shell, a DB browser holding a read transaction). It copies what it can without the write lock
-//! (PASSIVE), then truncates the WAL only when nobody is in the way; otherwise a later write
-//! tries again. A waiting checkpoint would hold the write lock while it waits, and every other
-//! hook on the machine with it.
+//! back under the small bound. That checkpoint never waits: not for another writer, not for a
+//! reader (an idle `sqlite3` shell, a DB browser holding a read transaction). It copies what it
+//! can without the write lock (PASSIVE), then truncates the WAL only when nobody is in the way;
+//! otherwise a later write tries again. A waiting checkpoint would hold the write lock while it
+//! waits, and every other hook on the machine with it.
 //!
 //! Many writers: SQLite's own busy handler sleeps up to 100 ms at a time, so a waiting hook sleeps
 //! through many free windows. `busy_waiter` polls with short, jittered sleeps instead (see there).
@@ -431,7 +431,8 @@ impl Store {
 ///
 /// `F_GETLK` never reports this process's own locks. Closing any descriptor of a file drops every
 /// POSIX lock this process holds on it, SQLite's own among them, so the descriptor opened here is
-/// never closed: one per store file, kept for the life of the process.
+/// never closed: one per store file, kept for the life of the process. Opened without following a
+/// symlink and without blocking (a FIFO put in the file's place cannot hang the hook).
 fn others_attached(db: &Path) -> bool {
     static PROBES: std::sync::Mutex<Vec<(PathBuf, std::fs::File)>> =
         std::sync::Mutex::new(Vec::new());
@@ -444,7 +445,7 @@ fn others_attached(db: &Path) -> bool {
         None => {
             let Ok(file) = OpenOptions::new()
                 .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
                 .open(&shm)
             else {
                 return false;
