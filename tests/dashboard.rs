@@ -777,3 +777,64 @@ fn open_keeps_the_token_off_the_command_line() {
     assert!(page.contains(&format!("?token={token}")), "{page}");
     assert_eq!(mode.unwrap(), 0o600, "{}", opened.display());
 }
+
+/// An xdg-open that starts but finds no browser is told about, with what to do instead.
+#[test]
+fn open_says_so_when_xdg_open_fails() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new("dashboard-open-fails");
+    seed(&env);
+    let bin = env.home.join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = bin.join("xdg-open");
+    std::fs::write(&script, "#!/bin/sh\nexit 3\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new(support::bin("harness"));
+    cmd.env_clear();
+    env.apply_std(&mut cmd);
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = cmd
+        .env("PATH", path)
+        .args(["dashboard", "--port", "0", "--open"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut said = Vec::new();
+    while started.elapsed() < Duration::from_secs(10) {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                let done = line.contains("xdg-open could not open the page");
+                said.push(line);
+                if done {
+                    break;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = said
+        .iter()
+        .find(|l| l.contains("xdg-open could not open the page"))
+        .unwrap_or_else(|| panic!("no word of the failure: {said:?}"));
+    assert!(line.contains("exit status: 3"), "{line}");
+    assert!(line.contains("open the URL above by hand"), "{line}");
+}

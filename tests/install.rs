@@ -507,3 +507,32 @@ fn off_path_the_slash_commands_run_the_absolute_harness_and_uninstall_removes_th
     assert!(!commands.join("review.md").exists(), "{}", stdout(&out));
     assert!(!commands.join("delegate-gemini.md").exists());
 }
+
+#[test]
+fn doctor_run_from_home_tells_the_user_settings_once() {
+    let env = Env::new("doctor-home");
+    // HOME is the project (a dotfiles repository; or no repository above HOME): its
+    // `.claude/settings.json` is the user's.
+    std::fs::create_dir_all(env.home.join(".git")).unwrap();
+    let out = env
+        .cmd("harness")
+        .args(["install", "--bin-dir"])
+        .arg(bin_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = env
+        .cmd("harness")
+        .arg("doctor")
+        .current_dir(&env.home)
+        .output()
+        .unwrap();
+    let said = stdout(&out);
+    assert_eq!(
+        said.matches("harness hooks for 20/20 events").count(),
+        1,
+        "{said}"
+    );
+    assert!(!said.contains("project "), "{said}");
+    assert!(said.contains("user "), "{said}");
+}

@@ -422,14 +422,24 @@ fn settings_coverage(path: &Path) -> Result<Option<(usize, Vec<String>)>, String
     Ok(Some((covered, broken)))
 }
 
+/// Whether two paths name one file: the same path, or both existing and resolving to one.
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
 fn check_settings(r: &mut Report) {
     let total = install::snippet_hooks(&|n| n.to_owned()).len();
     let cwd = std::env::current_dir().unwrap_or_default();
     let project = paths::project_root(&cwd).unwrap_or(cwd);
     let project_settings = project.join(".claude/settings.json");
     let user_settings = paths::claude_config_dir().map(|d| d.join("settings.json"));
+    // Run from HOME (no repository above it), the project's file is the user's: told once.
+    let project_settings = (!user_settings
+        .as_deref()
+        .is_some_and(|u| same_file(u, &project_settings)))
+    .then_some(project_settings);
     let mut any = false;
-    for (what, path) in [("project", Some(project_settings)), ("user", user_settings)] {
+    for (what, path) in [("project", project_settings), ("user", user_settings)] {
         let Some(path) = path else { continue };
         let shown = fmt::path(&path.to_string_lossy());
         match settings_coverage(&path) {

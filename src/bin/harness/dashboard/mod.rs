@@ -175,7 +175,15 @@ fn open(db: &std::path::Path, url: &str) {
             let _ = std::thread::Builder::new()
                 .name("dashboard-open".into())
                 .spawn(move || {
-                    let _ = child.wait();
+                    // xdg-open that finds no browser (no desktop session, nothing configured)
+                    // starts and then fails.
+                    match child.wait() {
+                        Ok(status) if !status.success() => eprintln!(
+                            "harness: xdg-open could not open the page ({status}); open the URL \
+                             above by hand"
+                        ),
+                        _ => {}
+                    }
                     std::thread::sleep(Duration::from_secs(60));
                     let _ = std::fs::remove_file(&file);
                 });
