@@ -11,8 +11,9 @@
 //! call (spawn to exit), calls whose event was spooled (the store was busy past the timeout),
 //! the CPU time one call cost (user and system, of the process the bench started), and for the
 //! hooks how long one call held the store's write lock for its transaction, p99 and max, and how
-//! many calls truncated the WAL, with the longest they held the lock for it (each call prints
-//! these with `AGENT_HARNESS_TRACE_HOLD`). Every event is checked to be stored exactly once.
+//! many calls truncated the WAL of how many that tried, with the longest try (at most that long
+//! it held the lock for it; each call prints these with `AGENT_HARNESS_TRACE_HOLD`). Every event
+//! is checked to be stored exactly once.
 //!
 //! `BENCH_CLIENTS` (default `1,4,16,64`) and `BENCH_CALLS` (calls per client, default 200; 64
 //! clients run a quarter of that each) set the load.
@@ -48,7 +49,7 @@ fn main() {
     let hook = PathBuf::from(env!("CARGO_BIN_EXE_harness-pre-tool-use"));
 
     println!(
-        "{:<22} {:>4} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6} {:>10}",
+        "{:<22} {:>4} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6} {:>20}",
         "target",
         "N",
         "calls",
@@ -61,7 +62,7 @@ fn main() {
         "hold p99",
         "hold max",
         "waits",
-        "trunc max"
+        "truncated, longest"
     );
     for &n in &clients {
         let m = if n >= 64 { (calls / 4).max(1) } else { calls };
@@ -82,7 +83,7 @@ fn main() {
         let bounded_p50 = results[1].1.p50;
         for (kind, r) in &results {
             println!(
-                "{:<22} {:>4} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9} {:>9} {:>6} {:>10}",
+                "{:<22} {:>4} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9} {:>9} {:>6} {:>20}",
                 kind.name(),
                 n,
                 n * m,
@@ -98,7 +99,10 @@ fn main() {
                     .map_or("-".into(), |h| format!("{:.2} ms", ms(h))),
                 r.waits.map_or("-".into(), |w| format!("{w:.1}")),
                 r.truncations
-                    .map_or("-".into(), |(n, max)| format!("{:.2} ms/{n}", ms(max)))
+                    .map_or("-".into(), |(done, tried, max)| format!(
+                        "{done}/{tried} {:.2} ms",
+                        ms(max)
+                    ))
             );
         }
         let hook = &results[2].1;
@@ -208,8 +212,9 @@ struct Load {
     spooled: usize,
     hold_p99: Option<Duration>,
     hold_max: Option<Duration>,
-    /// How many calls truncated the WAL, and the longest they held the write lock to do it.
-    truncations: Option<(usize, Duration)>,
+    /// How many calls truncated the WAL, how many tried to, and the longest attempt (at most
+    /// that long it held the write lock).
+    truncations: Option<(u64, usize, Duration)>,
     /// Busy-handler sleeps per call.
     waits: Option<f64>,
 }
@@ -242,21 +247,23 @@ fn trace_field(stderr: &str, name: &str) -> Option<u64> {
 }
 
 /// The CPU time, user and system, of this process's children that have been waited for, in
-/// milliseconds (`cutime` and `cstime` of `/proc/self/stat`, in clock ticks of 10 ms: a load of
-/// 200 calls or more spends seconds).
+/// milliseconds (`cutime` and `cstime` of `/proc/self/stat`, in clock ticks: 10 ms where there
+/// are 100 a second, and a load of 200 calls or more spends seconds).
 fn children_cpu_ms() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
     // The fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
     // cutime and cstime are fields 16 and 17 of the whole line, 14 and 15 after the name.
     let ticks: f64 = fields[13].parse::<f64>().unwrap() + fields[14].parse::<f64>().unwrap();
-    ticks * 10.0
+    // SAFETY: sysconf only reads a constant of the system.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks * 1000.0 / per_second
 }
 
 fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
     let cpu_before = children_cpu_ms();
     let started = Instant::now();
-    type PerClient = (Vec<Duration>, usize, Vec<Duration>, u64, Vec<Duration>);
+    type PerClient = (Vec<Duration>, usize, Vec<Duration>, u64, Vec<Duration>, u64);
     let per_client: Vec<PerClient> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
             .map(|c| {
@@ -265,7 +272,8 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
                     let mut spooled = 0;
                     let mut holds = Vec::with_capacity(m);
                     let mut waits = 0u64;
-                    let mut truncations = Vec::new();
+                    let mut attempts = Vec::new();
+                    let mut truncated = 0u64;
                     for i in 0..m {
                         let (took, stderr) = call(kind, program, db, &payload(c, i));
                         samples.push(took);
@@ -278,10 +286,11 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
                         waits += trace_field(&stderr, "waits=").unwrap_or(0);
                         match trace_field(&stderr, "truncation_us=") {
                             Some(0) | None => {}
-                            Some(us) => truncations.push(Duration::from_micros(us)),
+                            Some(us) => attempts.push(Duration::from_micros(us)),
                         }
+                        truncated += trace_field(&stderr, "truncated=").unwrap_or(0);
                     }
-                    (samples, spooled, holds, waits, truncations)
+                    (samples, spooled, holds, waits, attempts, truncated)
                 })
             })
             .collect();
@@ -308,7 +317,8 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
         hold_max: hold_at(1.0),
         truncations: (kind == Kind::Hook).then(|| {
             let t: Vec<Duration> = per_client.iter().flat_map(|p| p.4.clone()).collect();
-            (t.len(), t.iter().max().copied().unwrap_or_default())
+            let done = per_client.iter().map(|p| p.5).sum();
+            (done, t.len(), t.iter().max().copied().unwrap_or_default())
         }),
         waits: (kind == Kind::Hook)
             .then(|| per_client.iter().map(|p| p.3).sum::<u64>() as f64 / all.len() as f64),

@@ -427,6 +427,14 @@ fn while_another_process_has_the_store_open_the_wal_grows_to_the_shared_bound_on
     // Another process with the store open, not in a transaction: nothing stops a checkpoint, but
     // every hook that opens the store meanwhile finds the WAL index built.
     let other = env.db();
+    // Closed, it must leave the WAL as it is: a closing connection that finds itself the last
+    // checkpoints and deletes it, which would hide whether the next hook bounds it.
+    other
+        .set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .unwrap();
     other
         .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
         .unwrap();
@@ -458,7 +466,24 @@ fn while_another_process_has_the_store_open_the_wal_grows_to_the_shared_bound_on
         longest <= WAL_SHARED_BOUND_BYTES + 256 * 1024,
         "the WAL grew to {longest} bytes"
     );
+    // Left over the small bound by the last calls.
+    let blob = format!("echo {}", "v".repeat(60_000));
+    for i in 0..6 {
+        let p = json!({"session_id": A, "cwd": "/tmp", "hook_event_name": "PreToolUse",
+            "tool_name": "Bash", "tool_use_id": format!("toolu_v{i}"),
+            "tool_input": {"command": blob}});
+        assert!(
+            env.hook("harness-pre-tool-use", p.to_string())
+                .status
+                .success()
+        );
+    }
     drop(other);
+    assert!(
+        wal_len() > WAL_BOUND_BYTES,
+        "the WAL is {} bytes",
+        wal_len()
+    );
     // Alone again, the next write brings it under the small bound.
     record_one(&env);
     assert!(

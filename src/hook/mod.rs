@@ -94,8 +94,9 @@ pub fn run(binary: &str) -> ExitCode {
         let hold = crate::store::longest_hold().as_micros();
         let _ = writeln!(
             std::io::stderr().lock(),
-            "agent-harness-trace: hold_us={hold} truncation_us={} waits={}",
+            "agent-harness-trace: hold_us={hold} truncation_us={} truncated={} waits={}",
             crate::store::longest_truncation().as_micros(),
+            crate::store::truncations(),
             crate::store::busy_waits()
         );
     }

@@ -18,8 +18,9 @@
 //! the naive floor): 64 KiB 0.84x, 128 KiB 0.72x, 256 KiB 0.70x, 512 KiB 0.70x, 1 MiB 0.74x,
 //! 4 MiB 0.94x. While another process has the store open (many sessions at once), a new
 //! connection finds the index built and reads none of the WAL; then the bound is
-//! [`WAL_SHARED_BOUND_BYTES`], and the last process of a busy spell, alone again, brings the WAL
-//! back under the small bound. That checkpoint never waits: not for another writer, not for a
+//! [`WAL_SHARED_BOUND_BYTES`]. The first write made with nobody else attached after a busy spell
+//! brings the WAL back under the small bound (its process has just rebuilt the index from up to
+//! 4 MiB of WAL, once). That checkpoint never waits: not for another writer, not for a
 //! reader (an idle `sqlite3` shell, a DB browser holding a read transaction). It copies what it
 //! can without the write lock (PASSIVE), then truncates the WAL only when nobody is in the way;
 //! otherwise a later write tries again. A waiting checkpoint would hold the write lock while it
@@ -158,14 +159,22 @@ pub fn longest_hold() -> Duration {
     Duration::from_micros(LONGEST_HOLD_US.load(Ordering::Relaxed))
 }
 
-/// The longest this process held the write lock to truncate the WAL (zero when it did not).
-/// Reported by hooks for the concurrency benchmark.
+/// The longest attempt of this process to truncate the WAL (zero when it made none): at most that
+/// long it held the write lock for it. Reported by hooks for the concurrency benchmark.
 pub fn longest_truncation() -> Duration {
     Duration::from_micros(LONGEST_TRUNCATION_US.load(Ordering::Relaxed))
 }
 
 /// See [`longest_truncation`].
 static LONGEST_TRUNCATION_US: AtomicU64 = AtomicU64::new(0);
+
+/// How many times this process truncated the WAL (attempts that found a reader or writer in the
+/// way do not count). Reported by hooks for the concurrency benchmark.
+pub fn truncations() -> u64 {
+    TRUNCATIONS.load(Ordering::Relaxed)
+}
+
+static TRUNCATIONS: AtomicU64 = AtomicU64::new(0);
 
 fn note_hold(longest: &AtomicU64, began: Instant) {
     longest.fetch_max(began.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -367,12 +376,18 @@ impl Store {
     /// (takes the write lock only if it is free, and gives up at once when a reader still uses
     /// the WAL). Failure is harmless: a later write tries again.
     fn bound_wal(&mut self) {
-        let wal = wal_path(&self.path);
-        let Ok(meta) = std::fs::metadata(&wal) else {
+        // The file SQLite opened, symlinks resolved: its `-wal` and `-shm` files are beside it,
+        // not beside a symlink `HARNESS_DB` names.
+        let db = self
+            .conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| self.path.clone(), PathBuf::from);
+        let Ok(meta) = std::fs::metadata(wal_path(&db)) else {
             return;
         };
         if meta.len() <= WAL_BOUND_BYTES
-            || (meta.len() <= WAL_SHARED_BOUND_BYTES && others_attached(&self.path))
+            || (meta.len() <= WAL_SHARED_BOUND_BYTES && others_attached(&db))
         {
             return;
         }
@@ -385,7 +400,11 @@ impl Store {
                     r.get::<_, i64>(0)
                 });
             if mode == "TRUNCATE" {
+                // An attempt that found a reader in the way may still have taken the lock.
                 note_hold(&LONGEST_TRUNCATION_US, began);
+                if matches!(done, Ok(0)) {
+                    TRUNCATIONS.fetch_add(1, Ordering::Relaxed);
+                }
             }
             if !matches!(done, Ok(0)) {
                 break;
@@ -436,7 +455,7 @@ impl Store {
 fn others_attached(db: &Path) -> bool {
     static PROBES: std::sync::Mutex<Vec<(PathBuf, std::fs::File)>> =
         std::sync::Mutex::new(Vec::new());
-    let shm = PathBuf::from(format!("{}-shm", db.display()));
+    let shm = side_file(db, "-shm");
     let Ok(mut probes) = PROBES.lock() else {
         return false;
     };
@@ -522,7 +541,14 @@ fn apply_migrations(tx: &Transaction<'_>, from: i64, path: &Path) -> Result<()> 
 
 /// `<db>-wal`.
 pub fn wal_path(db: &Path) -> PathBuf {
-    PathBuf::from(format!("{}-wal", db.display()))
+    side_file(db, "-wal")
+}
+
+/// `<db><suffix>`, for any file name (not only UTF-8 ones).
+fn side_file(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 /// Creates a store at `path` whole: the directory (0700) if missing, then a complete, migrated,
@@ -674,6 +700,34 @@ mod tests {
         let err = store.write(|_| Ok(())).unwrap_err();
         assert!(matches!(err, Error::SchemaTooNew { .. }), "{err}");
         assert!(err.to_string().contains("upgrade agent-harness"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_store_opened_through_a_symlink_bounds_the_wal_beside_the_file() {
+        let dir = scratch("symlinked");
+        let db = dir.join("harness.db");
+        Store::open(&db, Duration::from_secs(1)).unwrap();
+        let link = dir.join("link.db");
+        std::os::unix::fs::symlink(&db, &link).unwrap();
+        let mut store = Store::open(&link, Duration::from_secs(1)).unwrap();
+        let blob = "y".repeat(64 * 1024);
+        for _ in 0..40 {
+            store
+                .write(|tx| {
+                    tx.execute(
+                        "INSERT INTO meta(key, value) VALUES (hex(randomblob(8)), ?1)",
+                        [&blob],
+                    )
+                    .map_err(|e| Error::db("insert", "x", e))?;
+                    Ok(())
+                })
+                .unwrap();
+        }
+        // SQLite keeps the WAL beside the file the link names.
+        assert!(!wal_path(&link).exists());
+        let wal = std::fs::metadata(wal_path(&db)).map_or(0, |m| m.len());
+        assert!(wal <= WAL_BOUND_BYTES + 256 * 1024, "wal is {wal} bytes");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
