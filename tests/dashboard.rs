@@ -718,27 +718,14 @@ fn a_request_trickled_byte_by_byte_is_cut_off() {
     assert_eq!(snap.status, 200);
 }
 
-/// `--open` hands xdg-open an owner-only file that redirects to the page: the token never sits on
-/// a command line, where any user on the machine could read it with `ps`.
-#[test]
-fn open_keeps_the_token_off_the_command_line() {
+/// `harness dashboard --open` started with `script` as the only xdg-open on its PATH.
+fn open_with_xdg_open(env: &Env, script: &str, stdout: Stdio, stderr: Stdio) -> Child {
     use std::os::unix::fs::PermissionsExt;
-    let env = Env::new("dashboard-open");
-    seed(&env);
     let bin = env.home.join("fake-bin");
     std::fs::create_dir_all(&bin).unwrap();
-    let record = env.home.join("xdg-open-args");
-    let script = bin.join("xdg-open");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > '{0}.tmp'\n\
-             cat \"$1\" > '{0}.page'\nmv '{0}.tmp' '{0}'\n",
-            record.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let xdg_open = bin.join("xdg-open");
+    std::fs::write(&xdg_open, script).unwrap();
+    std::fs::set_permissions(&xdg_open, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut cmd = Command::new(support::bin("harness"));
     cmd.env_clear();
     env.apply_std(&mut cmd);
@@ -747,13 +734,28 @@ fn open_keeps_the_token_off_the_command_line() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut child = cmd
-        .env("PATH", path)
+    cmd.env("PATH", path)
         .args(["dashboard", "--port", "0", "--open"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stdout(stdout)
+        .stderr(stderr)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// `--open` hands xdg-open an owner-only file that redirects to the page: the token never sits on
+/// a command line, where any user on the machine could read it with `ps`.
+#[test]
+fn open_keeps_the_token_off_the_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new("dashboard-open");
+    seed(&env);
+    let record = env.home.join("xdg-open-args");
+    let script = format!(
+        "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > '{0}.tmp'\n\
+         cat \"$1\" > '{0}.page'\nmv '{0}.tmp' '{0}'\n",
+        record.display()
+    );
+    let mut child = open_with_xdg_open(&env, &script, Stdio::piped(), Stdio::inherit());
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
@@ -781,29 +783,9 @@ fn open_keeps_the_token_off_the_command_line() {
 /// An xdg-open that starts but finds no browser is told about, with what to do instead.
 #[test]
 fn open_says_so_when_xdg_open_fails() {
-    use std::os::unix::fs::PermissionsExt;
     let env = Env::new("dashboard-open-fails");
     seed(&env);
-    let bin = env.home.join("fake-bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let script = bin.join("xdg-open");
-    std::fs::write(&script, "#!/bin/sh\nexit 3\n").unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut cmd = Command::new(support::bin("harness"));
-    cmd.env_clear();
-    env.apply_std(&mut cmd);
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut child = cmd
-        .env("PATH", path)
-        .args(["dashboard", "--port", "0", "--open"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = open_with_xdg_open(&env, "#!/bin/sh\nexit 3\n", Stdio::null(), Stdio::piped());
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

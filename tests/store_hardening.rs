@@ -24,6 +24,18 @@ fn record_one(env: &Env) {
     );
 }
 
+/// One Bash call of `event` through `hook`, stored cleanly.
+fn record_bash(env: &Env, hook: &str, event: &str, id: &str, command: &str) {
+    let p = json!({"session_id": A, "cwd": "/tmp", "hook_event_name": event,
+        "tool_name": "Bash", "tool_use_id": id, "tool_input": {"command": command}});
+    let out = env.hook(hook, p.to_string());
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// A PreToolUse payload with its own tool_use_id, to count each event once.
 fn tagged(n: usize) -> String {
     json!({"session_id": A, "cwd": "/tmp", "hook_event_name": "PreToolUse",
@@ -400,15 +412,8 @@ fn a_reader_holding_a_snapshot_never_makes_a_hook_wait_for_the_checkpoint() {
     // bulk is a command: a tool's response and a write's body are stored clipped.)
     let blob = format!("echo {}", "z".repeat(30_000));
     for i in 0..40 {
-        let p = json!({"session_id": A, "cwd": "/tmp", "hook_event_name": "PostToolUse",
-            "tool_name": "Bash", "tool_use_id": format!("toolu_r{i}"),
-            "tool_input": {"command": blob}});
-        let out = env.hook("harness-post-tool-use", p.to_string());
-        assert!(
-            out.status.success() && out.stderr.is_empty(),
-            "{}",
-            stderr(&out)
-        );
+        let id = format!("toolu_r{i}");
+        record_bash(&env, "harness-post-tool-use", "PostToolUse", &id, &blob);
     }
     let wal = agent_harness::store::wal_path(&env.db);
     assert!(std::fs::metadata(&wal).unwrap().len() > agent_harness::store::WAL_BOUND_BYTES);
@@ -443,15 +448,8 @@ fn while_another_process_has_the_store_open_the_wal_grows_to_the_shared_bound_on
     let blob = format!("echo {}", "w".repeat(60_000));
     let mut longest = 0;
     for i in 0..90 {
-        let p = json!({"session_id": A, "cwd": "/tmp", "hook_event_name": "PreToolUse",
-            "tool_name": "Bash", "tool_use_id": format!("toolu_w{i}"),
-            "tool_input": {"command": blob}});
-        let out = env.hook("harness-pre-tool-use", p.to_string());
-        assert!(
-            out.status.success() && out.stderr.is_empty(),
-            "{}",
-            stderr(&out)
-        );
+        let id = format!("toolu_w{i}");
+        record_bash(&env, "harness-pre-tool-use", "PreToolUse", &id, &blob);
         if i == 10 {
             assert!(
                 wal_len() > WAL_BOUND_BYTES,
@@ -469,14 +467,8 @@ fn while_another_process_has_the_store_open_the_wal_grows_to_the_shared_bound_on
     // Left over the small bound by the last calls.
     let blob = format!("echo {}", "v".repeat(60_000));
     for i in 0..6 {
-        let p = json!({"session_id": A, "cwd": "/tmp", "hook_event_name": "PreToolUse",
-            "tool_name": "Bash", "tool_use_id": format!("toolu_v{i}"),
-            "tool_input": {"command": blob}});
-        assert!(
-            env.hook("harness-pre-tool-use", p.to_string())
-                .status
-                .success()
-        );
+        let id = format!("toolu_v{i}");
+        record_bash(&env, "harness-pre-tool-use", "PreToolUse", &id, &blob);
     }
     drop(other);
     assert!(

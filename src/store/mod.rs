@@ -703,16 +703,10 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    #[test]
-    fn a_store_opened_through_a_symlink_bounds_the_wal_beside_the_file() {
-        let dir = scratch("symlinked");
-        let db = dir.join("harness.db");
-        Store::open(&db, Duration::from_secs(1)).unwrap();
-        let link = dir.join("link.db");
-        std::os::unix::fs::symlink(&db, &link).unwrap();
-        let mut store = Store::open(&link, Duration::from_secs(1)).unwrap();
-        let blob = "y".repeat(64 * 1024);
-        for _ in 0..40 {
+    /// `n` writes of 64 KiB each.
+    fn write_blobs(store: &mut Store, n: usize) {
+        let blob = "x".repeat(64 * 1024);
+        for _ in 0..n {
             store
                 .write(|tx| {
                     tx.execute(
@@ -724,6 +718,17 @@ mod tests {
                 })
                 .unwrap();
         }
+    }
+
+    #[test]
+    fn a_store_opened_through_a_symlink_bounds_the_wal_beside_the_file() {
+        let dir = scratch("symlinked");
+        let db = dir.join("harness.db");
+        Store::open(&db, Duration::from_secs(1)).unwrap();
+        let link = dir.join("link.db");
+        std::os::unix::fs::symlink(&db, &link).unwrap();
+        let mut store = Store::open(&link, Duration::from_secs(1)).unwrap();
+        write_blobs(&mut store, 40);
         // SQLite keeps the WAL beside the file the link names.
         assert!(!wal_path(&link).exists());
         let wal = std::fs::metadata(wal_path(&db)).map_or(0, |m| m.len());
@@ -751,19 +756,7 @@ mod tests {
         let dir = scratch("wal");
         let db = dir.join("harness.db");
         let mut store = Store::open(&db, Duration::from_secs(1)).unwrap();
-        let blob = "x".repeat(64 * 1024);
-        for _ in 0..200 {
-            store
-                .write(|tx| {
-                    tx.execute(
-                        "INSERT INTO meta(key, value) VALUES (hex(randomblob(8)), ?1)",
-                        [&blob],
-                    )
-                    .map_err(|e| Error::db("insert", "x", e))?;
-                    Ok(())
-                })
-                .unwrap();
-        }
+        write_blobs(&mut store, 200);
         let wal = std::fs::metadata(wal_path(&db))
             .map(|m| m.len())
             .unwrap_or(0);
