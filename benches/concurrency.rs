@@ -12,8 +12,10 @@
 //! the CPU time one call cost (user and system, of the process the bench started), and for the
 //! hooks how long one call held the store's write lock for its transaction, p99 and max, and how
 //! many calls truncated the WAL of how many that tried, with the longest try (at most that long
-//! it held the lock for it; each call prints these with `AGENT_HARNESS_TRACE_HOLD`). Every event
-//! is checked to be stored exactly once.
+//! it held the lock for it; each call prints these with `AGENT_HARNESS_TRACE_HOLD`), and the
+//! share of transactions during which the scheduler switched the holder out ("preempted": a long
+//! hold with none is work, one with some is waiting for a CPU). Every event is checked to be
+//! stored exactly once.
 //!
 //! `BENCH_CLIENTS` (default `1,4,16,64`) and `BENCH_CALLS` (calls per client, default 200; 64
 //! clients run a quarter of that each) set the load.
@@ -49,7 +51,7 @@ fn main() {
     let hook = PathBuf::from(env!("CARGO_BIN_EXE_harness-pre-tool-use"));
 
     println!(
-        "{:<22} {:>4} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6} {:>20}",
+        "{:<22} {:>4} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6} {:>20}",
         "target",
         "N",
         "calls",
@@ -61,6 +63,7 @@ fn main() {
         "spooled",
         "hold p99",
         "hold max",
+        "preempted",
         "waits",
         "truncated, longest"
     );
@@ -83,7 +86,7 @@ fn main() {
         let bounded_p50 = results[1].1.p50;
         for (kind, r) in &results {
             println!(
-                "{:<22} {:>4} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9} {:>9} {:>6} {:>20}",
+                "{:<22} {:>4} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9} {:>9} {:>9} {:>6} {:>20}",
                 kind.name(),
                 n,
                 n * m,
@@ -97,6 +100,8 @@ fn main() {
                     .map_or("-".into(), |h| format!("{:.2} ms", ms(h))),
                 r.hold_max
                     .map_or("-".into(), |h| format!("{:.2} ms", ms(h))),
+                r.preempted
+                    .map_or("-".into(), |p| format!("{:.1}%", p * 100.0)),
                 r.waits.map_or("-".into(), |w| format!("{w:.1}")),
                 r.truncations
                     .map_or("-".into(), |(done, tried, max)| format!(
@@ -212,6 +217,8 @@ struct Load {
     spooled: usize,
     hold_p99: Option<Duration>,
     hold_max: Option<Duration>,
+    /// The share of transactions during which the holder was switched out involuntarily.
+    preempted: Option<f64>,
     /// How many calls truncated the WAL, how many tried to, and the longest attempt (at most
     /// that long it held the write lock).
     truncations: Option<(u64, usize, Duration)>,
@@ -263,7 +270,15 @@ fn children_cpu_ms() -> f64 {
 fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
     let cpu_before = children_cpu_ms();
     let started = Instant::now();
-    type PerClient = (Vec<Duration>, usize, Vec<Duration>, u64, Vec<Duration>, u64);
+    type PerClient = (
+        Vec<Duration>,
+        usize,
+        Vec<Duration>,
+        u64,
+        Vec<Duration>,
+        u64,
+        u64,
+    );
     let per_client: Vec<PerClient> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
             .map(|c| {
@@ -274,6 +289,7 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
                     let mut waits = 0u64;
                     let mut attempts = Vec::new();
                     let mut truncated = 0u64;
+                    let mut preempted = 0u64;
                     for i in 0..m {
                         let (took, stderr) = call(kind, program, db, &payload(c, i));
                         samples.push(took);
@@ -289,8 +305,11 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
                             Some(us) => attempts.push(Duration::from_micros(us)),
                         }
                         truncated += trace_field(&stderr, "truncated=").unwrap_or(0);
+                        preempted += trace_field(&stderr, "preempted=").unwrap_or(0);
                     }
-                    (samples, spooled, holds, waits, attempts, truncated)
+                    (
+                        samples, spooled, holds, waits, attempts, truncated, preempted,
+                    )
                 })
             })
             .collect();
@@ -315,6 +334,8 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
         spooled: per_client.iter().map(|p| p.1).sum(),
         hold_p99: hold_at(0.99),
         hold_max: hold_at(1.0),
+        preempted: (kind == Kind::Hook && !holds.is_empty())
+            .then(|| per_client.iter().map(|p| p.6).sum::<u64>() as f64 / holds.len() as f64),
         truncations: (kind == Kind::Hook).then(|| {
             let t: Vec<Duration> = per_client.iter().flat_map(|p| p.4.clone()).collect();
             let done = per_client.iter().map(|p| p.5).sum();

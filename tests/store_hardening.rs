@@ -494,6 +494,72 @@ fn while_another_process_has_the_store_open_the_wal_grows_to_the_shared_bound_on
     assert_eq!(stored, 90);
 }
 
+/// The trace line a hook prints with `AGENT_HARNESS_TRACE_HOLD` (for the concurrency bench): the
+/// value of `field`.
+fn traced(env: &Env, id: &str, command: &str, field: &str) -> u64 {
+    let p = json!({"session_id": A, "cwd": "/tmp", "hook_event_name": "PreToolUse",
+        "tool_name": "Bash", "tool_use_id": id, "tool_input": {"command": command}});
+    let out = env
+        .cmd("harness-pre-tool-use")
+        .env("AGENT_HARNESS_TRACE_HOLD", "1")
+        .write_stdin(p.to_string())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    err.lines()
+        .find_map(|l| l.strip_prefix("agent-harness-trace: "))
+        .and_then(|t| t.split_whitespace().find_map(|kv| kv.strip_prefix(field)))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in: {err}"))
+}
+
+#[test]
+fn a_truncation_is_not_tried_while_another_process_reads_the_wal() {
+    use agent_harness::store::{WAL_SHARED_BOUND_BYTES, wal_path};
+    let env = Env::new("reader-in-wal");
+    record_one(&env);
+    // A reader whose snapshot holds frames not yet copied into the database: it holds one of
+    // the WAL's read marks until it ends, so no TRUNCATE can succeed meanwhile.
+    let reader = env.db();
+    reader
+        .set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    reader
+        .query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+        .unwrap();
+    let wal = wal_path(&env.db);
+    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let blob = format!("echo {}", "r".repeat(60_000));
+    let mut i = 0;
+    while wal_len() <= WAL_SHARED_BOUND_BYTES + 128 * 1024 {
+        assert!(i < 200, "the WAL stayed at {} bytes", wal_len());
+        let tried = traced(&env, &format!("toolu_r{i}"), &blob, "truncation_us=");
+        assert_eq!(tried, 0, "call {i} tried to truncate under a reader");
+        i += 1;
+    }
+    // Past the bound with the reader still in: the next calls leave the WAL as it is.
+    for j in 0..3 {
+        let tried = traced(&env, &format!("toolu_past{j}"), &blob, "truncation_us=");
+        assert_eq!(
+            tried, 0,
+            "a call past the bound tried to truncate under a reader"
+        );
+    }
+    reader.execute_batch("COMMIT").unwrap();
+    // The reader gone (its connection still open), the next call truncates.
+    assert_eq!(traced(&env, "toolu_after", "echo done", "truncated="), 1);
+    assert_eq!(wal_len(), 0, "the WAL was not truncated");
+    assert_eq!(
+        env.count("SELECT count(*) FROM events WHERE tool_use_id LIKE 'toolu_r%'"),
+        i as i64
+    );
+}
+
 #[test]
 fn a_hard_link_to_a_held_file_meets_the_same_claim() {
     let env = Env::new("hardlink");

@@ -94,10 +94,11 @@ pub fn run(binary: &str) -> ExitCode {
         let hold = crate::store::longest_hold().as_micros();
         let _ = writeln!(
             std::io::stderr().lock(),
-            "agent-harness-trace: hold_us={hold} truncation_us={} truncated={} waits={}",
+            "agent-harness-trace: hold_us={hold} truncation_us={} truncated={} waits={} preempted={}",
             crate::store::longest_truncation().as_micros(),
             crate::store::truncations(),
-            crate::store::busy_waits()
+            crate::store::busy_waits(),
+            crate::store::preempted_holds()
         );
     }
     ExitCode::SUCCESS
