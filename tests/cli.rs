@@ -476,3 +476,34 @@ fn an_empty_usage_history_costs_zero_not_negative_zero() {
         assert!(!table.contains("-0.00"), "{view}: {table}");
     }
 }
+
+#[test]
+fn doctor_checks_the_wal_beside_the_file_a_symlinked_store_names() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new("doctor-symlinked-store");
+    let real = env.home.join("elsewhere/harness.db");
+    std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+    let out = env
+        .cmd("harness-pre-tool-use")
+        .env("HARNESS_DB", &real)
+        .write_stdin(support::fixture("claude-code-2.1.197/PreToolUse-Edit.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let wal = env.home.join("elsewhere/harness.db-wal");
+    std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = env.home.join("harness.db");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = env
+        .cmd("harness")
+        .arg("doctor")
+        .env("HARNESS_DB", &link)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains("wal is 644: others can read it")
+            && text.contains("elsewhere/harness.db-wal"),
+        "{text}"
+    );
+}

@@ -259,9 +259,11 @@ fn check_store(r: &mut Report, config: &Config) {
         ),
         Err(e) => r.add(Level::Fail, "store", e.to_string()),
     }
+    // SQLite keeps the WAL beside the file itself, past a symlink `HARNESS_DB` may name.
+    let real = std::fs::canonicalize(&db).unwrap_or_else(|_| db.clone());
     for (what, path, want) in [
         ("file", db.clone(), 0o600),
-        ("wal", store::wal_path(&db), 0o600),
+        ("wal", store::wal_path(&real), 0o600),
     ] {
         match mode(&path) {
             Some(m) if m & 0o077 != 0 => r.add(
