@@ -36,6 +36,17 @@ enum Close {
     BoundedWal,
 }
 
+/// Makes a floor's file (WAL, its one table) ahead of a load, so that the load measures writes.
+#[allow(dead_code)]
+pub fn prepare(db: &Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.execute(EVENTS_TABLE, []).unwrap();
+}
+
+const EVENTS_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)";
+
 /// The naive floor: read, parse, insert one row with rusqlite (WAL, synchronous=NORMAL, SQLite's
 /// own busy handler with a 2 s timeout), close.
 fn floor_naive(db: &Path, close: Close) {
@@ -53,11 +64,7 @@ fn floor_naive(db: &Path, close: Close) {
     }
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)",
-        [],
-    )
-    .unwrap();
+    conn.execute(EVENTS_TABLE, []).unwrap();
     conn.execute("INSERT INTO events (payload) VALUES (?1)", [v.to_string()])
         .unwrap();
     if close == Close::BoundedWal {
