@@ -28,6 +28,9 @@
 //!
 //! Many writers: SQLite's own busy handler sleeps up to 100 ms at a time, so a waiting hook sleeps
 //! through many free windows. `busy_waiter` polls with short, jittered sleeps instead (see there).
+//! A write yields the CPU just before it takes the lock, so that it holds the lock on a fresh time
+//! slice (`fresh_time_slice`), and a checkpoint does not try to truncate the WAL while another
+//! process reads it (`others_read_the_wal`).
 //!
 //! Identity: the file is marked with [`APPLICATION_ID`]. A new store is built under a temporary
 //! name and linked into place whole, so no process ever sees a half-made one; any other
