@@ -116,10 +116,12 @@ pub const WAL_SHARED_BOUND_BYTES: u64 = 4 * 1024 * 1024;
 const SHM_DMS_BYTE: i64 = 128;
 
 /// The `-shm` bytes of the read marks that pin WAL frames: `WAL_READ_LOCK(1)` to
-/// `WAL_READ_LOCK(4)`, lock slots 4 to 7 from byte 120 (`UNIX_SHM_BASE`). A reader holds one of
-/// them shared for as long as its snapshot includes frames not yet copied into the database; one
-/// that began with everything copied holds `WAL_READ_LOCK(0)` (byte 123) instead, and does not
-/// stop the WAL from being truncated.
+/// `WAL_READ_LOCK(4)`, lock slots 4 to 7 from byte 120 (`UNIX_SHM_BASE`). A read transaction
+/// holds one of them shared for its whole length when its snapshot includes frames not yet copied
+/// into the database, and every write transaction holds one. One that began with everything
+/// copied holds `WAL_READ_LOCK(0)` (byte 123) instead; it can still make a TRUNCATE give up when
+/// frames were committed after it began, so a free range here makes a truncation likely, not
+/// certain.
 const SHM_WAL_READERS: (i64, i64) = (124, 4);
 
 /// The busy handler of every store connection, for a busy timeout of `limit`. SQLite calls it
@@ -209,15 +211,17 @@ fn involuntary_switches() -> i64 {
     i64::from(usage.ru_nivcsw)
 }
 
-/// Lets every other runnable process run first, so that the transaction about to start does so
-/// on a fresh time slice. A hook has spent about a millisecond of CPU on starting and compiling
-/// its statements when it takes the write lock; with more processes than cores (many sessions at
-/// once), the end of its slice often fell inside its 0.2 ms transaction, and the lock stayed
-/// held while the holder waited for a CPU, 2 to 20 ms, and every other writer with it. Under
-/// Linux's EEVDF scheduler `sched_yield` moves the caller's deadline a slice later, so it comes
-/// back with at least a slice to run. With no other process runnable it returns at once.
-/// `cargo bench --bench concurrency`, 16 clients, two rounds against none: hold p99 1.2 and
-/// 1.5 ms against 6 to 7 ms; 5 to 6% of transactions preempted against 7 to 9%.
+/// Lets every other runnable process run first, so that the transaction about to start is likely
+/// to do so on a fresh time slice. A hook has spent about a millisecond of CPU on starting and
+/// compiling its statements when it takes the write lock; with more processes than cores (many
+/// sessions at once), the end of its slice often fell inside its 0.2 ms transaction, and the lock
+/// stayed held while the holder waited for a CPU, 2 to 20 ms, and every other writer with it.
+/// Under Linux's EEVDF scheduler (6.6 and later) `sched_yield` moves the caller's deadline a slice
+/// later, so it comes back with a slice to run; a task that wakes can still preempt it, and older
+/// kernels and macOS promise nothing, so this shortens the tail without bounding it. With no other
+/// process runnable it returns at once. `cargo bench --bench concurrency`, 16 clients, interleaved
+/// with the build without it: hold p99 1.1 to 2.5 ms against 5.1 to 6.9 ms, busy sleeps a call
+/// 0.8 to 1.1 against 1.7 to 2.0.
 fn fresh_time_slice() {
     // SAFETY: sched_yield takes no arguments and only asks the scheduler to run others first.
     unsafe {
@@ -434,7 +438,7 @@ impl Store {
     /// mark, [`SHM_WAL_READERS`]): SQLite would take the write lock, copy the frames committed
     /// since the PASSIVE with two fsyncs, and only then find the reader and give up. With 16
     /// clients that was 9 tries in 10, and the longest holds of the benchmark; asked first, the
-    /// tries fell from 220 to 260 a run to 20 to 40, with as many truncations.
+    /// tries fell from 300 to 530 a run to 20 to 50, with as many truncations (9 to 16).
     fn bound_wal(&mut self) {
         // The file SQLite opened, symlinks resolved: its `-wal` and `-shm` files are beside it,
         // not beside a symlink `HARNESS_DB` names.
