@@ -14,7 +14,9 @@
 //! many calls truncated the WAL of how many that tried, with the longest try (at most that long
 //! it held the lock for it; each call prints these with `AGENT_HARNESS_TRACE_HOLD`), and the
 //! share of transactions during which the scheduler switched the holder out ("preempted": a long
-//! hold with none is work, one with some is waiting for a CPU). Every event is checked to be
+//! hold with none is work, one with some is waiting for a CPU), with the longest hold among those
+//! it did not ("run max": what the work inside the lock and its I/O cost) and the share during
+//! which it waited for I/O or a page of memory ("blocked"). Every event is checked to be
 //! stored exactly once.
 //!
 //! `BENCH_CLIENTS` (default `1,4,16,64`) and `BENCH_CALLS` (calls per client, default 200; 64
@@ -51,7 +53,7 @@ fn main() {
     let hook = PathBuf::from(env!("CARGO_BIN_EXE_harness-pre-tool-use"));
 
     println!(
-        "{:<22} {:>4} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>6} {:>20}",
+        "{:<22} {:>4} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>6} {:>20}",
         "target",
         "N",
         "calls",
@@ -63,7 +65,9 @@ fn main() {
         "spooled",
         "hold p99",
         "hold max",
+        "run max",
         "preempted",
+        "blocked",
         "waits",
         "truncated, longest"
     );
@@ -92,7 +96,7 @@ fn main() {
         let bounded_p50 = results[1].1.p50;
         for (kind, r) in &results {
             println!(
-                "{:<22} {:>4} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9} {:>9} {:>9} {:>6} {:>20}",
+                "{:<22} {:>4} {:>6} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8} {:>9} {:>9} {:>9} {:>9} {:>8} {:>6} {:>20}",
                 kind.name(),
                 n,
                 n * m,
@@ -106,7 +110,11 @@ fn main() {
                     .map_or("-".into(), |h| format!("{:.2} ms", ms(h))),
                 r.hold_max
                     .map_or("-".into(), |h| format!("{:.2} ms", ms(h))),
+                r.run_hold_max
+                    .map_or("-".into(), |h| format!("{:.2} ms", ms(h))),
                 r.preempted
+                    .map_or("-".into(), |p| format!("{:.1}%", p * 100.0)),
+                r.blocked
                     .map_or("-".into(), |p| format!("{:.1}%", p * 100.0)),
                 r.waits.map_or("-".into(), |w| format!("{w:.1}")),
                 r.truncations
@@ -223,8 +231,12 @@ struct Load {
     spooled: usize,
     hold_p99: Option<Duration>,
     hold_max: Option<Duration>,
+    /// The longest hold the scheduler did not preempt: the work inside the lock, and its I/O.
+    run_hold_max: Option<Duration>,
     /// The share of transactions during which the holder was switched out involuntarily.
     preempted: Option<f64>,
+    /// The share of transactions during which the holder waited for I/O or a page of memory.
+    blocked: Option<f64>,
     /// How many calls truncated the WAL, how many tried to, and the longest attempt (at most
     /// that long it held the write lock).
     truncations: Option<(u64, usize, Duration)>,
@@ -273,59 +285,59 @@ fn children_cpu_ms() -> f64 {
     ticks * 1000.0 / per_second
 }
 
+/// What one client's calls measured.
+#[derive(Default)]
+struct PerClient {
+    samples: Vec<Duration>,
+    spooled: usize,
+    holds: Vec<Duration>,
+    run_hold_max: Duration,
+    waits: u64,
+    attempts: Vec<Duration>,
+    truncated: u64,
+    preempted: u64,
+    blocked: u64,
+}
+
 fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
     let cpu_before = children_cpu_ms();
     let started = Instant::now();
-    type PerClient = (
-        Vec<Duration>,
-        usize,
-        Vec<Duration>,
-        u64,
-        Vec<Duration>,
-        u64,
-        u64,
-    );
     let per_client: Vec<PerClient> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
             .map(|c| {
                 s.spawn(move || {
-                    let mut samples = Vec::with_capacity(m);
-                    let mut spooled = 0;
-                    let mut holds = Vec::with_capacity(m);
-                    let mut waits = 0u64;
-                    let mut attempts = Vec::new();
-                    let mut truncated = 0u64;
-                    let mut preempted = 0u64;
+                    let mut p = PerClient::default();
                     for i in 0..m {
                         let (took, stderr) = call(kind, program, db, &payload(c, i));
-                        samples.push(took);
+                        p.samples.push(took);
                         if stderr.contains("waits in") {
-                            spooled += 1;
+                            p.spooled += 1;
                         }
                         if let Some(us) = trace_field(&stderr, "hold_us=") {
-                            holds.push(Duration::from_micros(us));
+                            p.holds.push(Duration::from_micros(us));
                         }
-                        waits += trace_field(&stderr, "waits=").unwrap_or(0);
+                        let run = trace_field(&stderr, "run_hold_us=").unwrap_or(0);
+                        p.run_hold_max = p.run_hold_max.max(Duration::from_micros(run));
+                        p.waits += trace_field(&stderr, "waits=").unwrap_or(0);
                         match trace_field(&stderr, "truncation_us=") {
                             Some(0) | None => {}
-                            Some(us) => attempts.push(Duration::from_micros(us)),
+                            Some(us) => p.attempts.push(Duration::from_micros(us)),
                         }
-                        truncated += trace_field(&stderr, "truncated=").unwrap_or(0);
-                        preempted += trace_field(&stderr, "preempted=").unwrap_or(0);
+                        p.truncated += trace_field(&stderr, "truncated=").unwrap_or(0);
+                        p.preempted += trace_field(&stderr, "preempted=").unwrap_or(0);
+                        p.blocked += trace_field(&stderr, "blocked=").unwrap_or(0);
                     }
-                    (
-                        samples, spooled, holds, waits, attempts, truncated, preempted,
-                    )
+                    p
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let wall = started.elapsed();
-    let mut all: Vec<Duration> = per_client.iter().flat_map(|p| p.0.clone()).collect();
+    let mut all: Vec<Duration> = per_client.iter().flat_map(|p| p.samples.clone()).collect();
     all.sort();
     let at = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize];
-    let mut holds: Vec<Duration> = per_client.iter().flat_map(|p| p.2.clone()).collect();
+    let mut holds: Vec<Duration> = per_client.iter().flat_map(|p| p.holds.clone()).collect();
     holds.sort();
     let hold_at = |p: f64| {
         (kind == Kind::Hook && !holds.is_empty())
@@ -337,18 +349,28 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
         p50: at(0.5),
         p99: at(0.99),
         max: *all.last().unwrap(),
-        spooled: per_client.iter().map(|p| p.1).sum(),
+        spooled: per_client.iter().map(|p| p.spooled).sum(),
         hold_p99: hold_at(0.99),
         hold_max: hold_at(1.0),
-        preempted: (kind == Kind::Hook && !holds.is_empty())
-            .then(|| per_client.iter().map(|p| p.6).sum::<u64>() as f64 / holds.len() as f64),
+        run_hold_max: (kind == Kind::Hook && !holds.is_empty()).then(|| {
+            per_client
+                .iter()
+                .map(|p| p.run_hold_max)
+                .max()
+                .unwrap_or_default()
+        }),
+        preempted: (kind == Kind::Hook && !holds.is_empty()).then(|| {
+            per_client.iter().map(|p| p.preempted).sum::<u64>() as f64 / holds.len() as f64
+        }),
+        blocked: (kind == Kind::Hook && !holds.is_empty())
+            .then(|| per_client.iter().map(|p| p.blocked).sum::<u64>() as f64 / holds.len() as f64),
         truncations: (kind == Kind::Hook).then(|| {
-            let t: Vec<Duration> = per_client.iter().flat_map(|p| p.4.clone()).collect();
-            let done = per_client.iter().map(|p| p.5).sum();
+            let t: Vec<Duration> = per_client.iter().flat_map(|p| p.attempts.clone()).collect();
+            let done = per_client.iter().map(|p| p.truncated).sum();
             (done, t.len(), t.iter().max().copied().unwrap_or_default())
         }),
         waits: (kind == Kind::Hook)
-            .then(|| per_client.iter().map(|p| p.3).sum::<u64>() as f64 / all.len() as f64),
+            .then(|| per_client.iter().map(|p| p.waits).sum::<u64>() as f64 / all.len() as f64),
     }
 }
 

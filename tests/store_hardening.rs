@@ -690,3 +690,39 @@ fn a_spool_of_a_thousand_events_is_stored_a_bounded_batch_per_call_each_event_on
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn a_hold_the_scheduler_did_not_preempt_is_reported_as_run_and_is_the_hold_itself() {
+    let env = Env::new("run-hold");
+    record_one(&env);
+    for i in 0..5 {
+        let id = format!("toolu_run{i}");
+        let p = json!({"session_id": A, "cwd": "/tmp", "hook_event_name": "PreToolUse",
+            "tool_name": "Bash", "tool_use_id": id, "tool_input": {"command": "echo run"}});
+        let out = env
+            .cmd("harness-pre-tool-use")
+            .env("AGENT_HARNESS_TRACE_HOLD", "1")
+            .write_stdin(p.to_string())
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(out.status.success(), "{err}");
+        let line = err
+            .lines()
+            .find_map(|l| l.strip_prefix("agent-harness-trace: "))
+            .unwrap_or_else(|| panic!("no trace in: {err}"));
+        let get = |name: &str| -> u64 {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in: {line}"))
+        };
+        let (hold, run, preempted) = (get("hold_us="), get("run_hold_us="), get("preempted="));
+        assert!(get("blocked=") <= 1, "{line}");
+        if preempted == 0 {
+            assert_eq!(run, hold, "an unpreempted hold is its own run: {line}");
+        } else {
+            assert_eq!(run, 0, "a preempted hold is not a run: {line}");
+        }
+    }
+}

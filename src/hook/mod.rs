@@ -94,11 +94,14 @@ pub fn run(binary: &str) -> ExitCode {
         let hold = crate::store::longest_hold().as_micros();
         let _ = writeln!(
             std::io::stderr().lock(),
-            "agent-harness-trace: hold_us={hold} truncation_us={} truncated={} waits={} preempted={}",
+            "agent-harness-trace: hold_us={hold} run_hold_us={} truncation_us={} truncated={} waits={} \
+             preempted={} blocked={}",
+            crate::store::longest_run_hold().as_micros(),
             crate::store::longest_truncation().as_micros(),
             crate::store::truncations(),
             crate::store::busy_waits(),
-            crate::store::preempted_holds()
+            crate::store::preempted_holds(),
+            crate::store::blocked_holds()
         );
     }
     ExitCode::SUCCESS

@@ -171,6 +171,16 @@ pub fn longest_hold() -> Duration {
     Duration::from_micros(LONGEST_HOLD_US.load(Ordering::Relaxed))
 }
 
+/// The longest this process held the store's write lock for a transaction the scheduler did not
+/// preempt (see [`preempted_holds`]): the work inside the lock and its I/O, without the time the
+/// holder waited for a CPU. Reported by hooks for the concurrency benchmark.
+pub fn longest_run_hold() -> Duration {
+    Duration::from_micros(LONGEST_RUN_HOLD_US.load(Ordering::Relaxed))
+}
+
+/// See [`longest_run_hold`].
+static LONGEST_RUN_HOLD_US: AtomicU64 = AtomicU64::new(0);
+
 /// The longest attempt of this process to truncate the WAL (zero when it made none): at most that
 /// long it held the write lock for it. Reported by hooks for the concurrency benchmark.
 pub fn longest_truncation() -> Duration {
@@ -198,17 +208,34 @@ pub fn preempted_holds() -> u64 {
 
 static PREEMPTED_HOLDS: AtomicU64 = AtomicU64::new(0);
 
-/// Involuntary context switches of this process so far (`getrusage`), or 0 when unknown.
-fn involuntary_switches() -> i64 {
+/// How many of this process's write transactions waited for I/O or a page of memory (switched
+/// out voluntarily) while they held the write lock. Reported by hooks for the concurrency
+/// benchmark.
+pub fn blocked_holds() -> u64 {
+    BLOCKED_HOLDS.load(Ordering::Relaxed)
+}
+
+static BLOCKED_HOLDS: AtomicU64 = AtomicU64::new(0);
+
+/// Whether this process was switched out involuntarily (preempted), and voluntarily (blocked),
+/// since `before` was taken by [`context_switches`].
+fn switches_since(before: (i64, i64)) -> (bool, bool) {
+    let now = context_switches();
+    (now.0 > before.0, now.1 > before.1)
+}
+
+/// Involuntary and voluntary context switches of this process so far (`getrusage`), or zeros
+/// when unknown.
+fn context_switches() -> (i64, i64) {
     // SAFETY: an all-zero `rusage` is a valid value of the plain C struct, which getrusage fills.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `usage` is a valid, writable `rusage`.
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return 0;
+        return (0, 0);
     }
-    // A `c_long`: i64 here, i32 on 32-bit targets.
+    // `c_long`s: i64 here, i32 on 32-bit targets.
     #[allow(clippy::useless_conversion)]
-    i64::from(usage.ru_nivcsw)
+    (i64::from(usage.ru_nivcsw), i64::from(usage.ru_nvcsw))
 }
 
 /// Lets every other runnable process run first, so that the transaction about to start is likely
@@ -229,8 +256,8 @@ fn fresh_time_slice() {
     }
 }
 
-fn note_hold(longest: &AtomicU64, began: Instant) {
-    longest.fetch_max(began.elapsed().as_micros() as u64, Ordering::Relaxed);
+fn note_hold(longest: &AtomicU64, held: Duration) {
+    longest.fetch_max(held.as_micros() as u64, Ordering::Relaxed);
 }
 
 /// Configures SQLite for a process that opens one store, writes once and exits (a hook, the
@@ -362,7 +389,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| Error::db("lock", &path, e))?;
         let began = Instant::now();
-        let switches = involuntary_switches();
+        let switches = context_switches();
         // Another process may have migrated since (a newer agent-harness): checked again under
         // the lock, from the cached statement.
         let version = identity(&tx, &path)?;
@@ -375,9 +402,16 @@ impl Store {
         }
         let out = f(&tx)?;
         tx.commit().map_err(|e| Error::db("commit to", &path, e))?;
-        note_hold(&LONGEST_HOLD_US, began);
-        if involuntary_switches() > switches {
+        let held = began.elapsed();
+        note_hold(&LONGEST_HOLD_US, held);
+        let (preempted, blocked) = switches_since(switches);
+        if preempted {
             PREEMPTED_HOLDS.fetch_add(1, Ordering::Relaxed);
+        } else {
+            note_hold(&LONGEST_RUN_HOLD_US, held);
+        }
+        if blocked {
+            BLOCKED_HOLDS.fetch_add(1, Ordering::Relaxed);
         }
         self.bound_wal();
         Ok(out)
@@ -468,7 +502,7 @@ impl Store {
                 });
             if mode == "TRUNCATE" {
                 // An attempt that found a reader in the way may still have taken the lock.
-                note_hold(&LONGEST_TRUNCATION_US, began);
+                note_hold(&LONGEST_TRUNCATION_US, began.elapsed());
                 if matches!(done, Ok(0)) {
                     TRUNCATIONS.fetch_add(1, Ordering::Relaxed);
                 }
