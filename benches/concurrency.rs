@@ -13,11 +13,10 @@
 //! hooks how long one call held the store's write lock for its transaction, p99 and max, and how
 //! many calls truncated the WAL of how many that tried, with the longest try (at most that long
 //! it held the lock for it; each call prints these with `AGENT_HARNESS_TRACE_HOLD`), and the
-//! share of transactions during which the scheduler switched the holder out ("preempted": a long
-//! hold with none is work, one with some is waiting for a CPU), with the longest hold among those
-//! it did not ("run max": what the work inside the lock and its I/O cost) and the share during
-//! which it waited for I/O or a page of memory ("blocked"). Every event is checked to be
-//! stored exactly once.
+//! share of transactions during which the scheduler switched the holder out ("preempted": it
+//! waited for a CPU) and during which it waited for I/O or a page of memory ("blocked"; both
+//! from `getrusage`), with the longest hold that was neither ("work max": what the work inside
+//! the lock costs). Every event is checked to be stored exactly once.
 //!
 //! `BENCH_CLIENTS` (default `1,4,16,64`) and `BENCH_CALLS` (calls per client, default 200; 64
 //! clients run a quarter of that each) set the load.
@@ -65,7 +64,7 @@ fn main() {
         "spooled",
         "hold p99",
         "hold max",
-        "run max",
+        "work max",
         "preempted",
         "blocked",
         "waits",
@@ -110,7 +109,7 @@ fn main() {
                     .map_or("-".into(), |h| format!("{:.2} ms", ms(h))),
                 r.hold_max
                     .map_or("-".into(), |h| format!("{:.2} ms", ms(h))),
-                r.run_hold_max
+                r.work_hold_max
                     .map_or("-".into(), |h| format!("{:.2} ms", ms(h))),
                 r.preempted
                     .map_or("-".into(), |p| format!("{:.1}%", p * 100.0)),
@@ -231,8 +230,8 @@ struct Load {
     spooled: usize,
     hold_p99: Option<Duration>,
     hold_max: Option<Duration>,
-    /// The longest hold the scheduler did not preempt: the work inside the lock, and its I/O.
-    run_hold_max: Option<Duration>,
+    /// The longest hold neither preempted nor blocked: the work inside the lock.
+    work_hold_max: Option<Duration>,
     /// The share of transactions during which the holder was switched out involuntarily.
     preempted: Option<f64>,
     /// The share of transactions during which the holder waited for I/O or a page of memory.
@@ -291,7 +290,7 @@ struct PerClient {
     samples: Vec<Duration>,
     spooled: usize,
     holds: Vec<Duration>,
-    run_hold_max: Duration,
+    work_hold_max: Duration,
     waits: u64,
     attempts: Vec<Duration>,
     truncated: u64,
@@ -316,8 +315,8 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
                         if let Some(us) = trace_field(&stderr, "hold_us=") {
                             p.holds.push(Duration::from_micros(us));
                         }
-                        let run = trace_field(&stderr, "run_hold_us=").unwrap_or(0);
-                        p.run_hold_max = p.run_hold_max.max(Duration::from_micros(run));
+                        let work = trace_field(&stderr, "work_hold_us=").unwrap_or(0);
+                        p.work_hold_max = p.work_hold_max.max(Duration::from_micros(work));
                         p.waits += trace_field(&stderr, "waits=").unwrap_or(0);
                         match trace_field(&stderr, "truncation_us=") {
                             Some(0) | None => {}
@@ -352,10 +351,10 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
         spooled: per_client.iter().map(|p| p.spooled).sum(),
         hold_p99: hold_at(0.99),
         hold_max: hold_at(1.0),
-        run_hold_max: (kind == Kind::Hook && !holds.is_empty()).then(|| {
+        work_hold_max: (kind == Kind::Hook && !holds.is_empty()).then(|| {
             per_client
                 .iter()
-                .map(|p| p.run_hold_max)
+                .map(|p| p.work_hold_max)
                 .max()
                 .unwrap_or_default()
         }),

@@ -692,7 +692,7 @@ fn a_spool_of_a_thousand_events_is_stored_a_bounded_batch_per_call_each_event_on
 }
 
 #[test]
-fn a_hold_the_scheduler_did_not_preempt_is_reported_as_run_and_is_the_hold_itself() {
+fn a_hold_neither_preempted_nor_blocked_is_reported_as_work_and_is_the_hold_itself() {
     let env = Env::new("run-hold");
     record_one(&env);
     for i in 0..5 {
@@ -717,12 +717,16 @@ fn a_hold_the_scheduler_did_not_preempt_is_reported_as_run_and_is_the_hold_itsel
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| panic!("no {name} in: {line}"))
         };
-        let (hold, run, preempted) = (get("hold_us="), get("run_hold_us="), get("preempted="));
-        assert!(get("blocked=") <= 1, "{line}");
-        if preempted == 0 {
-            assert_eq!(run, hold, "an unpreempted hold is its own run: {line}");
+        let (hold, work) = (get("hold_us="), get("work_hold_us="));
+        let (preempted, blocked) = (get("preempted="), get("blocked="));
+        assert!(hold > 0 && preempted <= 1 && blocked <= 1, "{line}");
+        if preempted == 0 && blocked == 0 {
+            assert_eq!(work, hold, "a hold with no switch is all work: {line}");
         } else {
-            assert_eq!(run, 0, "a preempted hold is not a run: {line}");
+            assert_eq!(
+                work, 0,
+                "a hold with a switch is not counted as work: {line}"
+            );
         }
     }
 }

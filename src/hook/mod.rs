@@ -94,9 +94,9 @@ pub fn run(binary: &str) -> ExitCode {
         let hold = crate::store::longest_hold().as_micros();
         let _ = writeln!(
             std::io::stderr().lock(),
-            "agent-harness-trace: hold_us={hold} run_hold_us={} truncation_us={} truncated={} waits={} \
+            "agent-harness-trace: hold_us={hold} work_hold_us={} truncation_us={} truncated={} waits={} \
              preempted={} blocked={}",
-            crate::store::longest_run_hold().as_micros(),
+            crate::store::longest_work_hold().as_micros(),
             crate::store::longest_truncation().as_micros(),
             crate::store::truncations(),
             crate::store::busy_waits(),
