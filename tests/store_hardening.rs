@@ -494,9 +494,9 @@ fn while_another_process_has_the_store_open_the_wal_grows_to_the_shared_bound_on
     assert_eq!(stored, 90);
 }
 
-/// The trace line a hook prints with `AGENT_HARNESS_TRACE_HOLD` (for the concurrency bench): the
-/// value of `field`.
-fn traced(env: &Env, id: &str, command: &str, field: &str) -> u64 {
+/// The trace line a hook prints with `AGENT_HARNESS_TRACE_HOLD` (for the concurrency bench), for
+/// a PreToolUse call running `command`.
+fn trace_line(env: &Env, id: &str, command: &str) -> String {
     let p = json!({"session_id": A, "cwd": "/tmp", "hook_event_name": "PreToolUse",
         "tool_name": "Bash", "tool_use_id": id, "tool_input": {"command": command}});
     let out = env
@@ -509,9 +509,21 @@ fn traced(env: &Env, id: &str, command: &str, field: &str) -> u64 {
     assert!(out.status.success(), "{err}");
     err.lines()
         .find_map(|l| l.strip_prefix("agent-harness-trace: "))
-        .and_then(|t| t.split_whitespace().find_map(|kv| kv.strip_prefix(field)))
+        .unwrap_or_else(|| panic!("no trace in: {err}"))
+        .to_string()
+}
+
+/// The value of `field` in a trace line.
+fn trace_field(line: &str, field: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(field))
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in: {err}"))
+        .unwrap_or_else(|| panic!("no {field} in: {line}"))
+}
+
+/// The value of `field` in the trace line of a PreToolUse call running `command`.
+fn traced(env: &Env, id: &str, command: &str, field: &str) -> u64 {
+    trace_field(&trace_line(env, id, command), field)
 }
 
 #[test]
@@ -696,27 +708,8 @@ fn a_hold_neither_preempted_nor_blocked_is_reported_as_work_and_is_the_hold_itse
     let env = Env::new("run-hold");
     record_one(&env);
     for i in 0..5 {
-        let id = format!("toolu_run{i}");
-        let p = json!({"session_id": A, "cwd": "/tmp", "hook_event_name": "PreToolUse",
-            "tool_name": "Bash", "tool_use_id": id, "tool_input": {"command": "echo run"}});
-        let out = env
-            .cmd("harness-pre-tool-use")
-            .env("AGENT_HARNESS_TRACE_HOLD", "1")
-            .write_stdin(p.to_string())
-            .output()
-            .unwrap();
-        let err = stderr(&out);
-        assert!(out.status.success(), "{err}");
-        let line = err
-            .lines()
-            .find_map(|l| l.strip_prefix("agent-harness-trace: "))
-            .unwrap_or_else(|| panic!("no trace in: {err}"));
-        let get = |name: &str| -> u64 {
-            line.split_whitespace()
-                .find_map(|kv| kv.strip_prefix(name))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("no {name} in: {line}"))
-        };
+        let line = trace_line(&env, &format!("toolu_run{i}"), "echo run");
+        let get = |name: &str| trace_field(&line, name);
         let (hold, work) = (get("hold_us="), get("work_hold_us="));
         let (preempted, blocked) = (get("preempted="), get("blocked="));
         assert!(hold > 0 && preempted <= 1 && blocked <= 1, "{line}");
