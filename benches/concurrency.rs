@@ -2,10 +2,12 @@
 //!
 //! N parallel clients, each a session that runs M PreToolUse hook calls one after another on a
 //! file of its own (no lock conflicts), all on one store, as several Claude Code sessions and
-//! their subagents do. Beside it, in the same run and interleaved per N, the two floors of
-//! `benches/common/floors.rs` under the same load: `floor-naive` (one autocommit INSERT, WAL,
-//! synchronous=NORMAL, SQLite's busy handler, checkpoint on close) and `floor-bounded` (the same
-//! without the close checkpoint, the WAL bounded at the store's bound for a process alone).
+//! their subagents do. Beside it, in the same run, the floors of `benches/common/floors.rs` under
+//! the same load: `floor-naive` (one autocommit INSERT, WAL, synchronous=NORMAL, SQLite's busy
+//! handler, checkpoint on close), `floor-bounded` (the same without the close checkpoint, the WAL
+//! bounded at the store's bound for a process alone) and `floor-held` (the bounded floor's INSERT
+//! in `BEGIN IMMEDIATE` ... `COMMIT`, so that its hold of the write lock is timed as the hook's
+//! is). Each target's calls run in `BENCH_ROUNDS` parts (default 4), the targets taking turns.
 //!
 //! Reported per target and N: events/s (all calls / wall time), p50, p99 and max latency of one
 //! call (spawn to exit), calls whose event was spooled (the store was busy past the timeout),
@@ -25,6 +27,7 @@
 mod floors;
 
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,6 +46,11 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4)
+        .max(1);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let scratch = root
         .join("target")
@@ -72,24 +80,39 @@ fn main() {
     );
     for &n in &clients {
         let m = if n >= 64 { (calls / 4).max(1) } else { calls };
-        let mut results = Vec::new();
-        for kind in [Kind::Naive, Kind::Bounded, Kind::Hook] {
-            let dir = scratch.join(format!("{}-{n}", kind.name()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let db = dir.join("harness.db");
-            if kind != Kind::Hook {
-                // The floor's file made beforehand: 16 naive processes switching a new file to WAL
-                // at once sometimes get SQLITE_BUSY from SQLite without its busy handler, and a
-                // floor that fails is no floor. (The hook's store is made by its first calls.)
-                floors::prepare(&db);
+        let kinds = [Kind::Naive, Kind::Bounded, Kind::Held, Kind::Hook];
+        let dbs: Vec<PathBuf> = kinds
+            .iter()
+            .map(|kind| {
+                let dir = scratch.join(format!("{}-{n}", kind.name()));
+                std::fs::create_dir_all(&dir).unwrap();
+                let db = dir.join("harness.db");
+                if *kind != Kind::Hook {
+                    // The floor's file made beforehand: 16 naive processes switching a new file to
+                    // WAL at once sometimes get SQLITE_BUSY from SQLite without its busy handler,
+                    // and a floor that fails is no floor. (The hook's store is made by its first
+                    // calls.)
+                    floors::prepare(&db);
+                }
+                db
+            })
+            .collect();
+        // The calls of each target in `rounds` parts, the targets taking turns (each round
+        // starting one target later), so that this machine's drift (the CPU time of one call
+        // moves by a quarter between runs minutes apart) falls on every target alike.
+        let mut parts: Vec<Vec<Part>> = kinds.iter().map(|_| Vec::new()).collect();
+        for round in 0..rounds {
+            let (first, last) = (m * round / rounds, m * (round + 1) / rounds);
+            for turn in 0..kinds.len() {
+                let k = (round + turn) % kinds.len();
+                let program = if kinds[k] == Kind::Hook { &hook } else { &me };
+                parts[k].push(run_load(kinds[k], program, &dbs[k], n, first..last));
             }
-            let program = match kind {
-                Kind::Hook => hook.clone(),
-                _ => me.clone(),
-            };
-            let r = run_load(kind, &program, &db, n, m);
-            check_stored(kind, &db, n * m, &hook);
-            results.push((kind, r));
+        }
+        let mut results = Vec::new();
+        for (k, kind) in kinds.iter().enumerate() {
+            check_stored(*kind, &dbs[k], n * m, &hook);
+            results.push((*kind, summarize(*kind, std::mem::take(&mut parts[k]))));
         }
         let naive_rate = results[0].1.rate;
         let bounded_p50 = results[1].1.p50;
@@ -123,7 +146,7 @@ fn main() {
                     ))
             );
         }
-        let hook = &results[2].1;
+        let hook = &results[3].1;
         println!(
             "  N={n}: hook events/s / naive floor's: {:.2}x (aim >= 1.00x); p50 / bounded floor's: \
              {:.2}x (aim <= 1.20x at N=1)",
@@ -207,6 +230,7 @@ fn holds_by_input(scratch: &Path) {
 enum Kind {
     Naive,
     Bounded,
+    Held,
     Hook,
 }
 
@@ -215,8 +239,14 @@ impl Kind {
         match self {
             Kind::Naive => "floor-naive",
             Kind::Bounded => "floor-bounded",
+            Kind::Held => "floor-held",
             Kind::Hook => "harness-pre-tool-use",
         }
+    }
+
+    /// Whether its calls print the hooks' trace line (holds, truncations, switches).
+    fn traced(self) -> bool {
+        matches!(self, Kind::Held | Kind::Hook)
     }
 }
 
@@ -298,15 +328,24 @@ struct PerClient {
     blocked: u64,
 }
 
-fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
+/// One part of a target's load: the clients' measures, its wall time and its calls' CPU time.
+struct Part {
+    per_client: Vec<PerClient>,
+    wall: Duration,
+    cpu_ms: f64,
+}
+
+/// `n` clients, each making the calls numbered `calls` one after another.
+fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, calls: Range<usize>) -> Part {
     let cpu_before = children_cpu_ms();
     let started = Instant::now();
     let per_client: Vec<PerClient> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
             .map(|c| {
+                let calls = calls.clone();
                 s.spawn(move || {
                     let mut p = PerClient::default();
-                    for i in 0..m {
+                    for i in calls {
                         let (took, stderr) = call(kind, program, db, &payload(c, i));
                         p.samples.push(took);
                         if stderr.contains("waits in") {
@@ -332,38 +371,49 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, m: usize) -> Load {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let wall = started.elapsed();
+    Part {
+        per_client,
+        wall: started.elapsed(),
+        cpu_ms: children_cpu_ms() - cpu_before,
+    }
+}
+
+/// A target's parts, taken together: events/s over their wall time, percentiles over all calls.
+fn summarize(kind: Kind, parts: Vec<Part>) -> Load {
+    let wall: Duration = parts.iter().map(|p| p.wall).sum();
+    let cpu_ms: f64 = parts.iter().map(|p| p.cpu_ms).sum();
+    let per_client: Vec<PerClient> = parts.into_iter().flat_map(|p| p.per_client).collect();
     let mut all: Vec<Duration> = per_client.iter().flat_map(|p| p.samples.clone()).collect();
     all.sort();
     let at = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize];
     let mut holds: Vec<Duration> = per_client.iter().flat_map(|p| p.holds.clone()).collect();
     holds.sort();
     let hold_at = |p: f64| {
-        (kind == Kind::Hook && !holds.is_empty())
+        (kind.traced() && !holds.is_empty())
             .then(|| holds[((holds.len() as f64 - 1.0) * p).round() as usize])
     };
     Load {
         rate: all.len() as f64 / wall.as_secs_f64(),
-        cpu_ms: (children_cpu_ms() - cpu_before) / all.len() as f64,
+        cpu_ms: cpu_ms / all.len() as f64,
         p50: at(0.5),
         p99: at(0.99),
         max: *all.last().unwrap(),
         spooled: per_client.iter().map(|p| p.spooled).sum(),
         hold_p99: hold_at(0.99),
         hold_max: hold_at(1.0),
-        work_hold_max: (kind == Kind::Hook && !holds.is_empty()).then(|| {
+        work_hold_max: (kind.traced() && !holds.is_empty()).then(|| {
             per_client
                 .iter()
                 .map(|p| p.work_hold_max)
                 .max()
                 .unwrap_or_default()
         }),
-        preempted: (kind == Kind::Hook && !holds.is_empty()).then(|| {
+        preempted: (kind.traced() && !holds.is_empty()).then(|| {
             per_client.iter().map(|p| p.preempted).sum::<u64>() as f64 / holds.len() as f64
         }),
-        blocked: (kind == Kind::Hook && !holds.is_empty())
+        blocked: (kind.traced() && !holds.is_empty())
             .then(|| per_client.iter().map(|p| p.blocked).sum::<u64>() as f64 / holds.len() as f64),
-        truncations: (kind == Kind::Hook).then(|| {
+        truncations: kind.traced().then(|| {
             let t: Vec<Duration> = per_client.iter().flat_map(|p| p.attempts.clone()).collect();
             let done = per_client.iter().map(|p| p.truncated).sum();
             (done, t.len(), t.iter().max().copied().unwrap_or_default())
@@ -386,6 +436,9 @@ fn call(kind: Kind, program: &Path, db: &Path, stdin: &[u8]) -> (Duration, Strin
         }
         Kind::Bounded => {
             cmd.arg("floor-bounded").arg(db);
+        }
+        Kind::Held => {
+            cmd.arg("floor-held").arg(db);
         }
     }
     cmd.stdin(Stdio::piped())

@@ -4,7 +4,7 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Runs the floor named by `args[1]`, if any; returns false when the process is not a floor.
 pub fn run_if_floor(args: &[String]) -> bool {
@@ -12,6 +12,7 @@ pub fn run_if_floor(args: &[String]) -> bool {
         Some("floor-parse") => floor_parse(),
         Some("floor-naive") => floor_naive(Path::new(&args[2]), Close::Checkpoint),
         Some("floor-bounded") => floor_naive(Path::new(&args[2]), Close::BoundedWal),
+        Some("floor-held") => floor_held(Path::new(&args[2])),
         _ => return false,
     }
     true
@@ -73,4 +74,71 @@ fn floor_naive(db: &Path, close: Close) {
             let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         }
     }
+}
+
+/// The bounded floor with its one INSERT in `BEGIN IMMEDIATE` ... `COMMIT` (the same locks as the
+/// autocommit INSERT, which takes the write lock for its one statement) and the statement compiled
+/// before, so that the write lock's hold can be timed as the hooks time theirs: it prints the
+/// hooks' trace line (`hold_us=`, `work_hold_us=`, `truncation_us=`, `preempted=`, `blocked=`)
+/// on stderr. How long the least a recording hook could do holds the lock under the same load.
+fn floor_held(db: &Path) {
+    let mut buf = Vec::new();
+    std::io::stdin().read_to_end(&mut buf).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(Duration::from_secs(2)).unwrap();
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    conn.execute(EVENTS_TABLE, []).unwrap();
+    let payload = v.to_string();
+    let mut insert = conn
+        .prepare("INSERT INTO events (payload) VALUES (?1)")
+        .unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let began = Instant::now();
+    let switches = switches();
+    insert.execute([payload]).unwrap();
+    conn.execute_batch("COMMIT").unwrap();
+    let held = began.elapsed();
+    let after = self::switches();
+    let (preempted, blocked) = (after.0 > switches.0, after.1 > switches.1);
+    let (mut truncation, mut truncated) = (Duration::ZERO, false);
+    let wal = agent_harness::store::wal_path(db);
+    if std::fs::metadata(wal).is_ok_and(|m| m.len() > agent_harness::store::WAL_BOUND_BYTES) {
+        let tried = Instant::now();
+        let busy: i64 = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .unwrap_or(1);
+        truncation = tried.elapsed().max(Duration::from_micros(1));
+        truncated = busy == 0;
+    }
+    let work = if preempted || blocked {
+        Duration::ZERO
+    } else {
+        held
+    };
+    eprintln!(
+        "agent-harness-trace: hold_us={} work_hold_us={} truncation_us={} truncated={} \
+         preempted={} blocked={}",
+        held.as_micros(),
+        work.as_micros(),
+        truncation.as_micros(),
+        u8::from(truncated),
+        u8::from(preempted),
+        u8::from(blocked)
+    );
+}
+
+/// Involuntary and voluntary context switches of this process so far (`getrusage`).
+fn switches() -> (i64, i64) {
+    // SAFETY: an all-zero `rusage` is a valid value of the plain C struct, which getrusage fills.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable `rusage`.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) }, 0);
+    (usage.ru_nivcsw, usage.ru_nvcsw)
 }
