@@ -13,8 +13,9 @@
 //! call (spawn to exit), calls whose event was spooled (the store was busy past the timeout),
 //! the CPU time one call cost (user and system, of the process the bench started), and for the
 //! hooks how long one call held the store's write lock for its transaction, p99 and max, and how
-//! many calls truncated the WAL of how many that tried, with the longest try (at most that long
-//! it held the lock for it; each call prints these with `AGENT_HARNESS_TRACE_HOLD`), and the
+//! many calls reset the WAL (a TRUNCATE alone, a RESTART while others have the store open) of how
+//! many that tried, with the longest try (at most that long it held the lock for it; each call
+//! prints these with `AGENT_HARNESS_TRACE_HOLD`), and the
 //! share of transactions during which the scheduler switched the holder out ("preempted": it
 //! waited for a CPU) and during which it waited for I/O or a page of memory ("blocked"; both
 //! from `getrusage`), with the longest hold that was neither ("work max": what the work inside
@@ -76,7 +77,7 @@ fn main() {
         "preempted",
         "blocked",
         "waits",
-        "truncated, longest"
+        "WAL resets, longest"
     );
     for &n in &clients {
         let m = if n >= 64 { (calls / 4).max(1) } else { calls };
@@ -139,11 +140,10 @@ fn main() {
                 r.blocked
                     .map_or("-".into(), |p| format!("{:.1}%", p * 100.0)),
                 r.waits.map_or("-".into(), |w| format!("{w:.1}")),
-                r.truncations
-                    .map_or("-".into(), |(done, tried, max)| format!(
-                        "{done}/{tried} {:.2} ms",
-                        ms(max)
-                    ))
+                r.resets.map_or("-".into(), |(done, tried, max)| format!(
+                    "{done}/{tried} {:.2} ms",
+                    ms(max)
+                ))
             );
         }
         let hook = &results[3].1;
@@ -244,7 +244,7 @@ impl Kind {
         }
     }
 
-    /// Whether its calls print the hooks' trace line (holds, truncations, switches).
+    /// Whether its calls print the hooks' trace line (holds, WAL resets, switches).
     fn traced(self) -> bool {
         matches!(self, Kind::Held | Kind::Hook)
     }
@@ -266,9 +266,10 @@ struct Load {
     preempted: Option<f64>,
     /// The share of transactions during which the holder waited for I/O or a page of memory.
     blocked: Option<f64>,
-    /// How many calls truncated the WAL, how many tried to, and the longest attempt (at most
-    /// that long it held the write lock).
-    truncations: Option<(u64, usize, Duration)>,
+    /// How many calls reset the WAL (truncated it, or restarted it while others had the store
+    /// open), how many tried to, and the longest attempt (at most that long it held the write
+    /// lock).
+    resets: Option<(u64, usize, Duration)>,
     /// Busy-handler sleeps per call.
     waits: Option<f64>,
 }
@@ -323,7 +324,7 @@ struct PerClient {
     work_hold_max: Duration,
     waits: u64,
     attempts: Vec<Duration>,
-    truncated: u64,
+    resets: u64,
     preempted: u64,
     blocked: u64,
 }
@@ -357,11 +358,11 @@ fn run_load(kind: Kind, program: &Path, db: &Path, n: usize, calls: Range<usize>
                         let work = trace_field(&stderr, "work_hold_us=").unwrap_or(0);
                         p.work_hold_max = p.work_hold_max.max(Duration::from_micros(work));
                         p.waits += trace_field(&stderr, "waits=").unwrap_or(0);
-                        match trace_field(&stderr, "truncation_us=") {
+                        match trace_field(&stderr, "reset_us=") {
                             Some(0) | None => {}
                             Some(us) => p.attempts.push(Duration::from_micros(us)),
                         }
-                        p.truncated += trace_field(&stderr, "truncated=").unwrap_or(0);
+                        p.resets += trace_field(&stderr, "resets=").unwrap_or(0);
                         p.preempted += trace_field(&stderr, "preempted=").unwrap_or(0);
                         p.blocked += trace_field(&stderr, "blocked=").unwrap_or(0);
                     }
@@ -413,9 +414,9 @@ fn summarize(kind: Kind, parts: Vec<Part>) -> Load {
         }),
         blocked: (kind.traced() && !holds.is_empty())
             .then(|| per_client.iter().map(|p| p.blocked).sum::<u64>() as f64 / holds.len() as f64),
-        truncations: kind.traced().then(|| {
+        resets: kind.traced().then(|| {
             let t: Vec<Duration> = per_client.iter().flat_map(|p| p.attempts.clone()).collect();
-            let done = per_client.iter().map(|p| p.truncated).sum();
+            let done = per_client.iter().map(|p| p.resets).sum();
             (done, t.len(), t.iter().max().copied().unwrap_or_default())
         }),
         waits: (kind == Kind::Hook)

@@ -445,6 +445,7 @@ fn while_another_process_has_the_store_open_the_wal_grows_to_the_shared_bound_on
         .unwrap();
     let wal = wal_path(&env.db);
     let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let first_cycle = wal_cycle(&wal);
     let blob = format!("echo {}", "w".repeat(60_000));
     let mut longest = 0;
     for i in 0..90 {
@@ -457,13 +458,23 @@ fn while_another_process_has_the_store_open_the_wal_grows_to_the_shared_bound_on
                 wal_len()
             );
         }
+        if longest > WAL_SHARED_BOUND_BYTES {
+            // Reset by a RESTART, not cut: the next writer starts over in the file as it is.
+            assert!(
+                wal_len() >= WAL_SHARED_BOUND_BYTES,
+                "call {i} cut the WAL to {} bytes with another process attached",
+                wal_len()
+            );
+        }
         longest = longest.max(wal_len());
     }
-    // 90 calls of about 64 KiB each passed the shared bound once: it was checkpointed then.
+    // 90 calls of about 64 KiB each passed the shared bound once: it was checkpointed then, and
+    // the WAL started over from its beginning.
     assert!(
         longest <= WAL_SHARED_BOUND_BYTES + 256 * 1024,
         "the WAL grew to {longest} bytes"
     );
+    assert_ne!(wal_cycle(&wal), first_cycle, "the WAL never started over");
     // Left over the small bound by the last calls.
     let blob = format!("echo {}", "v".repeat(60_000));
     for i in 0..6 {
@@ -492,6 +503,13 @@ fn while_another_process_has_the_store_open_the_wal_grows_to_the_shared_bound_on
         )
         .unwrap();
     assert_eq!(stored, 90);
+}
+
+/// The checkpoint sequence number in the WAL file's header (bytes 12 to 16, big-endian): it moves
+/// each time the WAL starts over from its beginning, with the first frame written after.
+fn wal_cycle(wal: &std::path::Path) -> u32 {
+    let bytes = std::fs::read(wal).unwrap();
+    u32::from_be_bytes(bytes[12..16].try_into().unwrap())
 }
 
 /// The trace line a hook prints with `AGENT_HARNESS_TRACE_HOLD` (for the concurrency bench), for
@@ -527,12 +545,12 @@ fn traced(env: &Env, id: &str, command: &str, field: &str) -> u64 {
 }
 
 #[test]
-fn a_truncation_is_not_tried_while_another_process_reads_the_wal() {
+fn a_wal_reset_is_not_tried_while_another_process_reads_the_wal() {
     use agent_harness::store::{WAL_SHARED_BOUND_BYTES, wal_path};
     let env = Env::new("reader-in-wal");
     record_one(&env);
     // A reader whose snapshot holds frames not yet copied into the database: it holds one of
-    // the WAL's read marks until it ends, so no TRUNCATE can succeed meanwhile.
+    // the WAL's read marks until it ends, so no reset can succeed meanwhile.
     let reader = env.db();
     reader
         .set_db_config(
@@ -550,21 +568,29 @@ fn a_truncation_is_not_tried_while_another_process_reads_the_wal() {
     let mut i = 0;
     while wal_len() <= WAL_SHARED_BOUND_BYTES + 128 * 1024 {
         assert!(i < 200, "the WAL stayed at {} bytes", wal_len());
-        let tried = traced(&env, &format!("toolu_r{i}"), &blob, "truncation_us=");
-        assert_eq!(tried, 0, "call {i} tried to truncate under a reader");
+        let tried = traced(&env, &format!("toolu_r{i}"), &blob, "reset_us=");
+        assert_eq!(tried, 0, "call {i} tried to reset the WAL under a reader");
         i += 1;
     }
     // Past the bound with the reader still in: the next calls leave the WAL as it is.
     for j in 0..3 {
-        let tried = traced(&env, &format!("toolu_past{j}"), &blob, "truncation_us=");
+        let tried = traced(&env, &format!("toolu_past{j}"), &blob, "reset_us=");
         assert_eq!(
             tried, 0,
-            "a call past the bound tried to truncate under a reader"
+            "a call past the bound tried to reset the WAL under a reader"
         );
     }
     reader.execute_batch("COMMIT").unwrap();
-    // The reader gone (its connection still open), the next call truncates.
-    assert_eq!(traced(&env, "toolu_after", "echo done", "truncated="), 1);
+    // The reader gone (its connection still open), the next call resets the WAL: a RESTART, as
+    // another process has the store open, so the call after it starts the WAL over in place.
+    let cycle = wal_cycle(&wal);
+    assert_eq!(traced(&env, "toolu_after", "echo done", "resets="), 1);
+    record_one(&env);
+    assert_ne!(wal_cycle(&wal), cycle, "the WAL did not start over");
+    assert!(wal_len() >= WAL_SHARED_BOUND_BYTES, "the WAL was cut");
+    // Alone, the next call past the small bound truncates it.
+    drop(reader);
+    assert_eq!(traced(&env, "toolu_alone", "echo alone", "resets="), 1);
     assert_eq!(wal_len(), 0, "the WAL was not truncated");
     assert_eq!(
         env.count("SELECT count(*) FROM events WHERE tool_use_id LIKE 'toolu_r%'"),

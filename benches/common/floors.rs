@@ -79,7 +79,7 @@ fn floor_naive(db: &Path, close: Close) {
 /// The bounded floor with its one INSERT in `BEGIN IMMEDIATE` ... `COMMIT` (the same locks as the
 /// autocommit INSERT, which takes the write lock for its one statement) and the statement compiled
 /// before, so that the write lock's hold can be timed as the hooks time theirs: it prints the
-/// hooks' trace line (`hold_us=`, `work_hold_us=`, `truncation_us=`, `preempted=`, `blocked=`)
+/// hooks' trace line (`hold_us=`, `work_hold_us=`, `reset_us=`, `preempted=`, `blocked=`)
 /// on stderr. How long the least a recording hook could do holds the lock under the same load.
 fn floor_held(db: &Path) {
     let mut buf = Vec::new();
@@ -123,7 +123,7 @@ fn floor_held(db: &Path) {
         held
     };
     eprintln!(
-        "agent-harness-trace: hold_us={} work_hold_us={} truncation_us={} truncated={} \
+        "agent-harness-trace: hold_us={} work_hold_us={} reset_us={} resets={} \
          preempted={} blocked={}",
         held.as_micros(),
         work.as_micros(),

@@ -94,11 +94,11 @@ pub fn run(binary: &str) -> ExitCode {
         let hold = crate::store::longest_hold().as_micros();
         let _ = writeln!(
             std::io::stderr().lock(),
-            "agent-harness-trace: hold_us={hold} work_hold_us={} truncation_us={} truncated={} waits={} \
+            "agent-harness-trace: hold_us={hold} work_hold_us={} reset_us={} resets={} waits={} \
              preempted={} blocked={}",
             crate::store::longest_work_hold().as_micros(),
-            crate::store::longest_truncation().as_micros(),
-            crate::store::truncations(),
+            crate::store::longest_wal_reset().as_micros(),
+            crate::store::wal_resets(),
             crate::store::busy_waits(),
             crate::store::preempted_holds(),
             crate::store::blocked_holds()

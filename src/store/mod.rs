@@ -22,8 +22,9 @@
 //! brings the WAL back under the small bound (its process has just rebuilt the index from up to
 //! 4 MiB of WAL, once). That checkpoint never waits: not for another writer, not for a
 //! reader (an idle `sqlite3` shell, a DB browser holding a read transaction). It copies what it
-//! can without the write lock (PASSIVE), then truncates the WAL only when nobody is in the way;
-//! otherwise a later write tries again. A waiting checkpoint would hold the write lock while it
+//! can without the write lock (PASSIVE), then resets the WAL only when nobody is in the way
+//! (alone it truncates it; while others have the store open it makes the next writer start it
+//! over in place, without cutting the file under the lock); otherwise a later write tries again. A waiting checkpoint would hold the write lock while it
 //! waits, and every other hook on the machine with it.
 //!
 //! Many writers: SQLite's own busy handler sleeps up to 100 ms at a time, so a waiting hook sleeps
@@ -57,6 +58,7 @@ pub mod routes;
 pub mod runs;
 pub mod spool;
 
+use std::ffi::c_int;
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -96,15 +98,17 @@ pub const STATEMENT_CACHE: usize = 64;
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// A write that finds the WAL larger than this, and no other process with the store open, runs a
-/// TRUNCATE checkpoint. A hook call adds 3 to 5 frames of 4 KiB; the next process to open the store
+/// A write that finds the WAL file larger than this, and no other process with the store open,
+/// runs a TRUNCATE checkpoint. A hook call adds 3 to 5 frames of 4 KiB; the next process to open the store
 /// alone re-reads them all, and a checkpoint costs two fsyncs.
 pub const WAL_BOUND_BYTES: u64 = 256 * 1024;
 
-/// The bound while another process has the store open: SQLite's own automatic checkpoint size
-/// (1,000 pages). Each process that opens the store while another has it open finds the WAL index
-/// in shared memory already built and reads none of the WAL, so a longer WAL costs it nothing,
-/// while a checkpoint every 256 KiB cost CPU and held the write lock for its truncation
+/// The bound while another process has the store open, on the WAL's frames since it last
+/// restarted (the file keeps its length; see `Store::bound_wal`): SQLite's own automatic
+/// checkpoint size (1,000 pages), and the length a longer WAL file is cut back to when it
+/// restarts. Each process that opens the store while another has it open finds the WAL index in
+/// shared memory already built and reads none of the WAL, so a longer WAL costs it nothing, while
+/// a checkpoint every 256 KiB cost CPU and held the write lock for its truncation
 /// (`cargo bench --bench concurrency`, 16 clients, four rounds interleaved with the single bound:
 /// 1.62 ms of CPU a call against 1.73 ms, 1,095 events/s against 1,035).
 pub const WAL_SHARED_BOUND_BYTES: u64 = 4 * 1024 * 1024;
@@ -181,22 +185,24 @@ pub fn longest_work_hold() -> Duration {
 /// See [`longest_work_hold`].
 static LONGEST_WORK_HOLD_US: AtomicU64 = AtomicU64::new(0);
 
-/// The longest attempt of this process to truncate the WAL (zero when it made none): at most that
-/// long it held the write lock for it. Reported by hooks for the concurrency benchmark.
-pub fn longest_truncation() -> Duration {
-    Duration::from_micros(LONGEST_TRUNCATION_US.load(Ordering::Relaxed))
+/// The longest attempt of this process to reset the WAL (zero when it made none; see
+/// `Store::bound_wal`): at most that long it held the write lock for it. Reported by hooks for the
+/// concurrency benchmark.
+pub fn longest_wal_reset() -> Duration {
+    Duration::from_micros(LONGEST_WAL_RESET_US.load(Ordering::Relaxed))
 }
 
-/// See [`longest_truncation`].
-static LONGEST_TRUNCATION_US: AtomicU64 = AtomicU64::new(0);
+/// See [`longest_wal_reset`].
+static LONGEST_WAL_RESET_US: AtomicU64 = AtomicU64::new(0);
 
-/// How many times this process truncated the WAL (attempts that found a reader or writer in the
-/// way do not count). Reported by hooks for the concurrency benchmark.
-pub fn truncations() -> u64 {
-    TRUNCATIONS.load(Ordering::Relaxed)
+/// How many times this process reset the WAL: truncated it, or made the next writer restart it
+/// (attempts that found a reader or writer in the way do not count). Reported by hooks for the
+/// concurrency benchmark.
+pub fn wal_resets() -> u64 {
+    WAL_RESETS.load(Ordering::Relaxed)
 }
 
-static TRUNCATIONS: AtomicU64 = AtomicU64::new(0);
+static WAL_RESETS: AtomicU64 = AtomicU64::new(0);
 
 /// How many of this process's write transactions the scheduler preempted before their commit
 /// ended (the process was switched out involuntarily while it held the write lock). Reported by
@@ -272,6 +278,9 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     busy_timeout: Duration,
+    /// The WAL's length in frames after this connection's latest commit (SQLite's WAL hook), 0
+    /// before its first: the frames since the WAL last restarted, whatever the file's length.
+    wal_frames: std::sync::Arc<AtomicU64>,
 }
 
 impl Store {
@@ -313,13 +322,29 @@ impl Store {
         // whose plan does not change with the value.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
             .map_err(err)?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0;")
-            .map_err(err)?;
+        // No automatic checkpoint (a write bounds the WAL itself, see `bound_wal`); a WAL left
+        // longer than the shared bound (a reader kept its snapshot through a busy spell) is cut
+        // back to it by the first commit after it restarts.
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; \
+             PRAGMA journal_size_limit = {WAL_SHARED_BOUND_BYTES};"
+        ))
+        .map_err(err)?;
+        // After the pragma, which sets the WAL hook itself (to none, with no automatic
+        // checkpoint): this one only notes the WAL's length, and never checkpoints.
+        let wal_frames = std::sync::Arc::new(AtomicU64::new(0));
+        let noted = wal_frames.clone();
+        conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, frames: c_int| {
+            noted.store(frames.max(0) as u64, Ordering::Relaxed);
+            Ok(())
+        }))
+        .map_err(err)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(Store {
             conn,
             path: path.to_path_buf(),
             busy_timeout,
+            wal_frames,
         })
     }
 
@@ -465,15 +490,24 @@ impl Store {
     }
 
     /// Checkpoints when the WAL has grown past its bound, never waiting for anyone: PASSIVE first
-    /// (copies what no reader needs, without the write lock), then TRUNCATE with no busy handler
+    /// (copies what no reader needs, without the write lock), then a reset with no busy handler
     /// (takes the write lock only if it is free, and gives up at once when a reader still uses
     /// the WAL). Failure is harmless: a later write tries again.
     ///
-    /// The TRUNCATE is not tried while another process reads frames of the WAL (holds a read
-    /// mark, [`SHM_WAL_READERS`]): SQLite would take the write lock, copy the frames committed
-    /// since the PASSIVE with two fsyncs, and only then find the reader and give up. With 16
-    /// clients that was 9 tries in 10, and the longest holds of the benchmark; asked first, the
-    /// tries fell from 300 to 530 a run to 20 to 50, with as many truncations (9 to 16).
+    /// Alone, the reset is a TRUNCATE: the next process to open the store rebuilds the WAL index
+    /// from the WAL and, in a fresh index, forgets what was copied, so only an empty file makes it
+    /// start the WAL over. While another process has the store open, the index is shared, and the
+    /// reset is a RESTART: it makes the next writer start the WAL over from its beginning, in the
+    /// file's blocks as they are, without the `ftruncate` that a TRUNCATE adds under the lock
+    /// (1 to 2 ms on the disk measured, where the blocks freed are discarded then). The file then
+    /// keeps its length, so the bound is taken from the frames since the restart, as SQLite's WAL
+    /// hook reports them after this connection's commit.
+    ///
+    /// The reset is not tried while another process reads frames of the WAL (holds a read mark,
+    /// [`SHM_WAL_READERS`]): SQLite would take the write lock, copy the frames committed since the
+    /// PASSIVE with two fsyncs, and only then find the reader and give up. With 16 clients that
+    /// was 9 tries in 10, and the longest holds of the benchmark; asked first, the tries fell from
+    /// 300 to 530 a run to 20 to 50, with as many truncations (9 to 16).
     fn bound_wal(&mut self) {
         // The file SQLite opened, symlinks resolved: its `-wal` and `-shm` files are beside it,
         // not beside a symlink `HARNESS_DB` names.
@@ -485,14 +519,21 @@ impl Store {
         let Ok(meta) = std::fs::metadata(wal_path(&db)) else {
             return;
         };
-        if meta.len() <= WAL_BOUND_BYTES
-            || (meta.len() <= WAL_SHARED_BOUND_BYTES && others_attached(&db))
-        {
+        if meta.len() <= WAL_BOUND_BYTES {
             return;
         }
+        let reset = if others_attached(&db) {
+            // Not known (no frames committed here): left to a write that knows.
+            if self.wal_bytes().is_none_or(|n| n <= WAL_SHARED_BOUND_BYTES) {
+                return;
+            }
+            "RESTART"
+        } else {
+            "TRUNCATE"
+        };
         let _ = self.conn.busy_handler(None::<fn(i32) -> bool>);
-        for mode in ["PASSIVE", "TRUNCATE"] {
-            if mode == "TRUNCATE" && others_read_the_wal(&db) {
+        for mode in ["PASSIVE", reset] {
+            if mode == reset && others_read_the_wal(&db) {
                 break;
             }
             let began = Instant::now();
@@ -501,11 +542,11 @@ impl Store {
                 .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
                     r.get::<_, i64>(0)
                 });
-            if mode == "TRUNCATE" {
+            if mode == reset {
                 // An attempt that found a reader in the way may still have taken the lock.
-                note_hold(&LONGEST_TRUNCATION_US, began.elapsed());
+                note_hold(&LONGEST_WAL_RESET_US, began.elapsed());
                 if matches!(done, Ok(0)) {
-                    TRUNCATIONS.fetch_add(1, Ordering::Relaxed);
+                    WAL_RESETS.fetch_add(1, Ordering::Relaxed);
                 }
             }
             if !matches!(done, Ok(0)) {
@@ -513,6 +554,22 @@ impl Store {
             }
         }
         let _ = self.conn.busy_handler(Some(busy_waiter(self.busy_timeout)));
+    }
+
+    /// How long the WAL is since it last restarted, in bytes (its header and frames), after this
+    /// connection's latest commit; None before the first, or when the page size cannot be read.
+    fn wal_bytes(&self) -> Option<u64> {
+        let frames = self.wal_frames.load(Ordering::Relaxed);
+        if frames == 0 {
+            return None;
+        }
+        let page: i64 = self
+            .conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .ok()?;
+        let page = u64::try_from(page).ok()?;
+        // A 32-byte header, then frames of a 24-byte header and a page each.
+        Some(32 + frames * (24 + page))
     }
 
     /// Moves a corrupt store file (and its WAL and shared-memory files) aside as
