@@ -123,7 +123,7 @@ const SHM_DMS_BYTE: i64 = 128;
 /// `WAL_READ_LOCK(4)`, lock slots 4 to 7 from byte 120 (`UNIX_SHM_BASE`). A read transaction
 /// holds one of them shared for its whole length when its snapshot includes frames not yet copied
 /// into the database, and every write transaction holds one. One that began with everything
-/// copied holds `WAL_READ_LOCK(0)` (byte 123) instead; it can still make a TRUNCATE give up when
+/// copied holds `WAL_READ_LOCK(0)` (byte 123) instead; it can still make a reset give up when
 /// frames were committed after it began, so a free range here makes a truncation likely, not
 /// certain.
 const SHM_WAL_READERS: (i64, i64) = (124, 4);
@@ -611,7 +611,7 @@ fn others_attached(db: &Path) -> bool {
 }
 
 /// Whether a process other than this one is reading frames of the WAL (holds a read mark other
-/// than "everything copied"): then a TRUNCATE checkpoint would fail.
+/// than "everything copied"): then a TRUNCATE or RESTART checkpoint would fail.
 fn others_read_the_wal(db: &Path) -> bool {
     shm_locked(db, SHM_WAL_READERS)
 }
