@@ -505,11 +505,12 @@ fn while_another_process_has_the_store_open_the_wal_grows_to_the_shared_bound_on
     assert_eq!(stored, 90);
 }
 
-/// The checkpoint sequence number in the WAL file's header (bytes 12 to 16, big-endian): it moves
-/// each time the WAL starts over from its beginning, with the first frame written after.
-fn wal_cycle(wal: &std::path::Path) -> u32 {
+/// The salts in the WAL file's header (bytes 16 to 24): new each time the WAL starts over from its
+/// beginning, with the first frame written after. (The checkpoint sequence number before them is
+/// each connection's own count, and a fresh process joining a shared index writes the same one.)
+fn wal_cycle(wal: &std::path::Path) -> u64 {
     let bytes = std::fs::read(wal).unwrap();
-    u32::from_be_bytes(bytes[12..16].try_into().unwrap())
+    u64::from_be_bytes(bytes[16..24].try_into().unwrap())
 }
 
 /// The trace line a hook prints with `AGENT_HARNESS_TRACE_HOLD` (for the concurrency bench), for
