@@ -48,9 +48,10 @@ pub fn prepare(db: &Path) {
 const EVENTS_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)";
 
-/// The naive floor: read, parse, insert one row with rusqlite (WAL, synchronous=NORMAL, SQLite's
-/// own busy handler with a 2 s timeout), close.
-fn floor_naive(db: &Path, close: Close) {
+/// What every naive floor does first: reads stdin and parses it, opens the store with SQLite's
+/// busy handler (2 s), WAL and synchronous=NORMAL, with no close checkpoint for the bounded ones,
+/// and makes its table; returns the connection and the payload to insert.
+fn read_and_open(db: &Path, close: Close) -> (rusqlite::Connection, String) {
     let mut buf = Vec::new();
     std::io::stdin().read_to_end(&mut buf).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
@@ -66,7 +67,14 @@ fn floor_naive(db: &Path, close: Close) {
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
     conn.execute(EVENTS_TABLE, []).unwrap();
-    conn.execute("INSERT INTO events (payload) VALUES (?1)", [v.to_string()])
+    (conn, v.to_string())
+}
+
+/// The naive floor: read, parse, insert one row with rusqlite (WAL, synchronous=NORMAL, SQLite's
+/// own busy handler with a 2 s timeout), close.
+fn floor_naive(db: &Path, close: Close) {
+    let (conn, payload) = read_and_open(db, close);
+    conn.execute("INSERT INTO events (payload) VALUES (?1)", [payload])
         .unwrap();
     if close == Close::BoundedWal {
         let wal = agent_harness::store::wal_path(db);
@@ -82,20 +90,7 @@ fn floor_naive(db: &Path, close: Close) {
 /// hooks' trace line (`hold_us=`, `work_hold_us=`, `reset_us=`, `preempted=`, `blocked=`)
 /// on stderr. How long the least a recording hook could do holds the lock under the same load.
 fn floor_held(db: &Path) {
-    let mut buf = Vec::new();
-    std::io::stdin().read_to_end(&mut buf).unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.busy_timeout(Duration::from_secs(2)).unwrap();
-    conn.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-        true,
-    )
-    .unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
-    conn.execute(EVENTS_TABLE, []).unwrap();
-    let payload = v.to_string();
+    let (conn, payload) = read_and_open(db, Close::BoundedWal);
     let mut insert = conn
         .prepare("INSERT INTO events (payload) VALUES (?1)")
         .unwrap();
