@@ -431,9 +431,18 @@ fn names_an_interpreter(path: &std::path::Path) -> bool {
     })
 }
 
+/// The ELF file type (`e_type`): 2 for an executable at a fixed address, 3 for a
+/// position-independent one (or a shared library).
+fn elf_type(path: &std::path::Path) -> u16 {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..4], b"\x7fELF", "{} is not ELF", path.display());
+    u16::from_le_bytes([bytes[0x10], bytes[0x11]])
+}
+
 /// build.rs links every per-event binary statically where the C toolchain allows (on CI's
-/// machine it does: the start of a dynamic one was 12% of a PreToolUse call), and leaves the CLI,
-/// which resolves host names, dynamic.
+/// machine it does: the start of a dynamic one was 12% of a PreToolUse call), not
+/// position-independent (a static PIE relocated itself at every start: 8% of a call's CPU), and
+/// leaves the CLI, which resolves host names, dynamic.
 #[cfg(all(target_os = "linux", target_env = "gnu", target_endian = "little"))]
 #[test]
 fn the_per_event_binaries_are_linked_static_and_the_cli_is_not() {
@@ -455,6 +464,14 @@ fn the_per_event_binaries_are_linked_static_and_the_cli_is_not() {
             !linked_static,
             "{name}: static link asked for: {linked_static}"
         );
+        // A crt-static build is the toolchain's own static PIE, not build.rs's link.
+        if linked_static && !cfg!(target_feature = "crt-static") {
+            assert_eq!(
+                elf_type(&support::bin(name)),
+                2,
+                "{name}: build.rs links it at a fixed address (-static -no-pie)"
+            );
+        }
     }
     // A crt-static build makes every binary static, the CLI too.
     if !cfg!(target_feature = "crt-static") {
