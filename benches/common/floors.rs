@@ -77,11 +77,23 @@ fn floor_naive(db: &Path, close: Close) {
     conn.execute("INSERT INTO events (payload) VALUES (?1)", [payload])
         .unwrap();
     if close == Close::BoundedWal {
-        let wal = agent_harness::store::wal_path(db);
-        if std::fs::metadata(wal).is_ok_and(|m| m.len() > agent_harness::store::WAL_BOUND_BYTES) {
-            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        }
+        let _ = truncate_past_bound(&conn, db);
     }
+}
+
+/// The bounded floors' WAL bound: a TRUNCATE checkpoint when the WAL file is past the store's
+/// bound for a process alone. How long the try took and whether it truncated; None when the WAL
+/// was within the bound.
+fn truncate_past_bound(conn: &rusqlite::Connection, db: &Path) -> Option<(Duration, bool)> {
+    let wal = agent_harness::store::wal_path(db);
+    if !std::fs::metadata(wal).is_ok_and(|m| m.len() > agent_harness::store::WAL_BOUND_BYTES) {
+        return None;
+    }
+    let tried = Instant::now();
+    let busy: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+        .unwrap_or(1);
+    Some((tried.elapsed().max(Duration::from_micros(1)), busy == 0))
 }
 
 /// The bounded floor with its one INSERT in `BEGIN IMMEDIATE` ... `COMMIT` (the same locks as the
@@ -96,22 +108,12 @@ fn floor_held(db: &Path) {
         .unwrap();
     conn.execute_batch("BEGIN IMMEDIATE").unwrap();
     let began = Instant::now();
-    let switches = switches();
+    let switches = agent_harness::store::context_switches();
     insert.execute([payload]).unwrap();
     conn.execute_batch("COMMIT").unwrap();
     let held = began.elapsed();
-    let after = self::switches();
-    let (preempted, blocked) = (after.0 > switches.0, after.1 > switches.1);
-    let (mut truncation, mut truncated) = (Duration::ZERO, false);
-    let wal = agent_harness::store::wal_path(db);
-    if std::fs::metadata(wal).is_ok_and(|m| m.len() > agent_harness::store::WAL_BOUND_BYTES) {
-        let tried = Instant::now();
-        let busy: i64 = conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
-            .unwrap_or(1);
-        truncation = tried.elapsed().max(Duration::from_micros(1));
-        truncated = busy == 0;
-    }
+    let (preempted, blocked) = agent_harness::store::switches_since(switches);
+    let (truncation, truncated) = truncate_past_bound(&conn, db).unwrap_or_default();
     let work = if preempted || blocked {
         Duration::ZERO
     } else {
@@ -127,13 +129,4 @@ fn floor_held(db: &Path) {
         u8::from(preempted),
         u8::from(blocked)
     );
-}
-
-/// Involuntary and voluntary context switches of this process so far (`getrusage`).
-fn switches() -> (i64, i64) {
-    // SAFETY: an all-zero `rusage` is a valid value of the plain C struct, which getrusage fills.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable `rusage`.
-    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) }, 0);
-    (usage.ru_nivcsw, usage.ru_nvcsw)
 }

@@ -224,15 +224,16 @@ pub fn blocked_holds() -> u64 {
 static BLOCKED_HOLDS: AtomicU64 = AtomicU64::new(0);
 
 /// Whether this process was switched out involuntarily (preempted), and voluntarily (blocked),
-/// since `before` was taken by [`context_switches`].
-fn switches_since(before: (i64, i64)) -> (bool, bool) {
+/// since `before` was taken by [`context_switches`]. Public for the concurrency benchmark's timed
+/// floor, which classifies its hold as the store does.
+pub fn switches_since(before: (i64, i64)) -> (bool, bool) {
     let now = context_switches();
     (now.0 > before.0, now.1 > before.1)
 }
 
 /// Involuntary and voluntary context switches of this process so far (`getrusage`), or zeros
 /// when unknown.
-fn context_switches() -> (i64, i64) {
+pub fn context_switches() -> (i64, i64) {
     // SAFETY: an all-zero `rusage` is a valid value of the plain C struct, which getrusage fills.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `usage` is a valid, writable `rusage`.
